@@ -1,0 +1,47 @@
+"""vggnet: the VGG networks of Simonyan & Zisserman (arXiv 1409.1556) in PyTorch."""
+
+from .configs import CONFIGS, NAMES
+from .model import (
+    VGG,
+    build,
+    init_weights,
+    preinit_from,
+    vgg11,
+    vgg11_bn,
+    vgg11_lrn,
+    vgg11_lrn_bn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_bn,
+    vgg16_conv1,
+    vgg16_conv1_bn,
+    vgg19,
+    vgg19_bn,
+)
+from .weights import load_weights, save_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONFIGS",
+    "NAMES",
+    "VGG",
+    "build",
+    "init_weights",
+    "preinit_from",
+    "load_weights",
+    "save_weights",
+    "vgg11",
+    "vgg11_bn",
+    "vgg11_lrn",
+    "vgg11_lrn_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg16_conv1",
+    "vgg16_conv1_bn",
+    "vgg19",
+    "vgg19_bn",
+]

@@ -1,0 +1,161 @@
+"""Sizes and costs: the paper's Table 1 side by side, parameters, multiply-accumulates and activation memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .configs import CONFIGS, Layer
+from .model import VGG, build
+
+
+@dataclass
+class LayerRow:
+    name: str
+    shape: tuple[int, ...]
+    params: int
+    macs: int
+
+
+def layer_table(model: VGG, size: int | tuple[int, int] = 224) -> list[LayerRow]:
+    """One row per named layer for one image of ``size``, computed on the meta device (no memory, no time)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    with torch.device("meta"):
+        shadow = _meta_copy(model)
+        x = torch.empty(1, model.in_channels, h, w)
+    outputs = shadow.extract(x, shadow.layer_names)
+    rows = []
+    for name, out in outputs.items():
+        module = shadow.layer(name)
+        params = sum(p.numel() for p in module.parameters())
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            macs = out.numel() * module.in_channels // module.groups * k
+        elif isinstance(module, nn.Linear):
+            macs = module.in_features * module.out_features
+        else:
+            macs = 0
+        rows.append(LayerRow(name, tuple(out.shape[1:]), params, macs))
+    return rows
+
+
+def _meta_copy(model: VGG) -> VGG:
+    """A parameter-free twin of ``model`` on the meta device (same layers and shapes)."""
+    fc_width = model.classifier[0].out_features
+    widths = [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)]
+    config: list[Layer] = []
+    it = iter(widths)
+    for item in model.config:
+        if isinstance(item, str):
+            config.append(item)
+        else:
+            kernel = 3 if isinstance(item, int) else item[1]
+            width = next(it)
+            config.append(width if kernel == 3 else (width, kernel))
+    return VGG(
+        config,
+        num_classes=model.num_classes,
+        in_channels=model.in_channels,
+        batch_norm=model.batch_norm,
+        pool_size=model.pool_size,
+        fc_width=fc_width,
+    )
+
+
+@dataclass
+class Summary:
+    name: str
+    params: int
+    gmacs: float
+    activation_mib: float
+
+
+def summarize(model: VGG, size: int = 224) -> Summary:
+    """Parameters, GMACs and forward activation memory for one image.
+
+    Activation memory counts every layer output in float32 except those of ReLU and dropout, which run in place.
+    """
+    rows = layer_table(model, size)
+    activations = sum(_numel(r.shape) for r in rows if not r.name.startswith(("relu", "drop"))) * 4 / 2**20
+    params = sum(p.numel() for p in model.parameters())
+    return Summary(model.arch or "custom", params, sum(r.macs for r in rows) / 1e9, activations)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _describe(item: Layer) -> str:
+    if item == "M":
+        return "maxpool"
+    if item == "LRN":
+        return "LRN"
+    width, kernel = (item, 3) if isinstance(item, int) else item
+    return f"conv{kernel}-{width}"
+
+
+def table1() -> str:
+    """The paper's Table 1: the six configurations side by side."""
+    names = list(CONFIGS)
+    blocks: dict[str, list[list[str]]] = {}
+    for name, config in CONFIGS.items():
+        current: list[list[str]] = [[]]
+        for item in config:
+            if item == "M":
+                current.append([])
+            else:
+                current[-1].append(_describe(item))
+        blocks[name] = current[:-1]
+    weight_layers = {n: sum(not isinstance(i, str) for i in c) + 3 for n, c in CONFIGS.items()}
+    col = 13
+    line = "-" * (col * (len(names) + 1))
+    out = [
+        "ConvNet configuration (Table 1)",
+        line,
+        "".ljust(col) + "".join(n.ljust(col) for n in names),
+        "".ljust(col) + "".join(f"{weight_layers[n]} layers".ljust(col) for n in names),
+        line,
+        "input (224 x 224 RGB image)",
+        line,
+    ]
+    for b in range(5):
+        depth = max(len(blocks[n][b]) for n in names)
+        for row in range(depth):
+            label = f"block {b + 1}" if row == 0 else ""
+            cells = [(blocks[n][b][row] if row < len(blocks[n][b]) else "") for n in names]
+            out.append(label.ljust(col) + "".join(c.ljust(col) for c in cells))
+        out.append("maxpool")
+        out.append(line)
+    out += ["FC-4096", "FC-4096", "FC-1000", "soft-max", line]
+    return "\n".join(line.rstrip() for line in out)
+
+
+def family_report(size: int = 224) -> str:
+    """Table 1 and, per configuration, exact parameters, GMACs and activation memory per image."""
+    lines = [table1(), "", f"{'config':<8}{'name':<14}{'parameters':>15}{'GMACs':>9}{'activations':>14}"]
+    for letter in CONFIGS:
+        for bn in (False, True):
+            with torch.device("meta"):
+                model = build(letter, batch_norm=bn)
+            s = summarize(model, size)
+            lines.append(f"{letter:<8}{s.name:<14}{s.params:>15,}{s.gmacs:>9.3f}{s.activation_mib:>10.1f} MiB")
+    lines.append(
+        f"GMACs and activations for one {size}x{size} image; activations: float32 outputs of every layer\n"
+        "but the in-place ReLU and dropout, in a forward pass."
+    )
+    return "\n".join(lines)
+
+
+def layer_report(model: VGG, size: int = 224) -> str:
+    rows = layer_table(model, size)
+    lines = [f"{model.arch or 'custom'} at {size}x{size}", f"{'layer':<10}{'output':>20}{'parameters':>14}{'MACs':>16}"]
+    for r in rows:
+        lines.append(f"{r.name:<10}{' x '.join(map(str, r.shape)):>20}{r.params:>14,}{r.macs:>16,}")
+    total_params = sum(p.numel() for p in model.parameters())
+    lines.append(f"{'total':<10}{'':>20}{total_params:>14,}{sum(r.macs for r in rows):>16,}")
+    return "\n".join(lines)

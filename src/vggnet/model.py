@@ -1,0 +1,315 @@
+"""The VGG network: a plain ``nn.Module`` built from a configuration list.
+
+Parameter names follow torchvision (``features.N``, ``classifier.0/3/6``) so that weights move freely between the two.
+The same parameters also serve the paper's dense form (``score_map``) and named-layer access (``extract``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer, canonical_name, resolve, validate
+
+HEAD_NAMES = ("fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
+INIT_SCHEMES = ("kaiming", "normal", "xavier")
+
+
+def make_features(
+    config: Sequence[Layer], in_channels: int = 3, batch_norm: bool = False, width: float = 1.0
+) -> tuple[nn.Sequential, list[str], int]:
+    """Build the convolutional trunk; return it, the Caffe name of each of its modules and its output width."""
+    layers: list[nn.Module] = []
+    names: list[str] = []
+    block, conv = 1, 0
+    channels = in_channels
+    for item in config:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            names.append(f"pool{block}")
+            block, conv = block + 1, 0
+        elif item == "LRN":
+            layers.append(nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K))
+            names.append(f"norm{block}")
+        else:
+            out, kernel = (item, 3) if isinstance(item, int) else item
+            out = max(1, round(out * width))
+            conv += 1
+            tag = f"{block}_{conv}"
+            layers.append(nn.Conv2d(channels, out, kernel_size=kernel, padding=kernel // 2))
+            names.append(f"conv{tag}")
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+                names.append(f"bn{tag}")
+            layers.append(nn.ReLU(inplace=True))
+            names.append(f"relu{tag}")
+            channels = out
+    return nn.Sequential(*layers), names, channels
+
+
+class VGG(nn.Module):
+    """VGG (Simonyan & Zisserman 2014) with torchvision's layout, a dense form and named taps.
+
+    Args:
+        config: a list in the notation of ``vggnet.configs`` (e.g. ``CONFIGS["D"]``).
+        num_classes: width of fc8.
+        in_channels: channels of the input images (3 for RGB, 1 for grayscale).
+        batch_norm: batch normalisation after every convolution.
+        dropout: dropout probability after fc6 and fc7.
+        width: multiplier on every convolution's width (for small experiments).
+        pool_size: side of the adaptive average pool before fc6 (7 in the paper). With ``pool_size=1`` and a small
+            ``fc_width`` the head suits 32x32 images: ``build("vgg16_bn", pool_size=1, fc_width=512, ...)``.
+        fc_width: width of fc6 and fc7 (4096 in the paper).
+        init: ``"kaiming"`` (torchvision's), ``"normal"`` (the paper's, std 0.01) or ``"xavier"`` (Glorot).
+        arch: the name this model is known by (used to find official weights).
+    """
+
+    def __init__(
+        self,
+        config: Sequence[Layer],
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        batch_norm: bool = False,
+        dropout: float = 0.5,
+        width: float = 1.0,
+        pool_size: int = 7,
+        fc_width: int = 4096,
+        init: str = "kaiming",
+        arch: str | None = None,
+    ) -> None:
+        super().__init__()
+        validate(list(config))
+        for label, value in (
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+            ("pool_size", pool_size),
+            ("fc_width", fc_width),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if width <= 0:
+            raise ValueError(f"width must be positive, got {width!r}")
+        self.config = list(config)
+        self.arch = arch
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.batch_norm = batch_norm
+        self.pool_size = pool_size
+        self.min_size = 2 ** self.config.count("M")
+        self.features, feature_names, channels = make_features(self.config, in_channels, batch_norm, width)
+        self.num_features = channels
+        self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
+        self.classifier = nn.Sequential(
+            nn.Linear(channels * pool_size * pool_size, fc_width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(fc_width, fc_width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(fc_width, num_classes),
+        )
+        self.layer_names: list[str] = feature_names + list(HEAD_NAMES)
+        self._index = {name: i for i, name in enumerate(self.layer_names)}
+        init_weights(self, init)
+
+    # -- the uniform interface of timm -------------------------------------------------------------------------
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """One entry per max-pool: channels, reduction and the Caffe name of the tap before it (a ReLU)."""
+        info, reduction, channels = [], 1, self.in_channels
+        for i, module in enumerate(self.features):
+            if isinstance(module, nn.Conv2d):
+                channels = module.out_channels
+            if isinstance(module, nn.MaxPool2d):
+                info.append(
+                    {
+                        "num_chs": channels,
+                        "reduction": reduction,
+                        "module": f"features.{i - 1}",
+                        "name": self.layer_names[i - 1],
+                    }
+                )
+                reduction *= 2
+        return info
+
+    def get_classifier(self) -> nn.Linear:
+        return self.classifier[6]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace fc8 with a freshly initialised layer of ``num_classes`` outputs."""
+        fc7 = self.classifier[3]
+        self.classifier[6] = nn.Linear(fc7.out_features, num_classes, device=fc7.weight.device)
+        nn.init.normal_(self.classifier[6].weight, 0, 0.01)
+        nn.init.zeros_(self.classifier[6].bias)
+        self.num_classes = num_classes
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``x`` is an N x C x H x W batch this model can take."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"expected a 4-D N x C x H x W tensor, got {shape}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+        if x.shape[2] < self.min_size or x.shape[3] < self.min_size:
+            raise ValueError(f"input must be at least {self.min_size}x{self.min_size}, got {x.shape[2]}x{x.shape[3]}")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        x = self.classifier[:6](x)
+        return x if pre_logits else self.classifier[6](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    # -- the paper's dense evaluation ---------------------------------------------------------------------------
+    def score_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Class score map N x classes x h x w of the fully convolutional net (paper, Sect. 3.2).
+
+        fc6 acts as a ``pool_size`` x ``pool_size`` convolution and fc7, fc8 as 1x1 convolutions, using views of the
+        same parameters. Its spatial mean is the image's class scores; at 224x224 it equals ``forward``.
+        """
+        x = self.forward_features(x)
+        p = self.pool_size
+        if x.shape[2] < p or x.shape[3] < p:
+            raise ValueError(
+                f"dense evaluation needs an input of at least {p * self.min_size}x{p * self.min_size} "
+                f"(a {p}x{p} feature map), got a {x.shape[2]}x{x.shape[3]} feature map"
+            )
+        fc6, _, drop6, fc7, _, drop7, fc8 = self.classifier
+        x = F.relu(F.conv2d(x, fc6.weight.view(fc6.out_features, -1, p, p), fc6.bias))
+        x = F.relu(F.conv2d(drop6(x), fc7.weight[:, :, None, None], fc7.bias))
+        return F.conv2d(drop7(x), fc8.weight[:, :, None, None], fc8.bias)
+
+    # -- named layers -------------------------------------------------------------------------------------------
+    def layer(self, name: str) -> nn.Module:
+        """The module known by a Caffe name such as ``"conv3_1"`` or ``"fc6"``."""
+        if name not in self._index:
+            raise ValueError(f"unknown layer {name!r}; this model has: {', '.join(self.layer_names)}")
+        i = self._index[name]
+        n = len(self.features)
+        return self.features[i] if i < n else self.classifier[i - n]
+
+    def extract(self, x: torch.Tensor, names: str | Iterable[str]) -> dict[str, torch.Tensor]:
+        """Activations by Caffe name (``relu1_2``, ``pool5``, ``fc7`` ...), computing only as deep as needed."""
+        wanted = [names] if isinstance(names, str) else list(names)
+        if not wanted:
+            raise ValueError("extract needs at least one layer name")
+        for name in wanted:
+            self.layer(name)
+        deepest = max(self._index[name] for name in wanted)
+        self.check_input(x)
+        out: dict[str, torch.Tensor] = {}
+        modules = list(self.features) + list(self.classifier)
+        for i, (name, module) in enumerate(zip(self.layer_names, modules)):
+            if i == len(self.features):
+                x = torch.flatten(self.avgpool(x), 1)
+            # Not in place: an earlier tap (conv1_1) must survive the ReLU that follows it.
+            x = F.relu(x) if isinstance(module, nn.ReLU) else module(x)
+            if name in wanted:
+                out[name] = x
+            if i == deepest:
+                break
+        return {name: out[name] for name in wanted}
+
+
+def init_weights(model: nn.Module, scheme: str = "kaiming") -> None:
+    """Initialise convolutions and linear layers; biases zero, batch-norm scale one.
+
+    ``"kaiming"``: torchvision's scheme (He normal, fan-out, on convolutions; N(0, 0.01) on linear layers).
+    ``"normal"``: the paper's, N(0, 0.01) everywhere. ``"xavier"``: Glorot & Bengio (2010), uniform.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"unknown init scheme {scheme!r}; expected one of {', '.join(INIT_SCHEMES)}")
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            elif scheme == "kaiming" and isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+# The layers the paper copies from a trained net A into a deeper net (Sect. 3.1).
+PREINIT_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8")
+
+
+@torch.no_grad()
+def preinit_from(model: VGG, net_a: VGG) -> list[str]:
+    """Copy net A's first four convolutions and three FC layers into ``model``; return the names copied.
+
+    Layers are matched by Caffe name (A's conv3_2 goes to the deeper net's conv3_2); a following batch-norm is copied
+    with its convolution when both nets have one.
+    """
+    copied = []
+    for name in PREINIT_LAYERS:
+        names = [name] + (
+            [f"bn{name[4:]}"] if name.startswith("conv") and model.batch_norm and net_a.batch_norm else []
+        )
+        for layer_name in names:
+            src, dst = net_a.layer(layer_name), model.layer(layer_name)
+            src_state, dst_state = src.state_dict(), dst.state_dict()
+            for key, tensor in src_state.items():
+                if dst_state[key].shape != tensor.shape:
+                    raise ValueError(
+                        f"cannot pre-initialise {layer_name}.{key}: net A has {tuple(tensor.shape)}, "
+                        f"the target has {tuple(dst_state[key].shape)}"
+                    )
+            dst.load_state_dict(src_state)
+            copied.append(layer_name)
+    return copied
+
+
+def build(
+    arch: str | Sequence[Layer] = "vgg16", *, batch_norm: bool | None = None, weights: str | None = None, **options: Any
+) -> VGG:
+    """Build a VGG by paper letter (``"D"``), common name (``"vgg16_bn"``) or configuration list.
+
+    ``options`` are those of :class:`VGG`. ``weights`` (a path, URL or ``"torchvision"``) is passed to
+    :func:`vggnet.load_weights` after building.
+    """
+    if isinstance(arch, str):
+        letter, bn = resolve(arch)
+        bn = bn if batch_norm is None else batch_norm
+        model = VGG(CONFIGS[letter], batch_norm=bn, arch=canonical_name(letter, bn), **options)
+    else:
+        validate(list(arch))
+        model = VGG(arch, batch_norm=bool(batch_norm), **options)
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights)
+    return model
+
+
+def _builder(name: str):
+    def fn(*, weights: str | None = None, **options: Any) -> VGG:
+        return build(name, weights=weights, **options)
+
+    fn.__name__ = fn.__qualname__ = name
+    letter, bn = resolve(name)
+    fn.__doc__ = f"VGG configuration {letter}{' with batch normalisation' if bn else ''}; see :func:`build`."
+    return fn
+
+
+vgg11, vgg11_bn = _builder("vgg11"), _builder("vgg11_bn")
+vgg11_lrn, vgg11_lrn_bn = _builder("vgg11_lrn"), _builder("vgg11_lrn_bn")
+vgg13, vgg13_bn = _builder("vgg13"), _builder("vgg13_bn")
+vgg16_conv1, vgg16_conv1_bn = _builder("vgg16_conv1"), _builder("vgg16_conv1_bn")
+vgg16, vgg16_bn = _builder("vgg16"), _builder("vgg16_bn")
+vgg19, vgg19_bn = _builder("vgg19"), _builder("vgg19_bn")

@@ -1,0 +1,249 @@
+import math
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import vggnet
+from vggnet import CONFIGS, build
+
+PAPER_PARAMS = {
+    "A": 132_863_336,
+    "A-LRN": 132_863_336,
+    "B": 133_047_848,
+    "C": 133_638_952,
+    "D": 138_357_544,
+    "E": 143_667_240,
+}
+TV_BN_PARAMS = {"vgg11_bn": 132_868_840, "vgg13_bn": 133_053_736, "vgg16_bn": 138_365_992, "vgg19_bn": 143_678_248}
+TORCHVISION_NAMES = ["vgg11", "vgg13", "vgg16", "vgg19"]
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def tiny(arch="vgg11", **kw):
+    opts = dict(width=1 / 16, fc_width=32, num_classes=10)
+    opts.update(kw)
+    return build(arch, **opts).eval()
+
+
+@pytest.mark.parametrize("letter", list(CONFIGS))
+def test_parameter_counts_match_the_paper(letter):
+    with torch.device("meta"):
+        assert count(build(letter)) == PAPER_PARAMS[letter]
+
+
+@pytest.mark.parametrize("name", list(TV_BN_PARAMS))
+def test_bn_parameter_counts_match_torchvision(name):
+    with torch.device("meta"):
+        assert count(build(name)) == TV_BN_PARAMS[name]
+
+
+def test_names_resolve_to_configurations():
+    with torch.device("meta"):
+        assert build("vgg16_conv1").config == CONFIGS["C"]
+        assert build("vgg11_lrn").config == CONFIGS["A-LRN"]
+        assert build("D").arch == "vgg16" and build("vgg19_bn").batch_norm
+        assert vggnet.vgg13_bn().arch == "vgg13_bn"
+        custom = build([8, "M", (16, 1), "M"], num_classes=3, pool_size=1, fc_width=4)
+    assert custom.arch is None and custom.min_size == 4
+
+
+def test_lrn_is_alexnets_function():
+    model = tiny("vgg11_lrn")
+    lrn = model.layer("norm1")
+    x = torch.rand(1, 7, 3, 3) * 10
+    # b = a / (k + alpha * sum over 5 neighbouring channels of a^2)^beta, alpha 1e-4, k 2, beta 0.75
+    sq = x.pow(2)
+    padded = torch.nn.functional.pad(sq, (0, 0, 0, 0, 2, 2))
+    window = sum(padded[:, i : i + 7] for i in range(5))
+    expected = x / (2 + 1e-4 * window).pow(0.75)
+    torch.testing.assert_close(lrn(x), expected)
+
+
+@pytest.mark.parametrize("name", TORCHVISION_NAMES)
+@pytest.mark.parametrize("bn", [False, True])
+def test_state_dict_keys_and_shapes_equal_torchvision(name, bn):
+    name = name + ("_bn" if bn else "")
+    with torch.device("meta"):
+        ours = build(name).state_dict()
+        theirs = getattr(torchvision.models, name)().state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[k].shape == theirs[k].shape for k in ours)
+
+
+@pytest.mark.parametrize("name", ["vgg11", "vgg11_bn"])
+def test_torchvision_weights_round_trip_with_identical_outputs(name, tmp_path):
+    theirs = getattr(torchvision.models, name)().eval()
+    if name.endswith("_bn"):  # non-trivial running statistics
+        for m in theirs.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2)
+    path = tmp_path / f"{name}.pth"
+    torch.save(theirs.state_dict(), path)
+    ours = build(name).eval()
+    vggnet.load_weights(ours, path)
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+        # and back: ours load into torchvision with strict=True
+        ours.features[0].weight.mul_(1.5)
+        theirs.load_state_dict(ours.state_dict(), strict=True)
+        torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_timm_layout_is_converted():
+    timm = pytest.importorskip("timm")
+    theirs = timm.create_model("vgg11", pretrained=False, num_classes=10).eval()
+    ours = build("vgg11", num_classes=10).eval()
+    state = theirs.state_dict()
+    vggnet.weights.check_compatible(ours, vggnet.weights.convert(state))
+    ours.load_state_dict(vggnet.weights.convert(state))
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)
+
+
+def test_article_example_vgg16_bn_500_classes():
+    model = vggnet.vgg16_bn(num_classes=500)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 500)
+
+
+def test_any_input_size_at_least_32():
+    model = tiny("vgg13_bn")
+    with torch.no_grad():
+        for h, w in [(32, 32), (45, 77), (224, 224), (300, 180)]:
+            assert model(torch.randn(2, 3, h, w)).shape == (2, 10)
+
+
+def test_compact_head_for_small_images():
+    model = build("vgg16_bn", num_classes=10, in_channels=1, pool_size=1, fc_width=512, width=0.25)
+    assert model.classifier[0].in_features == 128
+    assert count(model) < 2_000_000
+    assert model(torch.randn(4, 1, 32, 32)).shape == (4, 10)
+
+
+@pytest.mark.parametrize("arch", ["vgg11", "vgg16_conv1_bn", "vgg11_lrn"])
+def test_score_map_equals_forward_at_224(arch):
+    model = tiny(arch)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        scores = model.score_map(x)
+        assert scores.shape == (2, 10, 1, 1)
+        torch.testing.assert_close(scores.flatten(1), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_score_map_is_dense_and_shares_parameters():
+    model = tiny("vgg16")
+    with torch.no_grad():
+        scores = model.score_map(torch.randn(1, 3, 288, 352))
+    assert scores.shape == (1, 10, 3, 5)  # (288/32 - 7 + 1, 352/32 - 7 + 1)
+    before = count(model)
+    assert before == count(model)  # no parameters were added or copied for the dense form
+    fc6 = model.classifier[0].weight
+    model.classifier[0].weight.data.zero_()
+    with torch.no_grad():
+        flat = model.score_map(torch.randn(1, 3, 224, 224))
+    expected = model.classifier[6](model.classifier[3](torch.relu(model.classifier[0].bias)).relu())
+    torch.testing.assert_close(flat.flatten(1), expected[None])
+    assert fc6.data_ptr() == model.classifier[0].weight.data_ptr()
+
+
+def test_score_map_needs_224():
+    with pytest.raises(ValueError, match="at least 224x224"):
+        tiny().score_map(torch.randn(1, 3, 160, 224))
+
+
+def test_extract_names_and_values():
+    model = tiny("vgg16_bn")
+    x = torch.randn(2, 3, 64, 64)
+    taps = ["relu1_2", "conv1_1", "bn1_1", "relu3_3", "pool5", "fc7", "fc8"]
+    with torch.no_grad():
+        out = model.extract(x, taps)
+        assert list(out) == taps
+        expected = model.features[:6](x.clone())  # conv1_1 bn1_1 relu1_1 conv1_2 bn1_2 relu1_2
+        torch.testing.assert_close(out["relu1_2"], expected)
+        torch.testing.assert_close(out["conv1_1"], model.features[0](x))
+        assert (out["conv1_1"] < 0).any()  # not overwritten by the in-place ReLU that follows it
+        torch.testing.assert_close(out["pool5"], model.features(x))
+        torch.testing.assert_close(out["fc8"], model(x))
+        assert out["fc7"].shape == (2, 32) and (out["fc7"] < 0).any()
+
+
+def test_extract_stops_at_the_deepest_name():
+    model = tiny("vgg16")
+    calls = []
+    for name in ("conv3_1", "conv4_1", "fc6"):
+        model.layer(name).register_forward_hook(lambda m, i, o, n=name: calls.append(n))
+    with torch.no_grad():
+        model.extract(torch.randn(1, 3, 32, 32), ["relu2_2", "conv3_1"])
+    assert calls == ["conv3_1"]
+
+
+def test_perceptual_taps_and_caffe_names():
+    model = tiny("vgg16")
+    for tap in ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3", "pool5", "fc6", "relu6", "fc7", "relu7", "fc8"):
+        assert tap in model.layer_names
+    assert "norm1" in tiny("vgg11_lrn").layer_names
+    assert [f["name"] for f in model.feature_info] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"]
+    with pytest.raises(ValueError, match="unknown layer 'relu9_9'"):
+        model.extract(torch.randn(1, 3, 32, 32), ["relu9_9"])
+
+
+def test_init_schemes_statistics():
+    paper = build("vgg11", init="normal", width=0.25, fc_width=1024)
+    for m in paper.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.numel() > 100_000:
+            assert abs(m.weight.std().item() - 0.01) < 5e-4
+            assert m.bias.abs().max() == 0
+    kaiming = build("vgg11", width=0.25, fc_width=1024)
+    conv = kaiming.layer("conv3_1")
+    assert abs(conv.weight.std().item() - math.sqrt(2 / (conv.out_channels * 9))) < 0.003
+    assert abs(kaiming.classifier[0].weight.std().item() - 0.01) < 5e-4
+    xavier = build("vgg11", init="xavier", width=0.25, fc_width=1024)
+    w = xavier.classifier[0].weight
+    bound = math.sqrt(6 / (w.shape[0] + w.shape[1]))
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+    assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
+    with pytest.raises(ValueError, match="unknown init scheme"):
+        build("vgg11", init="orthogonal")
+
+
+def test_preinit_copies_first_four_convs_and_the_fc_layers():
+    net_a = tiny("vgg11")
+    net_d = tiny("vgg16")
+    before = {k: v.clone() for k, v in net_d.state_dict().items()}
+    copied = vggnet.preinit_from(net_d, net_a)
+    assert copied == ["conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8"]
+    for name in copied:
+        torch.testing.assert_close(net_d.layer(name).weight, net_a.layer(name).weight)
+        torch.testing.assert_close(net_d.layer(name).bias, net_a.layer(name).bias)
+    for name in ("conv1_2", "conv2_2", "conv3_3", "conv4_1", "conv5_3"):
+        index = net_d.layer_names.index(name)
+        torch.testing.assert_close(net_d.features[index].weight, before[f"features.{index}.weight"])
+    with pytest.raises(ValueError, match="cannot pre-initialise"):
+        vggnet.preinit_from(tiny("vgg16", num_classes=5), net_a)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: build("vgg17"), "unknown architecture 'vgg17'"),
+        (lambda: build([64, "X"]), "bad configuration entry 'X'"),
+        (lambda: tiny()(torch.randn(1, 1, 32, 32)), "expected 3 input channels, got 1"),
+        (lambda: tiny()(torch.randn(1, 3, 31, 64)), "at least 32x32, got 31x64"),
+        (lambda: tiny()(torch.randn(3, 32, 32)), r"4-D N x C x H x W tensor, got \(3, 32, 32\)"),
+        (lambda: tiny().extract(torch.randn(1, 3, 32, 32), []), "at least one layer"),
+        (lambda: build("vgg11", num_classes=0), "num_classes must be a positive integer"),
+        (lambda: build("vgg11", dropout=1.5), "dropout must be in"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
