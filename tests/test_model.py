@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torchvision
+from helpers import tiny
 from torch import nn
 
 import vggnet
@@ -22,12 +23,6 @@ TORCHVISION_NAMES = ["vgg11", "vgg13", "vgg16", "vgg19"]
 
 def count(model):
     return sum(p.numel() for p in model.parameters())
-
-
-def tiny(arch="vgg11", **kw):
-    opts = dict(width=1 / 16, fc_width=32, num_classes=10)
-    opts.update(kw)
-    return build(arch, **opts).eval()
 
 
 @pytest.mark.parametrize("letter", list(CONFIGS))

@@ -1,15 +1,9 @@
 import pytest
 import torch
+from helpers import tiny
 
 import vggnet
-from vggnet import build
 from vggnet.weights import read_metadata
-
-
-def tiny(arch="vgg11", **kw):
-    opts = dict(width=1 / 16, fc_width=32, num_classes=10)
-    opts.update(kw)
-    return build(arch, **opts).eval()
 
 
 def test_safetensors_round_trip_with_metadata(tmp_path):

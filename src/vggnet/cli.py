@@ -18,6 +18,94 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_HELP = {
+    "arch": "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1 or a paper letter (default vgg11, net A)",
+    "width": "multiplier on every convolution's width, for small experiments (default 1)",
+    "pool_size": "side of the average pool before fc6: 7 as in the paper, 1 for a compact head on small images",
+    "fc_width": "width of fc6 and fc7 (default 4096)",
+    "dropout": "dropout after fc6 and fc7 (default 0.5)",
+    "init": "initialisation: normal (the paper's, std 0.01), xavier (Glorot) or kaiming (torchvision's)",
+    "preinit": "weights or checkpoint of a trained net A: copy its first four convolutions and three FC layers",
+    "weights": "start from these weights (fine-tuning): a file, URL or 'torchvision'",
+    "dataset": "fashion-mnist, folder (DIR/train/<class>/*, DIR/val/<class>/*) or synthetic (default: from --data)",
+    "data": "data folder: an ImageNet-style folder, or where Fashion-MNIST's idx files are",
+    "subset": "train on a balanced subset of this many images (fashion-mnist, synthetic)",
+    "scale": "training scale S (smallest side after rescaling): one value, or Smin Smax for scale jittering",
+    "crop": "side of the random training crop (default 224)",
+    "colour_shift": "std of AlexNet's PCA colour shift (default 0.1; 0 turns it off)",
+    "eigen": "colour-shift eigen-decomposition: imagenet (AlexNet's) or dataset (computed from training images)",
+    "normalize": "mean (subtract the training set's mean RGB, the paper's), meanstd, or imagenet (torchvision's)",
+    "strict": "stop at the first bad image instead of skipping it with a warning",
+    "workers": "DataLoader worker processes for image folders (default: cores - 1, at most 8)",
+    "epochs": "maximum number of epochs (default 74, the paper's)",
+    "batch_size": "global batch size over all processes (default 256, the paper's)",
+    "micro_batch": "largest batch held in memory per process; gradients are accumulated up to --batch-size",
+    "lr": "initial learning rate (default 0.01)",
+    "momentum": "SGD momentum (default 0.9)",
+    "nesterov": "use Nesterov momentum",
+    "weight_decay": "L2 weight decay (default 5e-4)",
+    "label_smoothing": "label smoothing of the cross-entropy (default 0, the paper's)",
+    "schedule": "plateau (divide the rate by 10 when validation accuracy stops improving, the paper's) or onecycle",
+    "patience": "plateau: epochs without improvement before the rate is divided by 10 (default 2)",
+    "max_decays": "plateau: stop after this many decreases have run their course (default 3)",
+    "warmup_epochs": "onecycle: epochs of linear warm-up",
+    "out": "output folder: checkpoints, metrics, curves, TensorBoard, final weights (default runs/vggnet)",
+    "resume": "continue the run saved in --out (model, optimizer, schedule, position, random state)",
+    "device": "auto, cpu, cuda or cuda:N (default auto)",
+    "seed": "random seed: data order, augmentation and initialisation (default 0)",
+    "amp": "autocast: auto (bf16 where the hardware has it), bf16, fp16 (CUDA, with gradient scaling) or off",
+    "channels_last": "NHWC memory layout (default on; --no-channels-last turns it off)",
+    "compile": "compile the model with torch.compile",
+    "save_every": "also checkpoint every this many steps (default: at the end of each epoch only)",
+    "max_steps": "stop (and save) after this many optimizer steps in all",
+    "progress": "progress bar per epoch (default on; --no-progress turns it off)",
+    "tensorboard": "write TensorBoard event files (default on)",
+}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from dataclasses import MISSING, fields
+
+    from .train import TrainConfig
+
+    p.add_argument("--recipe", help="a TOML recipe (e.g. recipes/fashion_mnist.toml); flags override it")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else f.default_factory()
+        helptext = f"{TRAIN_HELP[f.name]}"
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=helptext)
+        elif isinstance(default, list):
+            p.add_argument(flag, type=int, nargs="+", default=argparse.SUPPRESS, help=helptext)
+        else:
+            kind = {
+                "width": float,
+                "dropout": float,
+                "lr": float,
+                "momentum": float,
+                "weight_decay": float,
+                "label_smoothing": float,
+                "colour_shift": float,
+                "warmup_epochs": float,
+            }.get(f.name)
+            if kind is None:
+                kind = int if isinstance(default, int) or f.name in ("subset", "micro_batch", "max_steps") else str
+            p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=helptext)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, TrainingStopped, load_recipe, train
+
+    settings = load_recipe(args.recipe) if args.recipe else {}
+    settings.update({k: v for k, v in vars(args).items() if k not in ("command", "func", "recipe")})
+    try:
+        train(TrainConfig(**settings))
+    except TrainingStopped as stop:
+        print(f"vggnet train: {stop}", file=sys.stderr)
+        return stop.code
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vggnet", description="VGG (Simonyan & Zisserman 2014) in PyTorch")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -27,6 +115,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=224, help="input image side (default 224)")
     p.add_argument("--num-classes", type=int, default=1000, help="classes of fc8 (default 1000)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "train",
+        help="train a VGG (the paper's recipe by default)",
+        description="Train a VGG the paper's way. Defaults are the paper's; --recipe loads a TOML "
+        "file of settings, and any flag overrides it. Under torchrun it trains on every process.",
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
     return parser
 
 

@@ -1,0 +1,80 @@
+"""What a person sees of a run: CSV, TensorBoard and a PNG of the training curves."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from .files import atomic_write, atomic_write_text
+
+COLUMNS = [
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_top1_err",
+    "val_loss",
+    "val_top1_err",
+    "val_top5_err",
+    "images_per_s",
+    "seconds",
+]
+
+
+def write_csv(history: list[dict[str, float]], path: str | os.PathLike) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(history)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def plot_curves(history: list[dict[str, float]], path: str | os.PathLike) -> Path:
+    """Loss, top-1/top-5 error and learning rate against epochs, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    axes[0].plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    axes[0].plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    axes[0].set(title="loss", xlabel="epoch")
+    axes[1].plot(epochs, [100 * h["train_top1_err"] for h in history], "o-", label="train top-1")
+    axes[1].plot(epochs, [100 * h["val_top1_err"] for h in history], "o-", label="validation top-1")
+    axes[1].plot(epochs, [100 * h["val_top5_err"] for h in history], "o-", label="validation top-5")
+    axes[1].set(title="error (%)", xlabel="epoch")
+    axes[2].plot(epochs, [h["lr"] for h in history], "o-")
+    axes[2].set(title="learning rate", xlabel="epoch", yscale="log")
+    for ax in axes[:2]:
+        ax.legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return Path(path)
+
+
+class TensorBoard:
+    """Scalars to TensorBoard event files under ``folder`` (nothing when disabled)."""
+
+    def __init__(self, folder: str | os.PathLike, enabled: bool = True) -> None:
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(folder))
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,44 @@
+"""Builders shared by the tests."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import vggnet
+from vggnet.data import FASHION_MNIST_DEBIAN
+
+needs_fashion = pytest.mark.skipif(
+    not (FASHION_MNIST_DEBIAN / "t10k-labels-idx1-ubyte.gz").exists(), reason="dataset-fashion-mnist is not installed"
+)
+
+
+def tiny(arch="vgg11", **kw):
+    """A narrow model (widths 4..32, fc 32) that keeps the paper's 7x7 head."""
+    opts = dict(width=1 / 16, fc_width=32, num_classes=10)
+    opts.update(kw)
+    return vggnet.build(arch, **opts).eval()
+
+
+def make_folder(root: Path, bad: bool = True) -> Path:
+    g = torch.Generator().manual_seed(0)
+    for label, name in enumerate(["cat", "dog"]):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(6):
+            arr = torch.randint(0, 255, (40 + i, 56, 3), generator=g, dtype=torch.uint8)
+            arr[..., label] = 250
+            Image.fromarray(arr.numpy()).save(folder / f"{i}.png")
+    if bad:
+        img = Image.fromarray(torch.randint(0, 255, (40, 50, 3), dtype=torch.uint8).numpy())
+        img.convert("L").save(root / "cat" / "gray.png")
+        img.convert("CMYK").save(root / "cat" / "cmyk.jpg")
+        img.convert("RGBA").save(root / "dog" / "rgba.png")
+        img.convert("P").save(root / "dog" / "palette.png")
+        img.save(root / "dog" / "good.jpg")
+        data = (root / "dog" / "good.jpg").read_bytes()
+        (root / "dog" / "truncated.jpg").write_bytes(data[: len(data) // 2])
+        (root / "cat" / "empty.jpg").write_bytes(b"")
+        (root / "cat" / "notes.png").write_text("not an image at all")
+    return root

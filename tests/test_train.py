@@ -1,0 +1,325 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_folder, needs_fashion
+from safetensors.torch import load_file
+
+from vggnet.checkpoint import load_checkpoint, save_checkpoint
+from vggnet.cli import main
+from vggnet.train import TrainConfig, TrainingStopped, load_recipe, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(
+    arch="vgg11_bn",
+    width=1 / 16,
+    pool_size=1,
+    fc_width=32,
+    init="xavier",
+    amp="off",
+    progress=False,
+    tensorboard=False,
+    normalize="meanstd",
+)
+
+
+def run_python(args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw
+    )
+
+
+@needs_fashion
+def test_a_tiny_model_learns_a_fashion_mnist_subset(tmp_path):
+    cfg = TrainConfig(
+        **{**TINY, "width": 0.125, "fc_width": 64, "dropout": 0.1},
+        dataset="fashion-mnist",
+        subset=3000,
+        epochs=3,
+        batch_size=64,
+        lr=0.05,
+        schedule="onecycle",
+        out=str(tmp_path / "run"),
+    )
+    result = train(cfg)
+    history = result["history"]
+    assert history[-1]["train_loss"] < 0.75 * history[0]["train_loss"]
+    assert 1 - history[-1]["val_top1_err"] > 0.6  # chance is 0.1
+    for name in ("last.pt", "best.pt", "model.safetensors", "metrics.csv", "curves.png", "data_stats.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    csv = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert csv[0].startswith("epoch,step,lr,train_loss") and len(csv) == 4
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def synthetic_config(out, **kw):
+    return TrainConfig(
+        **{**TINY, "dataset": "synthetic", "epochs": 2, "batch_size": 32, "lr": 0.02, "out": str(out), **kw}
+    )
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+    straight = train(synthetic_config(tmp_path / "a"))
+    stopped = train(synthetic_config(tmp_path / "b", max_steps=21))  # 16 steps an epoch: stops mid-epoch 2
+    assert stopped["stopped_at"] == (1, 5)
+    assert load_checkpoint(tmp_path / "b")["step"] == 5
+    resumed = train(synthetic_config(tmp_path / "b", resume=True))
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["weights_digest"] == straight["weights_digest"]
+
+
+def test_gradient_accumulation_matches_the_full_batch(tmp_path):
+    full = train(synthetic_config(tmp_path / "a", epochs=1, dropout=0.0, arch="vgg11"))
+    accumulated = train(synthetic_config(tmp_path / "b", epochs=1, dropout=0.0, arch="vgg11", micro_batch=8))
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert accumulated["history"][0]["train_loss"] == pytest.approx(full["history"][0]["train_loss"], rel=1e-4)
+
+
+def test_sigterm_mid_epoch_saves_and_resumes(tmp_path):
+    common = [
+        "-m",
+        "vggnet",
+        "train",
+        "--dataset",
+        "synthetic",
+        "--arch",
+        "vgg11_bn",
+        "--width",
+        "0.0625",
+        "--pool-size",
+        "1",
+        "--fc-width",
+        "32",
+        "--amp",
+        "off",
+        "--no-progress",
+        "--no-tensorboard",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--init",
+        "xavier",
+        "--normalize",
+        "meanstd",
+    ]
+    proc = run_python([*common, "--out", str(tmp_path / "b"), "--save-every", "1"])
+    deadline = time.time() + 60
+    while not (tmp_path / "b" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "received SIGTERM" in output and "--resume" in output
+    state = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert state["epoch"] == 0 and 0 < state["step"] < 64  # mid-epoch
+    resumed = run_python([*common, "--out", str(tmp_path / "b"), "--resume"])
+    straight = run_python([*common, "--out", str(tmp_path / "a")])
+    for p in (resumed, straight):
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0, out
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchrun_two_processes_hold_identical_weights(tmp_path):
+    proc = run_python(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "vggnet",
+            "train",
+            "--dataset",
+            "synthetic",
+            "--arch",
+            "vgg11_bn",
+            "--width",
+            "0.0625",
+            "--pool-size",
+            "1",
+            "--fc-width",
+            "32",
+            "--amp",
+            "off",
+            "--no-progress",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--init",
+            "xavier",
+            "--out",
+            str(tmp_path / "ddp"),
+        ]
+    )
+    output, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, output
+    assert "weights identical on all 2 ranks" in output
+    assert "x 2 processes" in output and "(16 x 1 per process)" in output
+    assert output.count("epoch 2/2:") == 1  # only rank 0 reports
+    assert len((tmp_path / "ddp" / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(synthetic_config(out, epochs=1))
+    good = load_checkpoint(out)
+    import vggnet.train as train_module
+
+    real, calls = train_module.F.cross_entropy, []
+
+    def poisoned(logits, y, **kw):
+        calls.append(1)
+        loss = real(logits, y, **kw)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(train_module.F, "cross_entropy", poisoned)
+    with pytest.raises(TrainingStopped) as err:
+        train(synthetic_config(out, epochs=2, resume=True))
+    assert err.value.code == 3
+    assert "loss is nan at epoch 2, step 3" in str(err.value) and str(out / "last.pt") in str(err.value)
+    after = load_checkpoint(out)
+    assert after["epoch"] == good["epoch"] == 1
+    assert all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
+
+
+def test_a_checkpoint_write_killed_half_way_leaves_the_previous_one(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(3)}, "epoch": 1}, path)
+    script = f"""
+import os, torch
+import vggnet.checkpoint as c
+def dying_save(obj, f):
+    with open(f, "wb") as fh:
+        fh.write(b"PK\\x03\\x04" + b"x" * 1000)
+        fh.flush()
+    os._exit(9)  # killed in the middle of the write
+c.torch.save = dying_save
+c.save_checkpoint({{"model": {{"w": torch.zeros(3)}}, "epoch": 2}}, {str(path)!r})
+"""
+    proc = run_python(["-c", script])
+    proc.communicate(timeout=60)
+    assert proc.returncode == 9
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["model"]["w"], torch.ones(3))
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"model": {}, "x": Evil()}, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_folder_training_skips_bad_files_and_strict_stops(tmp_path, capsys):
+    root = tmp_path / "data"
+    make_folder(root / "train")
+    make_folder(root / "val", bad=False)
+    cfg = dict(
+        **{**TINY, "normalize": "mean"},
+        dataset="folder",
+        data=str(root),
+        scale=[36, 44],
+        crop=32,
+        epochs=1,
+        batch_size=8,
+        workers=0,
+    )
+    result = train(TrainConfig(**cfg, out=str(tmp_path / "run")))
+    err = capsys.readouterr()
+    assert err.err.count("skipped bad image") == 3 and "truncated.jpg" in err.err
+    assert "3 bad files skipped" in err.out
+    assert result["history"][0]["val_top1_err"] <= 1.0
+    with pytest.raises(ValueError, match="bad image .*--strict"):
+        train(TrainConfig(**cfg, strict=True, out=str(tmp_path / "strict")))
+
+
+def test_empty_class_folder_fails_before_training(tmp_path):
+    root = tmp_path / "data"
+    make_folder(root / "train", bad=False)
+    (root / "train" / "empty_class").mkdir()
+    make_folder(root / "val", bad=False)
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_recipes_load_and_flags_override(tmp_path, capsys):
+    for name in ("paper_s256", "paper_s384", "paper_jittered", "fashion_mnist"):
+        recipe = load_recipe(ROOT / "recipes" / f"{name}.toml")
+        TrainConfig(**recipe).check()
+    assert load_recipe(ROOT / "recipes" / "paper_jittered.toml")["scale"] == [256, 512]
+    assert load_recipe(ROOT / "recipes" / "paper_s384.toml")["lr"] == 1e-3
+    bad = tmp_path / "bad.toml"
+    bad.write_text('arch = "vgg16"\nlearning_rate = 3\n')
+    with pytest.raises(ValueError, match="unknown settings: learning_rate"):
+        load_recipe(bad)
+    code = main(
+        [
+            "train",
+            "--recipe",
+            str(ROOT / "recipes" / "fashion_mnist.toml"),
+            "--dataset",
+            "synthetic",
+            "--width",
+            "0.0625",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--no-progress",
+            "--no-tensorboard",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
+    assert code == 0
+    saved = load_checkpoint(tmp_path / "run")["config"]
+    assert saved["width"] == 0.0625 and saved["arch"] == "vgg11_bn" and saved["dataset"] == "synthetic"
+
+
+def test_train_help_explains_each_flag():
+    proc = run_python(["-m", "vggnet", "train", "--help"])
+    out, _ = proc.communicate(timeout=60)
+    for flag in (
+        "--arch",
+        "--data",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--out",
+        "--resume",
+        "--recipe",
+        "--device",
+        "--seed",
+        "--micro-batch",
+        "--amp",
+        "--compile",
+    ):
+        assert flag in out
+    assert "scale jittering" in out
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    train(synthetic_config(tmp_path / "run", epochs=1))
+    with pytest.raises(ValueError, match="pass --resume"):
+        train(synthetic_config(tmp_path / "run", epochs=1))
