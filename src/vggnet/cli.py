@@ -106,6 +106,69 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_all(args: argparse.Namespace):
+    from .inference import load_model
+
+    if not args.weights:
+        raise ValueError(
+            "give the model with --weights FILE (a vggnet checkpoint or weights file, or any weights "
+            "file, URL or 'torchvision' together with --arch)"
+        )
+    return [load_model(w, args.arch) for w in args.weights]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, markdown, open_source, write_report
+
+    models = _load_all(args)
+    source = open_source(args.data, args.batch_size, args.strict, args.limit)
+    crop = models[0].crop
+    scale_sets = args.scales or [[256 if crop == 224 else crop]]
+    report = evaluate(models, source, scale_sets, args.protocols, args.device)
+    print(markdown(report), end="")
+    md, js = write_report(report, args.out)
+    print(f"wrote {md} and {js}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import heatmap, predict
+
+    (loaded,) = _load_all(args)
+    for result in predict(loaded, args.images, args.top, args.scale, args.device):
+        print(result["image"])
+        for name, p in result["top"]:
+            print(f"  {100 * p:6.2f}%  {name}")
+    if args.heatmap:
+        if len(args.images) != 1:
+            raise ValueError("--heatmap draws one image; give a single IMAGE")
+        print(f"wrote {heatmap(loaded, args.images[0], args.heatmap, args.scale, args.device)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    (loaded,) = _load_all(args)
+    results = export(loaded, args.out, tuple(args.format), opset=args.opset)
+    for fmt, r in results.items():
+        print(f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {r['max_rel_error']:.1e})")
+    return 0
+
+
+def _model_arguments(p: argparse.ArgumentParser, repeat: bool = False) -> None:
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        required=False,
+        help="a vggnet checkpoint (.pt) or weights (.safetensors); or any weights file, URL or 'torchvision'"
+        " with --arch" + ("; repeat for an ensemble (posteriors averaged)" if repeat else ""),
+    )
+    p.add_argument("--arch", help="architecture of weights that do not say (e.g. torchvision's .pth files)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vggnet", description="VGG (Simonyan & Zisserman 2014) in PyTorch")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +187,56 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    from .evaluate import PROTOCOLS
+
+    p = sub.add_parser(
+        "eval",
+        help="top-1/top-5 error under the paper's test protocols",
+        description="Evaluate one model or an ensemble the paper's way (Sect. 3.2) and print a table "
+        "in the layout of its Tables 3-6, also written as Markdown and JSON.",
+    )
+    _model_arguments(p, repeat=True)
+    p.add_argument(
+        "--data",
+        default="fashion-mnist",
+        help="an image folder (DIR/val/<class>/* or DIR/<class>/*), or fashion-mnist (its test set)",
+    )
+    p.add_argument(
+        "--scales",
+        type=int,
+        nargs="+",
+        action="append",
+        help="test scales Q: one for single-scale, several for multi-scale (e.g. 256 384 512); repeat "
+        "for more columns (default 256, or the training size for small images)",
+    )
+    p.add_argument(
+        "--protocols",
+        nargs="+",
+        default=list(PROTOCOLS),
+        choices=PROTOCOLS,
+        help="centre crop (torchvision's), dense, multi-crop (5x5 grid x 2 flips), or dense+multicrop",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch for equal-sized data (default 64)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--strict", action="store_true", help="stop at an unreadable image instead of skipping it")
+    p.add_argument("--out", default="runs/eval", help="folder for eval.md and eval.json (default runs/eval)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="top-k classes of images, and a heat map of the dense class scores")
+    _model_arguments(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.add_argument("--scale", type=int, help="test scale Q (default 256, or the training size for small images)")
+    p.add_argument("--heatmap", metavar="OUT.png", help="draw the dense score map of the top class over the image")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="TorchScript and ONNX (dense head, dynamic batch and size), checked")
+    _model_arguments(p)
+    p.add_argument("--out", default="runs/export", help="output folder (default runs/export)")
+    p.add_argument("--format", nargs="+", default=["torchscript", "onnx"], choices=["torchscript", "onnx"])
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -43,24 +43,13 @@ def layer_table(model: VGG, size: int | tuple[int, int] = 224) -> list[LayerRow]
 
 def _meta_copy(model: VGG) -> VGG:
     """A parameter-free twin of ``model`` on the meta device (same layers and shapes)."""
-    fc_width = model.classifier[0].out_features
-    widths = [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)]
-    config: list[Layer] = []
-    it = iter(widths)
-    for item in model.config:
-        if isinstance(item, str):
-            config.append(item)
-        else:
-            kernel = 3 if isinstance(item, int) else item[1]
-            width = next(it)
-            config.append(width if kernel == 3 else (width, kernel))
     return VGG(
-        config,
+        model.effective_config(),
         num_classes=model.num_classes,
         in_channels=model.in_channels,
         batch_norm=model.batch_norm,
         pool_size=model.pool_size,
-        fc_width=fc_width,
+        fc_width=model.classifier[0].out_features,
     )
 
 

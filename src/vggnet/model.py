@@ -138,6 +138,19 @@ class VGG(nn.Module):
                 reduction *= 2
         return info
 
+    def effective_config(self) -> list[Layer]:
+        """The configuration with the widths actually built (after the width multiplier)."""
+        widths = iter(m.out_channels for m in self.features if isinstance(m, nn.Conv2d))
+        config: list[Layer] = []
+        for item in self.config:
+            if isinstance(item, str):
+                config.append(item)
+            elif isinstance(item, int):
+                config.append(next(widths))
+            else:
+                config.append((next(widths), item[1]))
+        return config
+
     def get_classifier(self) -> nn.Linear:
         return self.classifier[6]
 

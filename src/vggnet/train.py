@@ -38,7 +38,7 @@ from .transforms import (
     paper_train_transform,
     rgb_eigen,
 )
-from .weights import load_weights, save_weights
+from .weights import load_weights, model_metadata, save_weights
 
 SCHEDULES = ("plateau", "onecycle")
 NORMALIZATIONS = ("mean", "meanstd", "imagenet")
@@ -323,6 +323,7 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
     val_opts = batch_options(train_set, cfg, stats, train=False)
 
     model = make_model(cfg, len(train_set.classes), train_set.channels)
+    crop = train_set.images.shape[-1] if isinstance(train_set, InMemoryImages) else cfg.crop
     if resumed:
         model.load_state_dict(resumed["model"])
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -401,7 +402,8 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
                 "config": asdict(cfg),
                 "stats": stats,
                 "classes": list(train_set.classes),
-                "arch": unwrap(model).arch,
+                "crop": crop,
+                "meta": model_metadata(unwrap(model)),
             },
             path,
         )
@@ -570,6 +572,7 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
             out / "model.safetensors",
             metadata={
                 "classes": json.dumps(list(train_set.classes)),
+                "crop": json.dumps(crop),
                 "mean": json.dumps(stats["mean"]),
                 "std": json.dumps(stats["std"]),
             },

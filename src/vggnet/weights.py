@@ -138,11 +138,12 @@ def load_weights(model: nn.Module, source: str | os.PathLike) -> nn.Module:
 def model_metadata(model: nn.Module) -> dict[str, str]:
     """What is needed to rebuild ``model``: stored as safetensors metadata (strings only)."""
     meta = {"format": "vggnet"}
-    for key in ("arch", "config", "num_classes", "in_channels", "batch_norm", "pool_size"):
+    if hasattr(model, "effective_config"):
+        meta["config"] = json.dumps(model.effective_config())
+        meta["fc_width"] = json.dumps(model.classifier[0].out_features)
+    for key in ("arch", "num_classes", "in_channels", "batch_norm", "pool_size"):
         if hasattr(model, key):
             meta[key] = json.dumps(getattr(model, key))
-    if hasattr(model, "classifier"):
-        meta["fc_width"] = json.dumps(model.classifier[0].out_features)
     return meta
 
 
