@@ -151,7 +151,7 @@ def evaluate(
             if q < crop:
                 raise ValueError(f"test scale Q={q} is smaller than the crop {crop}")
     device = torch.device(device)
-    names = list(names or [Path(m.source).stem if "/" in m.source else m.source for m in models])
+    names = list(names or [display_name(m.source) for m in models])
     nets = [prepare(m.model, device) for m in models]
     maps = [label_map(m.classes, source.classes, source.name).to(device) for m in models]
     methods = sorted({part for p in protocols for part in p.split("+")})
@@ -203,6 +203,14 @@ def evaluate(
         "columns": columns,
         "rows": rows,
     }
+
+
+def display_name(source: str) -> str:
+    """``runs/fm/model.safetensors`` -> ``fm/model``; URLs and short names as they are."""
+    path = Path(source)
+    if "://" in source or not path.suffix:
+        return source
+    return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
 
 
 def _score(p: torch.Tensor, target: torch.Tensor, seconds: float) -> dict[str, float]:

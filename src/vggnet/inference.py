@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from torch import nn
 
 from .model import VGG, build
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
-from .weights import check_compatible, convert, read_metadata, resolve_source
+from .weights import check_compatible, convert, decode_metadata, is_official_name, read_metadata, resolve_source
 
 
 @dataclass
@@ -39,13 +38,15 @@ def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
     URL together with ``arch`` (the class count is read from the weights)."""
     text = str(source)
     path = Path(text)
+    if "://" not in text and not is_official_name(text) and not path.is_file():
+        raise ValueError(f"no such weights file: {path}")
     meta: dict = {}
     extra: dict = {}
     if path.suffix == ".pt" and path.is_file():
         from .checkpoint import load_checkpoint
 
         state = load_checkpoint(path)
-        meta = {k: json.loads(v) for k, v in state.get("meta", {}).items()}
+        meta = decode_metadata(state.get("meta", {}))
         cfg = state.get("config", {})
         extra = {
             "classes": state.get("classes"),

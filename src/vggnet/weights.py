@@ -75,11 +75,17 @@ def read_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
+def is_official_name(source: str | os.PathLike) -> bool:
+    """Whether ``source`` names torchvision's weights ("torchvision", "IMAGENET1K_V1" ...) rather than a file."""
+    text = str(source)
+    return not Path(text).exists() and (text.lower() in OFFICIAL or text.upper().startswith("IMAGENET"))
+
+
 def resolve_source(model: nn.Module, source: str | os.PathLike) -> dict[str, torch.Tensor]:
     text = str(source)
     if "://" in text:
         return read_file(download(text))
-    if not Path(text).exists() and (text.lower() in OFFICIAL or text.upper().startswith("IMAGENET")):
+    if is_official_name(text):
         return read_file(download(official_weights(getattr(model, "arch", None), text).url))
     return read_file(text)
 
@@ -162,7 +168,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, object]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+        return decode_metadata(f.metadata() or {})
+
+
+def decode_metadata(meta: dict[str, str]) -> dict[str, object]:
+    """Metadata strings back to values (JSON where they are JSON)."""
     out: dict[str, object] = {}
     for key, value in meta.items():
         try:
