@@ -156,6 +156,68 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    from . import bench
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fp32 = bench.matmul_gflops(device)
+    bf16 = bench.matmul_gflops(device, torch.bfloat16)
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu}, {torch.get_num_threads()} threads"
+    print(
+        f"machine: {name}; torch {torch.__version__}; matmul {fp32:.0f} GFLOP/s float32, {bf16:.0f} bfloat16",
+        flush=True,
+    )
+    sections = []
+    if "inference" in args.only:
+        for batch in args.batch:
+            sections.append(
+                ("inference", bench.inference(args.arch, batch, device, args.repeats, args.compile, args.amp))
+            )
+            print(bench.table(sections[-1:], fp32), flush=True)
+    if "train" in args.only:
+        sections.append(
+            ("train", bench.training_step(args.arch, args.train_batch, device, args.repeats, args.amp, args.compile))
+        )
+        print(bench.table(sections[-1:], fp32), flush=True)
+    if "dense" in args.only:
+        sections.append(("dense", bench.dense_vs_multicrop(args.arch, args.q, device, max(1, args.repeats // 2))))
+        print(bench.table(sections[-1:], fp32), flush=True)
+    if "data" in args.only:
+        sections.append(("data", bench.data_pipeline(Path(args.images))))
+        print(bench.table(sections[-1:], fp32), flush=True)
+    text = (
+        f"machine: {name}; torch {torch.__version__}; matmul {fp32:.0f} GFLOP/s float32, {bf16:.0f} bfloat16\n\n"
+        + bench.table(sections, fp32)
+        + "\n"
+    )
+    print("\n" + text)
+    if args.out:
+        from .files import atomic_write_text
+
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _model_arguments(p: argparse.ArgumentParser, repeat: bool = False) -> None:
     p.add_argument(
         "--weights",
@@ -237,6 +299,27 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", nargs="+", default=["torchscript", "onnx"], choices=["torchscript", "onnx"])
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="images/s and memory against torchvision's VGG, in one process")
+    p.add_argument("--arch", default="vgg16", help="configuration (default vgg16)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        default=["inference", "train", "dense", "data"],
+        choices=["inference", "train", "dense", "data"],
+        help="which measurements (default all)",
+    )
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="inference batch sizes (default 1 8)")
+    p.add_argument("--train-batch", type=int, default=8, help="training-step batch size (default 8)")
+    p.add_argument("--q", type=int, default=384, help="test scale of the dense vs multi-crop run (default 384)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats of each run (default 5)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd vggnet")
+    p.add_argument("--amp", action="store_true", help="also time bf16 autocast")
+    p.add_argument("--threads", type=int, help="torch threads (default: PyTorch's)")
+    p.add_argument("--images", default="runs/bench_jpegs", help="folder of JPEGs for the data pipeline (made if empty)")
+    p.add_argument("--out", help="also write the table to this Markdown file")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -123,4 +123,10 @@ def prepare(
     ``torch.inference_mode()``."""
     model = fuse_batch_norm(model) if fuse and model.batch_norm else model.eval()
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    return torch.compile(model) if compile else model
+    if not compile:
+        return model
+    import torch._inductor.config as inductor
+
+    # Inference only: weights become constants, so oneDNN/cuDNN can pre-pack them and fuse the ReLUs.
+    inductor.freezing = True
+    return torch.compile(model)
