@@ -155,7 +155,13 @@ def test_idx_errors(tmp_path):
         find_fashion_mnist(tmp_path, download=False)
 
 
-def test_every_image_mode_becomes_rgb(tmp_path):
+def test_every_image_mode_becomes_rgb(tmp_path, monkeypatch):
+    import vggnet.data
+
+    def no_pillow(path):
+        raise AssertionError(f"{path} should decode with torchvision, not the Pillow fallback")
+
+    monkeypatch.setattr(vggnet.data, "_decode_with_pillow", no_pillow)
     root = make_folder(tmp_path / "imgs")
     for name in ["cat/gray.png", "cat/cmyk.jpg", "dog/rgba.png", "dog/palette.png"]:
         img = decode_image(root / name)

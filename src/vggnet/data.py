@@ -242,7 +242,9 @@ def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch
         raise BadImage("truncated JPEG (no end-of-image marker)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # libjpeg's "premature end" and similar become errors
+            warnings.simplefilter("error")  # libjpeg's "premature end" and similar become errors,
+            # but not torchvision 0.29's notice that its decoders will move to TorchCodec: they still work.
+            warnings.simplefilter("ignore", DeprecationWarning)
             img = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except (RuntimeError, Warning, ValueError):
         img = _decode_with_pillow(path)
