@@ -443,10 +443,14 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
             **train_opts,
         )
 
+    # Reading a number off the GPU waits for it; so on CUDA the loss is looked at every few steps, not every step.
+    sync_every = 1 if device.type == "cpu" else 20
     with StopRequest() as stop:
         for epoch in range(start_epoch, cfg.epochs):
             net.train()
-            t0, seen, loss_sum, correct, skipped = time.perf_counter(), 0, 0.0, 0.0, []
+            t0, seen, skipped = time.perf_counter(), 0, []
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
             indices_left = sampler.num_samples - start_step * per_rank
             batches = micro_batches(epoch, start_step)
             bar = _progress(cfg, ctx, epoch, steps_per_epoch, start_step)
@@ -458,7 +462,6 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
                 if lr is not None:
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                step_loss = torch.zeros((), device=device)
                 for m in range(accumulate):
                     try:
                         x, y, bad = next(batches)
@@ -472,34 +475,39 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
                     with nullcontext() if sync else net.no_sync(), autocast():
                         logits = net(x)
                         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                    bad_loss = not torch.isfinite(loss).item()
-                    if any(dist_utils.reduce_any([bad_loss], ctx)):
-                        raise TrainingStopped(
-                            f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training diverged "
-                            f"(lower --lr?). The last good checkpoint is "
-                            f"{last_path if last_path.exists() else 'none (no epoch finished yet)'}",
-                            3,
-                        )
                     scaler.scale(loss * (len(y) / step_samples)).backward()
-                    step_loss += loss.detach() * len(y)
-                    correct += (logits.argmax(1) == y).sum().item()
+                    loss_sum += loss.detach() * len(y)
+                    correct += (logits.argmax(1) == y).sum()
                     seen += len(y)
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 global_step += 1
-                loss_sum += step_loss.item()
+                out_of_steps = cfg.max_steps is not None and global_step >= cfg.max_steps
+                saving = bool(cfg.save_every) and global_step % cfg.save_every == 0
+                # Every rank must reach the same collectives: look only at points all ranks agree on.
+                if step % sync_every and indices_left > 0 and not (out_of_steps or saving):
+                    continue
+                # A NaN or infinity stays in the running sum, so one look catches any step since the last.
+                running_loss = loss_sum.item() / max(seen, 1)
+                diverged, stop_now = dist_utils.reduce_any(
+                    [not math.isfinite(running_loss), stop.signal is not None], ctx
+                )
+                if diverged:
+                    raise TrainingStopped(
+                        f"loss is {running_loss} at epoch {epoch + 1}, step {step}: training diverged (lower --lr?). "
+                        f"The last good checkpoint is "
+                        f"{last_path if last_path.exists() else 'none (no epoch finished yet)'}",
+                        3,
+                    )
                 if bar is not None:
                     rate = seen * ctx.world / (time.perf_counter() - t0)
                     bar.set_postfix_str(
-                        f"{rate:.0f} img/s, loss {loss_sum / max(seen, 1):.4f}, "
-                        f"lr {optimizer.param_groups[0]['lr']:.2g}",
+                        f"{rate:.0f} img/s, loss {running_loss:.4f}, lr {optimizer.param_groups[0]['lr']:.2g}",
                         refresh=False,
                     )
-                    bar.update(1)
-                (stop_now,) = dist_utils.reduce_any([stop.signal is not None], ctx)
-                out_of_steps = cfg.max_steps is not None and global_step >= cfg.max_steps
+                    bar.update(step - bar.n)
                 if stop_now or (out_of_steps and indices_left > 0):
                     checkpoint(epoch, step, last_path)
                     if bar is not None:
@@ -512,10 +520,11 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
                             128 + sig,
                         )
                     return {"stopped_at": (epoch, step), "checkpoint": str(last_path)}
-                if cfg.save_every and global_step % cfg.save_every == 0:
+                if saving:
                     checkpoint(epoch, step, last_path)
             if bar is not None:
                 bar.close()
+            loss_sum, correct = loss_sum.item(), correct.item()
             start_step = 0
             seconds = time.perf_counter() - t0
 
