@@ -42,3 +42,38 @@ def make_folder(root: Path, bad: bool = True) -> Path:
         (root / "cat" / "empty.jpg").write_bytes(b"")
         (root / "cat" / "notes.png").write_text("not an image at all")
     return root
+
+
+# A training run small enough for a test: a 1/16-width VGG-11 with BN and a compact head, in float32.
+TINY_TRAIN = dict(
+    arch="vgg11_bn",
+    width=1 / 16,
+    pool_size=1,
+    fc_width=32,
+    init="xavier",
+    amp="off",
+    progress=False,
+    tensorboard=False,
+    normalize="meanstd",
+)
+TINY_TRAIN_ARGS = [
+    "train",
+    "--dataset",
+    "synthetic",
+    "--arch",
+    "vgg11_bn",
+    "--width",
+    "0.0625",
+    "--pool-size",
+    "1",
+    "--fc-width",
+    "32",
+    "--init",
+    "xavier",
+    "--amp",
+    "off",
+    "--normalize",
+    "meanstd",
+    "--no-progress",
+    "--no-tensorboard",
+]

@@ -4,7 +4,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_folder, tiny
+from helpers import TINY_TRAIN, make_folder, tiny
 
 import vggnet
 from vggnet.cli import main
@@ -233,20 +233,7 @@ def test_bad_input_gives_a_clear_error_and_nonzero_exit(tmp_path, capsys, argv, 
 def test_training_outputs_load_for_inference(tmp_path):
     from vggnet.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        arch="vgg11_bn",
-        width=1 / 16,
-        pool_size=1,
-        fc_width=32,
-        init="xavier",
-        amp="off",
-        progress=False,
-        tensorboard=False,
-        dataset="synthetic",
-        epochs=1,
-        batch_size=64,
-        out=str(tmp_path / "run"),
-    )
+    cfg = TrainConfig(**TINY_TRAIN, dataset="synthetic", epochs=1, batch_size=64, out=str(tmp_path / "run"))
     train(cfg)
     from_checkpoint = load_model(tmp_path / "run" / "last.pt")
     from_weights = load_model(tmp_path / "run" / "model.safetensors")

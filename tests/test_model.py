@@ -242,3 +242,21 @@ def test_preinit_copies_first_four_convs_and_the_fc_layers():
 def test_bad_input_is_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_info_prints_table1_sizes_and_costs(capsys):
+    from vggnet.cli import main
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "conv1-256" in out and "LRN" in out and "A-LRN" in out  # Table 1 side by side
+    d = next(line for line in out.splitlines() if line.split()[:2] == ["D", "vgg16"])
+    assert "138,357,544" in d and "15.470" in d and "MiB" in d
+    e_bn = next(line for line in out.splitlines() if line.split()[:2] == ["E", "vgg19_bn"])
+    assert "143,678,248" in e_bn and "19.632" in e_bn
+    assert main(["info", "vgg16", "--size", "384"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    conv11 = next(r for r in rows if r.startswith("conv1_1"))
+    assert "64 x 384 x 384" in conv11 and "1,792" in conv11 and f"{64 * 27 * 384 * 384:,}" in conv11
+    assert next(r for r in rows if r.startswith("pool5")).split()[1:4] == ["512", "x", "12"]
+    assert main(["info", "vgg17"]) == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_folder, needs_fashion
+from helpers import TINY_TRAIN, TINY_TRAIN_ARGS, make_folder, needs_fashion
 from safetensors.torch import load_file
 
 from vggnet.checkpoint import load_checkpoint, save_checkpoint
@@ -15,17 +15,6 @@ from vggnet.cli import main
 from vggnet.train import TrainConfig, TrainingStopped, load_recipe, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(
-    arch="vgg11_bn",
-    width=1 / 16,
-    pool_size=1,
-    fc_width=32,
-    init="xavier",
-    amp="off",
-    progress=False,
-    tensorboard=False,
-    normalize="meanstd",
-)
 
 
 def run_python(args, **kw):
@@ -38,7 +27,7 @@ def run_python(args, **kw):
 @needs_fashion
 def test_a_tiny_model_learns_a_fashion_mnist_subset(tmp_path):
     cfg = TrainConfig(
-        **{**TINY, "width": 0.125, "fc_width": 64, "dropout": 0.1},
+        **{**TINY_TRAIN, "width": 0.125, "fc_width": 64, "dropout": 0.1},
         dataset="fashion-mnist",
         subset=3000,
         epochs=3,
@@ -60,7 +49,7 @@ def test_a_tiny_model_learns_a_fashion_mnist_subset(tmp_path):
 
 def synthetic_config(out, **kw):
     return TrainConfig(
-        **{**TINY, "dataset": "synthetic", "epochs": 2, "batch_size": 32, "lr": 0.02, "out": str(out), **kw}
+        **{**TINY_TRAIN, "dataset": "synthetic", "epochs": 2, "batch_size": 32, "lr": 0.02, "out": str(out), **kw}
     )
 
 
@@ -86,33 +75,7 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
 
 
 def test_sigterm_mid_epoch_saves_and_resumes(tmp_path):
-    common = [
-        "-m",
-        "vggnet",
-        "train",
-        "--dataset",
-        "synthetic",
-        "--arch",
-        "vgg11_bn",
-        "--width",
-        "0.0625",
-        "--pool-size",
-        "1",
-        "--fc-width",
-        "32",
-        "--amp",
-        "off",
-        "--no-progress",
-        "--no-tensorboard",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--init",
-        "xavier",
-        "--normalize",
-        "meanstd",
-    ]
+    common = ["-m", "vggnet", *TINY_TRAIN_ARGS, "--epochs", "2", "--batch-size", "8"]
     proc = run_python([*common, "--out", str(tmp_path / "b"), "--save-every", "1"])
     deadline = time.time() + 60
     while not (tmp_path / "b" / "last.pt").exists() and time.time() < deadline:
@@ -134,37 +97,17 @@ def test_sigterm_mid_epoch_saves_and_resumes(tmp_path):
 
 
 def test_torchrun_two_processes_hold_identical_weights(tmp_path):
+    ddp = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "vggnet"]
     proc = run_python(
         [
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "vggnet",
-            "train",
-            "--dataset",
-            "synthetic",
-            "--arch",
-            "vgg11_bn",
-            "--width",
-            "0.0625",
-            "--pool-size",
-            "1",
-            "--fc-width",
-            "32",
-            "--amp",
-            "off",
-            "--no-progress",
+            *ddp,
+            *TINY_TRAIN_ARGS,
             "--epochs",
             "2",
             "--batch-size",
             "32",
             "--device",
             "cpu",
-            "--init",
-            "xavier",
             "--out",
             str(tmp_path / "ddp"),
         ]
@@ -236,7 +179,7 @@ def test_folder_training_skips_bad_files_and_strict_stops(tmp_path, capsys):
     make_folder(root / "train")
     make_folder(root / "val", bad=False)
     cfg = dict(
-        **{**TINY, "normalize": "mean"},
+        **{**TINY_TRAIN, "normalize": "mean"},
         dataset="folder",
         data=str(root),
         scale=[36, 44],
