@@ -1,6 +1,7 @@
 """vggnet: the VGG networks of Simonyan & Zisserman (arXiv 1409.1556) in PyTorch."""
 
 from .configs import CONFIGS, NAMES
+from .inference import fuse_batch_norm, load_model, prepare
 from .model import (
     VGG,
     build,
@@ -44,4 +45,7 @@ __all__ = [
     "vgg16_conv1_bn",
     "vgg19",
     "vgg19_bn",
+    "fuse_batch_norm",
+    "load_model",
+    "prepare",
 ]

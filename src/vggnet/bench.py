@@ -7,7 +7,6 @@ allocator's peak; CPU: the process's resident set, sampled). Ratios are vggnet /
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,16 +29,13 @@ class Figure:
 
 
 class PeakMemory:
-    """Peak memory added while the block runs: CUDA allocator peak, or the CPU resident set sampled every 2 ms."""
+    """Peak memory that tensors allocated while the block ran, above what was allocated before it: the CUDA
+    allocator's own peak, or on the CPU the running sum of the profiler's allocation records (the process's
+    resident set would not show memory the allocator reuses)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.peak = 0.0
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
@@ -47,26 +43,26 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
         else:
-            self.base = self._rss()
-            self.top = self.base
-            self.running = True
-            self.thread = threading.Thread(target=self._sample, daemon=True)
-            self.thread.start()
-        return self
+            from torch.profiler import ProfilerActivity, profile
 
-    def _sample(self) -> None:
-        while self.running:
-            self.top = max(self.top, self._rss())
-            time.sleep(0.002)
+            self.profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+            self.profiler.__enter__()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.peak = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
-        else:
-            self.running = False
-            self.thread.join()
-            self.peak = (max(self.top, self._rss()) - self.base) / 2**20
+            return
+        self.profiler.__exit__(*exc)
+        records = sorted(
+            (e.time_range.start, e.cpu_memory_usage) for e in self.profiler.events() if e.name == "[memory]"
+        )
+        current = top = 0
+        for _, change in records:
+            current += change
+            top = max(top, current)
+        self.peak = top / 2**20
 
 
 def _sync(device: torch.device) -> None:
@@ -224,7 +220,7 @@ def training_step(
                 torch.compile(tv().to(device)), batch, device, True, bf16, True
             )
         runs[f"vggnet {name}, compiled"] = train_step_fn(
-            torch.compile(build(arch).to(device)), batch, device, True, bf16 or amp, True
+            torch.compile(build(arch).to(device)), batch, device, True, bf16, True
         )
     return alternate(
         runs, batch, device, repeats, warmup=3 if compile else 1, macs_per_image=vgg_macs(arch), flop_factor=6.0

@@ -188,20 +188,25 @@ class VGG(nn.Module):
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
         """Class score map N x classes x h x w of the fully convolutional net (paper, Sect. 3.2).
 
-        fc6 acts as a ``pool_size`` x ``pool_size`` convolution and fc7, fc8 as 1x1 convolutions, using views of the
-        same parameters. Its spatial mean is the image's class scores; at 224x224 it equals ``forward``.
+        fc6 acts as a ``pool_size`` x ``pool_size`` convolution and fc7, fc8 as 1x1 convolutions, using the same
+        parameters (no copies). Its spatial mean is the image's class scores; at 224x224 it equals ``forward``.
+        The convolutions run as one matrix product each over the unfolded feature map: the same arithmetic, but
+        several times faster than a 7x7 convolution with 4096 outputs, and no re-laid-out copy of fc6's weights.
         """
         x = self.forward_features(x)
         p = self.pool_size
-        if x.shape[2] < p or x.shape[3] < p:
+        n, _, h, w = x.shape
+        if h < p or w < p:
             raise ValueError(
                 f"dense evaluation needs an input of at least {p * self.min_size}x{p * self.min_size} "
-                f"(a {p}x{p} feature map), got a {x.shape[2]}x{x.shape[3]} feature map"
+                f"(a {p}x{p} feature map), got a {h}x{w} feature map"
             )
         fc6, _, drop6, fc7, _, drop7, fc8 = self.classifier
-        x = F.relu(F.conv2d(x, fc6.weight.view(fc6.out_features, -1, p, p), fc6.bias))
-        x = F.relu(F.conv2d(drop6(x), fc7.weight[:, :, None, None], fc7.bias))
-        return F.conv2d(drop7(x), fc8.weight[:, :, None, None], fc8.bias)
+        cols = F.unfold(x, p) if p > 1 else x.flatten(2)  # N x (C p p) x L, ordered as fc6's flattened input
+        y = F.relu(torch.matmul(fc6.weight, cols) + fc6.bias[:, None])
+        y = F.relu(torch.matmul(fc7.weight, drop6(y)) + fc7.bias[:, None])
+        y = torch.matmul(fc8.weight, drop7(y)) + fc8.bias[:, None]
+        return y.view(n, -1, h - p + 1, w - p + 1)
 
     # -- named layers -------------------------------------------------------------------------------------------
     def layer(self, name: str) -> nn.Module:
