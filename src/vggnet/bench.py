@@ -55,9 +55,8 @@ class PeakMemory:
             self.peak = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
             return
         self.profiler.__exit__(*exc)
-        records = sorted(
-            (e.time_range.start, e.cpu_memory_usage) for e in self.profiler.events() if e.name == "[memory]"
-        )
+        # Each event's own allocations minus frees (children excluded), in time order: a running total.
+        records = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in self.profiler.events())
         current = top = 0
         for _, change in records:
             current += change
