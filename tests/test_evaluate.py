@@ -4,6 +4,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from helpers import TINY_TRAIN, make_folder, tiny
 
 import vggnet
@@ -242,3 +243,13 @@ def test_training_outputs_load_for_inference(tmp_path):
     x = torch.randn(2, 3, 48, 40)
     with torch.no_grad():
         torch.testing.assert_close(from_checkpoint.model(x), from_weights.model(x))
+
+
+def test_plain_weights_load_with_arch_and_class_count_from_fc8(tmp_path):
+    theirs = torchvision.models.vgg11(num_classes=10)
+    torch.save(theirs.state_dict(), tmp_path / "plain.pth")
+    loaded_model = load_model(tmp_path / "plain.pth", arch="vgg11")
+    assert loaded_model.model.num_classes == 10 and loaded_model.classes[3] == "class 3"
+    assert loaded_model.mean == [0.485, 0.456, 0.406] and loaded_model.crop == 224
+    with pytest.raises(ValueError, match="give --arch"):
+        load_model(tmp_path / "plain.pth")

@@ -33,6 +33,17 @@ def imagenet_classes() -> list[str]:
     return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
 
 
+def _training_checkpoint(path: Path) -> dict | None:
+    """The contents of a vggnet training checkpoint, or None for other ``.pt``/``.pth`` files (plain weights)."""
+    from .checkpoint import load_checkpoint
+
+    try:
+        state = load_checkpoint(path)
+    except ValueError:
+        return None  # read_file below says what is wrong with it, if anything
+    return state if "config" in state and "stats" in state else None
+
+
 def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
     """Rebuild a model from a vggnet checkpoint (``.pt``), a vggnet ``.safetensors`` file, or any weights file or
     URL together with ``arch`` (the class count is read from the weights)."""
@@ -42,24 +53,21 @@ def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
         raise ValueError(f"no such weights file: {path}")
     meta: dict = {}
     extra: dict = {}
-    if path.suffix == ".pt" and path.is_file():
-        from .checkpoint import load_checkpoint
-
-        state = load_checkpoint(path)
-        meta = decode_metadata(state.get("meta", {}))
-        cfg = state.get("config", {})
-        extra = {
-            "classes": state.get("classes"),
-            "mean": state["stats"]["mean"],
-            "std": state["stats"]["std"],
-            "crop": state.get("crop", cfg.get("crop")),
-        }
-        weights = state["model"]
-    else:
-        if path.suffix == ".safetensors" and path.is_file():
-            meta = read_metadata(path)
-            extra = {k: meta.get(k) for k in ("classes", "mean", "std", "crop")}
-        weights = None
+    weights = None
+    if path.suffix in (".pt", ".pth") and path.is_file():
+        state = _training_checkpoint(path)
+        if state is not None:
+            meta = decode_metadata(state.get("meta", {}))
+            extra = {
+                "classes": state.get("classes"),
+                "mean": state["stats"]["mean"],
+                "std": state["stats"]["std"],
+                "crop": state.get("crop", state.get("config", {}).get("crop")),
+            }
+            weights = state["model"]
+    elif path.suffix == ".safetensors" and path.is_file():
+        meta = read_metadata(path)
+        extra = {k: meta.get(k) for k in ("classes", "mean", "std", "crop")}
     if arch is not None or "config" not in meta:
         if arch is None:
             raise ValueError(f"{text} does not say which architecture it holds; give --arch (e.g. vgg16)")
