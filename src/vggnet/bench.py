@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +322,10 @@ def make_jpegs(folder: Path, count: int) -> list[Path]:
         img = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False)[0].clamp(0, 1) * 255
         img = (img + torch.rand(3, h, w, generator=g) * 40).clamp(0, 255).to(torch.uint8)
         path = folder / f"img{i:03d}.jpg"
-        path.write_bytes(encode_jpeg(img, quality=90).numpy().tobytes())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29: encoders move to TorchCodec
+            data = encode_jpeg(img, quality=90)
+        path.write_bytes(data.numpy().tobytes())
         paths.append(path)
     return paths
 

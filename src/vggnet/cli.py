@@ -64,33 +64,29 @@ TRAIN_HELP = {
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from dataclasses import MISSING, fields
+    """One flag per TrainConfig field, typed from its annotation; unset flags leave the recipe's value."""
+    import typing
+    from dataclasses import fields
 
     from .train import TrainConfig
 
     p.add_argument("--recipe", help="a TOML recipe (e.g. recipes/fashion_mnist.toml); flags override it")
+    hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else f.default_factory()
-        helptext = f"{TRAIN_HELP[f.name]}"
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=helptext)
-        elif isinstance(default, list):
-            p.add_argument(flag, type=int, nargs="+", default=argparse.SUPPRESS, help=helptext)
+        flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is not list and options:  # X | None
+            kind = options[0]
+        if kind is bool:
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=TRAIN_HELP[f.name]
+            )
+        elif typing.get_origin(kind) is list:
+            p.add_argument(
+                flag, type=typing.get_args(kind)[0], nargs="+", default=argparse.SUPPRESS, help=TRAIN_HELP[f.name]
+            )
         else:
-            kind = {
-                "width": float,
-                "dropout": float,
-                "lr": float,
-                "momentum": float,
-                "weight_decay": float,
-                "label_smoothing": float,
-                "colour_shift": float,
-                "warmup_epochs": float,
-            }.get(f.name)
-            if kind is None:
-                kind = int if isinstance(default, int) or f.name in ("subset", "micro_batch", "max_steps") else str
-            p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=helptext)
+            p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=TRAIN_HELP[f.name])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
