@@ -576,7 +576,7 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
     if not same:
         raise TrainingStopped("ranks ended with different weights", 4)
     result = {
-        "val_top1": history[-1]["val_top1_err"] if history else None,
+        "val_top1_err": history[-1]["val_top1_err"] if history else None,
         "best_val_acc": best_acc,
         "history": history,
         "weights_digest": digest,
@@ -602,7 +602,8 @@ def _train(cfg: TrainConfig, ctx: dist_utils.Context) -> dict[str, Any]:
         if ctx.distributed:
             print(f"weights identical on all {ctx.world} ranks (sha256 {digest[:16]})")
         print(
-            f"done: best validation top-1 accuracy {100 * best_acc:.2f}%\n"
+            f"done: top-1 accuracy on {val_set.name}: {100 * (1 - history[-1]['val_top1_err']):.2f}% at the end, "
+            f"{100 * best_acc:.2f}% at best\n"
             f"  checkpoint  {last_path} (best: {best_path})\n  weights     {final}\n"
             f"  metrics     {out / 'metrics.csv'}\n  curves      {out / 'curves.png'}\n"
             f"  tensorboard {out / 'tensorboard'}"
