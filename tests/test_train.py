@@ -266,3 +266,17 @@ def test_existing_run_is_not_overwritten(tmp_path):
     train(synthetic_config(tmp_path / "run", epochs=1))
     with pytest.raises(ValueError, match="pass --resume"):
         train(synthetic_config(tmp_path / "run", epochs=1))
+
+
+def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
+    from vggnet.train import make_model
+    from vggnet.weights import read_file
+
+    train(synthetic_config(tmp_path / "a", epochs=1, arch="vgg11"))
+    net_a = read_file(tmp_path / "a" / "model.safetensors")
+    cfg = synthetic_config(tmp_path / "d", arch="vgg16", preinit=str(tmp_path / "a" / "model.safetensors"))
+    deeper = make_model(cfg, num_classes=4, in_channels=3)
+    torch.testing.assert_close(deeper.layer("conv1_1").weight, net_a["features.0.weight"])
+    torch.testing.assert_close(deeper.layer("conv3_2").weight, net_a["features.8.weight"])  # A's conv3_2
+    torch.testing.assert_close(deeper.layer("fc7").weight, net_a["classifier.3.weight"])
+    assert not torch.equal(deeper.layer("conv1_2").weight[:, :3], net_a["features.0.weight"][:, :3])

@@ -198,26 +198,16 @@ def batch_options(train_set: Any, cfg: TrainConfig, stats: dict[str, Any], train
 
 # -- model -------------------------------------------------------------------------------------------------------------
 def make_model(cfg: TrainConfig, num_classes: int, in_channels: int) -> VGG:
-    model = build(
-        cfg.arch,
+    shape = dict(
         num_classes=num_classes,
         in_channels=in_channels,
         width=cfg.width,
         pool_size=cfg.pool_size,
         fc_width=cfg.fc_width,
-        dropout=cfg.dropout,
-        init=cfg.init,
     )
+    model = build(cfg.arch, dropout=cfg.dropout, init=cfg.init, **shape)
     if cfg.preinit:  # the paper's pre-initialisation of deeper nets from a trained net A
-        net_a = build(
-            "vgg11",
-            num_classes=num_classes,
-            in_channels=in_channels,
-            width=cfg.width,
-            pool_size=cfg.pool_size,
-            fc_width=cfg.fc_width,
-            batch_norm=model.batch_norm,
-        )
+        net_a = build("vgg11", batch_norm=model.batch_norm, **shape)
         load_weights(net_a, cfg.preinit)
         preinit_from(model, net_a)
     if cfg.weights:
