@@ -212,6 +212,9 @@ def test_recipes_load_and_flags_override(tmp_path, capsys):
         TrainConfig(**recipe).check()
     assert load_recipe(ROOT / "recipes" / "paper_jittered.toml")["scale"] == [256, 512]
     assert load_recipe(ROOT / "recipes" / "paper_s384.toml")["lr"] == 1e-3
+    assert load_recipe("paper_s384") == load_recipe(ROOT / "recipes" / "paper_s384.toml")
+    with pytest.raises(ValueError, match="no such recipe"):
+        load_recipe("paper_s999")
     bad = tmp_path / "bad.toml"
     bad.write_text('arch = "vgg16"\nlearning_rate = 3\n')
     with pytest.raises(ValueError, match="unknown settings: learning_rate"):

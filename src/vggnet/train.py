@@ -114,12 +114,18 @@ class TrainConfig:
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """Settings from a TOML recipe (keys are :class:`TrainConfig` fields)."""
+    """Settings from a TOML recipe (keys are :class:`TrainConfig` fields): a path, or the name of one under
+    ``recipes/`` (``"paper_s256"``)."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
     path = Path(path)
+    if not path.is_file() and path.suffix != ".toml":  # a bare name: one of the recipes/ shipped with vggnet
+        for folder in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes"):
+            if (folder / f"{path.name}.toml").is_file():
+                path = folder / f"{path.name}.toml"
+                break
     if not path.is_file():
         raise ValueError(f"no such recipe: {path}")
     with open(path, "rb") as f:
