@@ -253,3 +253,13 @@ def test_plain_weights_load_with_arch_and_class_count_from_fc8(tmp_path):
     assert loaded_model.mean == [0.485, 0.456, 0.406] and loaded_model.crop == 224
     with pytest.raises(ValueError, match="give --arch"):
         load_model(tmp_path / "plain.pth")
+
+
+def test_imagenet_names_for_1000_class_models(tmp_path):
+    from vggnet.inference import imagenet_classes
+
+    names = imagenet_classes()
+    assert len(names) == 1000 and names[0] == "tench" and names[207] == "golden retriever"
+    model = tiny("vgg11", num_classes=1000)
+    path = vggnet.save_weights(model, tmp_path / "imagenet_like.safetensors")
+    assert load_model(path).classes == names
