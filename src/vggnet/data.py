@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .transforms import random_shifts, translate_flip
+from .transforms import normalize, random_shifts, translate_flip
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -181,8 +181,8 @@ class InMemoryImages:
         images = self.images.to(device, non_blocking=True)
         labels = self.labels.to(device, non_blocking=True)
         index = torch.as_tensor(list(indices), dtype=torch.long, device=device)
-        m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        s = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        m = torch.tensor(mean, device=device)
+        s = torch.tensor(std, device=device)
         if train:
             g = torch.Generator(device=device).manual_seed(derive_seed(seed, epoch))
             dy, dx, mirror = random_shifts(len(index), self.pad, self.flip, g)
@@ -193,7 +193,7 @@ class InMemoryImages:
                 x = translate_flip(
                     x, self.pad, dy[lo : lo + batch_size], dx[lo : lo + batch_size], mirror[lo : lo + batch_size]
                 )
-            yield (x.float().div_(255) - m) / s, labels[take], []
+            yield normalize(x, m, s), labels[take], []
 
 
 def synthetic(

@@ -22,6 +22,7 @@ from torchvision.transforms.v2.functional import resize
 from .data import BadImage, ImageFolder, InMemoryImages, decode_image, load_fashion_mnist
 from .files import atomic_write_text
 from .inference import Loaded, prepare
+from .transforms import normalize
 
 PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
 LABELS = {"center": "centre crop", "dense": "dense", "multicrop": "multi-crop", "dense+multicrop": "multi-crop & dense"}
@@ -42,10 +43,7 @@ def rescale(images: torch.Tensor, q: int, mean: Sequence[float], std: Sequence[f
     """uint8 N x C x H x W to float, smallest side ``q`` (isotropic), normalised."""
     if min(images.shape[-2:]) != q:
         images = resize(images, [q], antialias=True)
-    x = images.float().div_(255)
-    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
-    return (x - m) / s
+    return normalize(images, mean, std)
 
 
 @torch.inference_mode()

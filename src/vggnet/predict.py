@@ -32,6 +32,13 @@ def read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
     return rgb_to_grayscale(img) if channels == 1 else img
 
 
+def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):
+    """The image as decoded (C x H x W uint8, CPU) and as the net takes it: rescaled to Q, normalised, NHWC."""
+    img = read_image(path, loaded.model.in_channels)
+    x = rescale(img[None].to(device), q, loaded.mean, loaded.std)
+    return img, x.contiguous(memory_format=torch.channels_last)
+
+
 @torch.inference_mode()
 def predict(
     loaded: Loaded, paths: list[str], top: int = 5, scale: int | None = None, device: str | torch.device = "cpu"
@@ -43,8 +50,7 @@ def predict(
     net = prepare(loaded.model, device)
     results = []
     for path in paths:
-        img = read_image(path, loaded.model.in_channels).to(device)
-        x = rescale(img[None], q, loaded.mean, loaded.std).contiguous(memory_format=torch.channels_last)
+        _, x = dense_input(loaded, path, q, device)
         p = posteriors(net, x, "dense", loaded.crop)[0].cpu()
         values, indices = p.topk(min(top, len(p)))
         results.append(
@@ -64,9 +70,8 @@ def heatmap(
     import matplotlib.pyplot as plt
 
     q = scale or default_scale(loaded)
-    img = read_image(path, loaded.model.in_channels)
+    img, x = dense_input(loaded, path, q, device)
     net = prepare(loaded.model, device)
-    x = rescale(img[None].to(device), q, loaded.mean, loaded.std).contiguous(memory_format=torch.channels_last)
     scores = net.score_map(x).float()
     probs = F.softmax(scores, 1)[0]  # K x h x w posteriors at each position of the dense net
     best = int(probs.mean((1, 2)).argmax())

@@ -106,6 +106,15 @@ def eval_transform(
     return v2.Compose(steps)
 
 
+def normalize(
+    images: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+) -> torch.Tensor:
+    """uint8 N x C x H x W to float in [0, 1], minus ``mean``, over ``std`` (per channel)."""
+    m = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    return (images.float().div_(255) - m) / s
+
+
 def random_shifts(n: int, pad: int, flip: bool, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     """Per-image parameters of :func:`translate_flip`: shifts in [0, 2 pad] and mirror flags, drawn together for a
     whole epoch so that they depend on an image's position, not on how the epoch is cut into batches."""
