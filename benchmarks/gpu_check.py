@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from vggnet import bench  # noqa: E402
-from vggnet.train import TrainConfig, load_recipe, train  # noqa: E402
+from vggnet.recipe import TrainConfig, load_recipe  # noqa: E402
+from vggnet.train import train  # noqa: E402
 
 
 def run_tests(device: str, tiny: bool) -> tuple[str, float]:
@@ -97,7 +98,7 @@ def main() -> int:
         print(bench.table([("inference", figs)], bf16_rate), f"\n({time.time() - t0:.0f} s)", flush=True)
 
     if "fashion" not in args.skip:
-        recipe = load_recipe(ROOT / "recipes" / "fashion_mnist_gpu.toml")
+        recipe = load_recipe("fashion_mnist_gpu")
         recipe.update(
             data=args.data if Path(args.data).is_dir() else None,
             out=str(out / "fashion_mnist"),
@@ -110,11 +111,11 @@ def main() -> int:
         t0 = time.time()
         result = train(TrainConfig(**recipe))
         seconds = time.time() - t0
-        final = 100 * (1 - result["history"][-1]["val_top1_err"])
-        best = 100 * result["best_val_acc"]
+        final = 100 * (1 - result.val_top1_err)
+        best = 100 * result.best_val_acc
         rows.append(
             (
-                f"Fashion-MNIST {recipe['arch']} x{recipe['width']}, {len(result['history'])} epochs",
+                f"Fashion-MNIST {recipe['arch']} x{recipe['width']}, {len(result.history)} epochs",
                 f"test accuracy {final:.2f}% (best {best:.2f}%), {seconds:.0f} s wall-clock",
             )
         )

@@ -6,6 +6,6 @@ source scripts/setup.sh
 # Built-in default: train a narrow VGG-11 (BN) on Fashion-MNIST, about 3 minutes on 2 CPU cores, >= 90% test accuracy.
 if [ $# -eq 0 ]; then
     out="runs/fashion_mnist_$(date +%Y%m%d_%H%M%S)"
-    set -- train --recipe recipes/fashion_mnist.toml --out "$out"
+    set -- train --recipe fashion_mnist --out "$out"
 fi
 exec .venv/bin/vggnet "$@"

@@ -1,5 +1,6 @@
 """Builders shared by the tests."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from PIL import Image
 
 import vggnet
 from vggnet.data import FASHION_MNIST_DEBIAN
+from vggnet.inference import Loaded
 
 needs_fashion = pytest.mark.skipif(
     not (FASHION_MNIST_DEBIAN / "t10k-labels-idx1-ubyte.gz").exists(), reason="dataset-fashion-mnist is not installed"
@@ -19,6 +21,27 @@ def tiny(arch="vgg11", **kw):
     opts = dict(width=1 / 16, fc_width=32, num_classes=10)
     opts.update(kw)
     return vggnet.build(arch, **opts).eval()
+
+
+def loaded(model, classes=None, crop=224):
+    classes = classes or [f"c{i}" for i in range(model.num_classes)]
+    return Loaded(model.eval(), classes, [0.5, 0.4, 0.3], [0.25, 0.25, 0.25], crop, "tiny")
+
+
+def randomise_bn(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+def saved_tiny(tmp_path, classes=("cat", "dog")):
+    model = tiny("vgg11_bn", num_classes=len(classes))
+    meta = {"classes": json.dumps(list(classes)), "mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]", "crop": "224"}
+    return model, vggnet.save_weights(model, tmp_path / "tiny.safetensors", metadata=meta)
 
 
 def make_folder(root: Path, bad: bool = True) -> Path:

@@ -3,13 +3,14 @@ import torch
 from vggnet.bench import Figure, PeakMemory, make_jpegs, table
 
 
-def test_peak_memory_counts_what_the_block_allocates():
+def test_peak_memory_counts_what_the_block_allocates(capfd):
     with PeakMemory(torch.device("cpu")) as mem:
         a = torch.ones(10 * 2**20 // 4)  # 10 MiB
         b = torch.ones(20 * 2**20 // 4)  # 20 MiB, both alive: 30
         del a, b
         c = torch.ones(5 * 2**20 // 4)
     assert 29.5 < mem.peak < 31 and c.numel() > 0
+    assert capfd.readouterr().err == ""  # the profiler's own lines (USDT, gpuGetDeviceCount) are silenced
 
 
 def test_table_gives_ratios_against_the_first_row_and_the_matmul_share():

@@ -6,18 +6,22 @@ allocator's peak; CPU: the process's resident set, sampled). Ratios are vggnet /
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
+import platform
 import statistics
+import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .evaluate import posteriors
-from .inference import prepare
+from .inference import posteriors, prepare
 from .model import build
 
 
@@ -47,7 +51,8 @@ class PeakMemory:
             from torch.profiler import ProfilerActivity, profile
 
             self.profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-            self.profiler.__enter__()
+            with quiet_stderr():  # Kineto's start/stop lines and, on CPU-only machines, "gpuGetDeviceCount failed"
+                self.profiler.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -55,7 +60,8 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             self.peak = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
             return
-        self.profiler.__exit__(*exc)
+        with quiet_stderr():
+            self.profiler.__exit__(*exc)
         # Each event's own allocations minus frees (children excluded), in time order: a running total.
         records = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in self.profiler.events())
         current = top = 0
@@ -63,6 +69,20 @@ class PeakMemory:
             current += change
             top = max(top, current)
         self.peak = top / 2**20
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence what C++ libraries write to file descriptor 2 (Python's own sys.stderr included) for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _sync(device: torch.device) -> None:
@@ -149,18 +169,22 @@ def inference(
 
         return fn
 
+    plain = build(arch).eval().to(device)  # what a Python user gets: no prepare(), NCHW input, no_grad
+    plain.load_state_dict(tv.state_dict())
     runs = {
         f"torchvision {arch}, batch {batch}": run(tv, x),
         f"torchvision {arch} + channels_last, batch {batch}": run(tv_cl, x_cl),
-        f"vggnet {arch}, batch {batch}": run(ours, x_cl, torch.inference_mode),
+        f"vggnet {arch} as built (build().eval(), NCHW input), batch {batch}": run(plain, x),
+        f"vggnet {arch} prepared (BN folded, inference_mode), batch {batch}": run(ours, x_cl, torch.inference_mode),
     }
     if compile:
         compiled = prepare(ours_model, device, compile=True)
         runs[f"vggnet {arch} + torch.compile, batch {batch}"] = run(compiled, x_cl, torch.inference_mode)
     if amp:
         runs[f"vggnet {arch} bf16 autocast, batch {batch}"] = run(ours, x_cl, torch.inference_mode, True)
-    with torch.no_grad():  # both sides compute the same function
+    with torch.no_grad():  # all sides compute the same function
         torch.testing.assert_close(ours(x_cl), tv(x), rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(plain(x), tv(x), rtol=1e-3, atol=1e-3)
     return alternate(runs, batch, device, repeats, warmup=2 if compile else 1, macs_per_image=vgg_macs(arch))
 
 
@@ -273,7 +297,7 @@ def data_pipeline(folder: Path, count: int = 48, repeats: int = 3) -> list[Figur
     from torchvision.io import decode_jpeg, read_file
     from torchvision.transforms import v2
 
-    from .data import decode_image
+    from .images import decode_image
     from .transforms import paper_train_transform
 
     files = sorted(folder.glob("*.jpg"))
@@ -346,3 +370,53 @@ def table(sections: list[tuple[str, list[Figure]]], ceiling: float) -> str:
                 f"{gflops} | {share} |"
             )
     return "\n".join(lines)
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "CPU"
+
+
+def run_bench(args: argparse.Namespace) -> str:
+    """``vggnet bench``: the sections ``args.only`` names, each printed as it is measured, then the whole table."""
+    from .train import cpu_has_bf16
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    amp = args.amp
+    if amp and device.type == "cpu" and not cpu_has_bf16():
+        print("bf16 runs skipped: this CPU has no bf16 units (AVX-512 BF16 or AMX); PyTorch would emulate them")
+        amp = False
+    fp32 = matmul_gflops(device)
+    bf16 = f"{matmul_gflops(device, torch.bfloat16):.0f} bfloat16" if amp or device.type == "cuda" else "bf16 -"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    )
+    header = f"machine: {name}; torch {torch.__version__}; matmul {fp32:.0f} GFLOP/s float32, {bf16}"
+    print(header, flush=True)
+    sections: list[tuple[str, list[Figure]]] = []
+    measure = {
+        "inference": lambda: [inference(args.arch, b, device, args.repeats, args.compile, amp) for b in args.batch],
+        "train": lambda: [training_step(args.arch, args.train_batch, device, args.repeats, amp, args.compile)],
+        "dense": lambda: [dense_vs_multicrop(args.arch, args.q, device, max(1, args.repeats // 2))],
+        "data": lambda: [data_pipeline(Path(args.images))],
+    }
+    for kind in args.only:
+        for figures in measure[kind]():
+            sections.append((kind, figures))
+            print(table(sections[-1:], fp32), flush=True)
+    text = header + "\n\n" + table(sections, fp32) + "\n"
+    print("\n" + text)
+    if args.out:
+        from .files import atomic_write_text
+
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    return text

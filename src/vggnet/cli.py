@@ -1,24 +1,18 @@
-"""The ``vggnet`` command: a thin layer over the Python API."""
+"""The ``vggnet`` command: a thin layer over the Python API.
+
+Each sub-command is a pair: ``add_X`` declares its flags, ``cmd_X`` calls the API. Every failure a user can cause
+ends as one line on stderr and a non-zero exit status, never as a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import typing
+from dataclasses import fields
 
-
-def cmd_info(args: argparse.Namespace) -> int:
-    from .info import family_report, layer_report
-    from .model import build
-
-    if args.arch is None:
-        print(family_report(args.size))
-    else:
-        model = build(args.arch, num_classes=args.num_classes)
-        print(layer_report(model, args.size))
-    return 0
-
-
-TRAIN_HELP = {
+HELP = {
     "arch": "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1 or a paper letter (default vgg11, net A)",
     "width": "multiplier on every convolution's width, for small experiments (default 1)",
     "pool_size": "side of the average pool before fc6: 7 as in the paper, 1 for a compact head on small images",
@@ -26,15 +20,19 @@ TRAIN_HELP = {
     "dropout": "dropout after fc6 and fc7 (default 0.5)",
     "init": "initialisation: normal (the paper's, std 0.01), xavier (Glorot) or kaiming (torchvision's)",
     "preinit": "weights or checkpoint of a trained net A: copy its first four convolutions and three FC layers",
-    "weights": "start from these weights (fine-tuning): a file, URL or 'torchvision'",
+    "weights": "start from these weights (fine-tuning): a file, URL or 'torchvision'; every layer that fits is "
+    "loaded, fc8 is new when the class count differs, conv1_1 is adapted to another channel count",
+    "freeze": "none (default), features (every convolution) or a layer name (conv4_3: it and all before it)",
+    "pretrained_lr_scale": "learning rate of the layers loaded from --weights, as a fraction of --lr (default 1)",
     "dataset": "fashion-mnist, folder (DIR/train/<class>/*, DIR/val/<class>/*) or synthetic (default: from --data)",
     "data": "data folder: an ImageNet-style folder, or where Fashion-MNIST's idx files are",
-    "subset": "train on a balanced subset of this many images (fashion-mnist, synthetic)",
+    "subset": "train on a balanced subset of this many images",
     "scale": "training scale S (smallest side after rescaling): one value, or Smin Smax for scale jittering",
     "crop": "side of the random training crop (default 224)",
     "colour_shift": "std of AlexNet's PCA colour shift (default 0.1; 0 turns it off)",
     "eigen": "colour-shift eigen-decomposition: imagenet (AlexNet's) or dataset (computed from training images)",
-    "normalize": "mean (subtract the training set's mean RGB, the paper's), meanstd, or imagenet (torchvision's)",
+    "normalize": "auto (the --weights' own normalisation, else the paper's), mean (subtract the training set's "
+    "mean RGB), meanstd, or imagenet (torchvision's)",
     "strict": "stop at the first bad image instead of skipping it with a warning",
     "workers": "DataLoader worker processes for image folders (default: cores - 1, at most 8)",
     "epochs": "maximum number of epochs (default 74, the paper's)",
@@ -58,168 +56,88 @@ TRAIN_HELP = {
     "compile": "compile the model with torch.compile",
     "save_every": "also checkpoint every this many steps (default: at the end of each epoch only)",
     "max_steps": "stop (and save) after this many optimizer steps in all",
-    "progress": "progress bar per epoch (default on; --no-progress turns it off)",
+    "progress": "progress per epoch (default on): a bar on a terminal, a line every --log-every seconds in a log",
+    "log_every": "seconds between progress lines when the output is not a terminal (default 30)",
     "tensorboard": "write TensorBoard event files (default on)",
 }
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
+# -- info -------------------------------------------------------------------------------------------------------------
+def add_info(sub) -> None:
+    p = sub.add_parser("info", help="Table 1, parameters, GMACs and memory; or one architecture layer by layer")
+    p.add_argument("arch", nargs="?", help="an architecture (vgg16, D, vgg19_bn ...); omit for the whole family")
+    p.add_argument("--size", type=int, default=224, help="input image side (default 224)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes of fc8 (default 1000)")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from .info import family_report, layer_report
+    from .model import build
+
+    if args.size < 32:
+        raise ValueError(f"--size must be at least 32 (five 2x2 pools), got {args.size}")
+    if args.arch is None:
+        print(family_report(args.size))
+    else:
+        with torch.device("meta"):
+            model = build(args.arch, num_classes=args.num_classes)
+        print(layer_report(model, args.size))
+    return 0
+
+
+# -- train ------------------------------------------------------------------------------------------------------------
+def add_train(sub) -> None:
     """One flag per TrainConfig field, typed from its annotation; unset flags leave the recipe's value."""
-    import typing
-    from dataclasses import fields
+    from .recipe import TrainConfig
 
-    from .train import TrainConfig
-
-    p.add_argument("--recipe", help="a TOML recipe (e.g. recipes/fashion_mnist.toml); flags override it")
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune a VGG (the paper's recipe by default)",
+        description="Train a VGG the paper's way, or fine-tune one from pretrained weights. Defaults are the "
+        "paper's; --recipe loads a TOML file of settings (a path, or the name of one shipped with vggnet), and "
+        "any flag overrides it. Under torchrun it trains on every process.",
+    )
+    p.add_argument("--recipe", help="a TOML recipe: a path or a shipped name (fashion_mnist, finetune, paper_s256 ...)")
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
         flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
         options = [a for a in typing.get_args(kind) if a is not type(None)]
         if typing.get_origin(kind) is not list and options:  # X | None
             kind = options[0]
+        common = dict(default=argparse.SUPPRESS, help=HELP[f.name])
         if kind is bool:
-            p.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=TRAIN_HELP[f.name]
-            )
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         elif typing.get_origin(kind) is list:
-            p.add_argument(
-                flag, type=typing.get_args(kind)[0], nargs="+", default=argparse.SUPPRESS, help=TRAIN_HELP[f.name]
-            )
+            p.add_argument(flag, type=typing.get_args(kind)[0], nargs="+", **common)
         else:
-            p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=TRAIN_HELP[f.name])
+            p.add_argument(flag, type=kind, **common)
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, TrainingStopped, load_recipe, train
+    from .recipe import TrainConfig, load_recipe
+    from .train import train
 
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "recipe")}
     settings = load_recipe(args.recipe) if args.recipe else {}
-    settings.update({k: v for k, v in vars(args).items() if k not in ("command", "func", "recipe")})
-    try:
-        train(TrainConfig(**settings))
-    except TrainingStopped as stop:
-        print(f"vggnet train: {stop}", file=sys.stderr)
-        return stop.code
-    return 0
+    settings.update(given)
+    result = train(TrainConfig(**settings), given=set(given) | (set(settings) if args.recipe else set()))
+    if result.exit_code:
+        print(f"vggnet train: {result.message}", file=sys.stderr)
+    elif result.status != "finished":
+        print(result.message)
+    return result.exit_code
 
 
-def _load_all(args: argparse.Namespace):
-    from .inference import load_model
-
-    if not args.weights:
-        raise ValueError(
-            "give the model with --weights FILE (a vggnet checkpoint or weights file, or any weights "
-            "file, URL or 'torchvision' together with --arch)"
-        )
-    return [load_model(w, args.arch) for w in args.weights]
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, markdown, open_source, write_report
-
-    models = _load_all(args)
-    source = open_source(args.data, args.batch_size, args.strict, args.limit)
-    crop = models[0].crop
-    scale_sets = args.scales or [[256 if crop == 224 else crop]]
-    report = evaluate(models, source, scale_sets, args.protocols, args.device)
-    print(markdown(report), end="")
-    md, js = write_report(report, args.out)
-    print(f"wrote {md} and {js}")
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import heatmap, predict
-
-    (loaded,) = _load_all(args)
-    for result in predict(loaded, args.images, args.top, args.scale, args.device):
-        print(result["image"])
-        for name, p in result["top"]:
-            print(f"  {100 * p:6.2f}%  {name}")
-    if args.heatmap:
-        if len(args.images) != 1:
-            raise ValueError("--heatmap draws one image; give a single IMAGE")
-        print(f"wrote {heatmap(loaded, args.images[0], args.heatmap, args.scale, args.device)}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
-
-    (loaded,) = _load_all(args)
-    results = export(loaded, args.out, tuple(args.format), opset=args.opset)
-    for fmt, r in results.items():
-        print(f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {r['max_rel_error']:.1e})")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    import platform
-    from pathlib import Path
-
-    import torch
-
-    from . import bench
-
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    fp32 = bench.matmul_gflops(device)
-    bf16 = bench.matmul_gflops(device, torch.bfloat16)
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else ""
-    )
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu}, {torch.get_num_threads()} threads"
-    print(
-        f"machine: {name}; torch {torch.__version__}; matmul {fp32:.0f} GFLOP/s float32, {bf16:.0f} bfloat16",
-        flush=True,
-    )
-    sections = []
-    if "inference" in args.only:
-        for batch in args.batch:
-            sections.append(
-                ("inference", bench.inference(args.arch, batch, device, args.repeats, args.compile, args.amp))
-            )
-            print(bench.table(sections[-1:], fp32), flush=True)
-    if "train" in args.only:
-        sections.append(
-            ("train", bench.training_step(args.arch, args.train_batch, device, args.repeats, args.amp, args.compile))
-        )
-        print(bench.table(sections[-1:], fp32), flush=True)
-    if "dense" in args.only:
-        sections.append(("dense", bench.dense_vs_multicrop(args.arch, args.q, device, max(1, args.repeats // 2))))
-        print(bench.table(sections[-1:], fp32), flush=True)
-    if "data" in args.only:
-        sections.append(("data", bench.data_pipeline(Path(args.images))))
-        print(bench.table(sections[-1:], fp32), flush=True)
-    text = (
-        f"machine: {name}; torch {torch.__version__}; matmul {fp32:.0f} GFLOP/s float32, {bf16:.0f} bfloat16\n\n"
-        + bench.table(sections, fp32)
-        + "\n"
-    )
-    print("\n" + text)
-    if args.out:
-        from .files import atomic_write_text
-
-        atomic_write_text(args.out, text)
-        print(f"wrote {args.out}")
-    return 0
-
-
-def _model_arguments(p: argparse.ArgumentParser, repeat: bool = False) -> None:
+# -- eval, predict, export --------------------------------------------------------------------------------------------
+def add_model_arguments(p: argparse.ArgumentParser, repeat: bool = False) -> None:
     p.add_argument(
         "--weights",
         action="append",
         default=[],
-        required=False,
         help="a vggnet checkpoint (.pt) or weights (.safetensors); or any weights file, URL or 'torchvision'"
         " with --arch" + ("; repeat for an ensemble (posteriors averaged)" if repeat else ""),
     )
@@ -227,26 +145,26 @@ def _model_arguments(p: argparse.ArgumentParser, repeat: bool = False) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vggnet", description="VGG (Simonyan & Zisserman 2014) in PyTorch")
-    sub = parser.add_subparsers(dest="command", required=True)
+def load_all(args: argparse.Namespace) -> list:
+    from .inference import load_model
 
-    p = sub.add_parser("info", help="Table 1, parameters, GMACs and memory; or one architecture layer by layer")
-    p.add_argument("arch", nargs="?", help="an architecture (vgg16, D, vgg19_bn ...); omit for the whole family")
-    p.add_argument("--size", type=int, default=224, help="input image side (default 224)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classes of fc8 (default 1000)")
-    p.set_defaults(func=cmd_info)
+    if not args.weights:
+        raise ValueError(
+            "give the model with --weights FILE (a vggnet checkpoint or weights file, or any weights "
+            "file, URL or 'torchvision' together with --arch)"
+        )
+    check_device(args.device)
+    return [load_model(w, args.arch) for w in args.weights]
 
-    p = sub.add_parser(
-        "train",
-        help="train a VGG (the paper's recipe by default)",
-        description="Train a VGG the paper's way. Defaults are the paper's; --recipe loads a TOML "
-        "file of settings, and any flag overrides it. Under torchrun it trains on every process.",
-    )
-    add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
 
-    from .evaluate import PROTOCOLS
+def check_device(name: str) -> None:
+    from .distributed import pick_device
+
+    pick_device(name)
+
+
+def add_eval(sub) -> None:
+    from .inference import PROTOCOLS
 
     p = sub.add_parser(
         "eval",
@@ -254,7 +172,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Evaluate one model or an ensemble the paper's way (Sect. 3.2) and print a table "
         "in the layout of its Tables 3-6, also written as Markdown and JSON.",
     )
-    _model_arguments(p, repeat=True)
+    add_model_arguments(p, repeat=True)
     p.add_argument(
         "--data",
         default="fashion-mnist",
@@ -281,21 +199,77 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval", help="folder for eval.md and eval.json (default runs/eval)")
     p.set_defaults(func=cmd_eval)
 
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .data import open_source
+    from .evaluate import evaluate, markdown, write_report
+
+    check_out_folder(args.out)
+    models = load_all(args)
+    channels = models[0].model.in_channels
+    source = open_source(args.data, args.batch_size, args.strict, args.limit, channels=channels)
+    scale_sets = args.scales or [[models[0].default_scale]]
+    report = evaluate(models, source, scale_sets, args.protocols, args.device)
+    print(markdown(report), end="")
+    md, js = write_report(report, args.out)
+    print(f"wrote {md} and {js}")
+    return 0
+
+
+def check_out_folder(out: str) -> None:
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file; give a folder")
+
+
+def add_predict(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes of images, and a heat map of the dense class scores")
-    _model_arguments(p)
+    add_model_arguments(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     p.add_argument("--scale", type=int, help="test scale Q (default 256, or the training size for small images)")
     p.add_argument("--heatmap", metavar="OUT.png", help="draw the dense score map of the top class over the image")
     p.set_defaults(func=cmd_predict)
 
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import heatmap, predict
+
+    if args.top < 1:
+        raise ValueError(f"--top must be positive, got {args.top}")
+    if args.heatmap and len(args.images) != 1:
+        raise ValueError("--heatmap draws one image; give a single IMAGE")
+    (loaded,) = load_all(args)
+    for result in predict(loaded, args.images, args.top, args.scale, args.device):
+        print(result["image"])
+        for name, p in result["top"]:
+            print(f"  {100 * p:6.2f}%  {name}")
+    if args.heatmap:
+        print(f"wrote {heatmap(loaded, args.images[0], args.heatmap, args.scale, args.device)}")
+    return 0
+
+
+def add_export(sub) -> None:
     p = sub.add_parser("export", help="TorchScript and ONNX (dense head, dynamic batch and size), checked")
-    _model_arguments(p)
+    add_model_arguments(p)
     p.add_argument("--out", default="runs/export", help="output folder (default runs/export)")
     p.add_argument("--format", nargs="+", default=["torchscript", "onnx"], choices=["torchscript", "onnx"])
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.set_defaults(func=cmd_export)
 
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    check_out_folder(args.out)
+    (loaded,) = load_all(args)
+    results = export(loaded, args.out, tuple(args.format), opset=args.opset)
+    for fmt, r in results.items():
+        print(f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {r['max_rel_error']:.1e})")
+    return 0
+
+
+# -- bench ------------------------------------------------------------------------------------------------------------
+def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="images/s and memory against torchvision's VGG, in one process")
     p.add_argument("--arch", default="vgg16", help="configuration (default vgg16)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -311,11 +285,32 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--q", type=int, default=384, help="test scale of the dense vs multi-crop run (default 384)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of each run (default 5)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd vggnet")
-    p.add_argument("--amp", action="store_true", help="also time bf16 autocast")
+    p.add_argument("--amp", action="store_true", help="also time bf16 autocast (skipped where bf16 is emulated)")
     p.add_argument("--threads", type=int, help="torch threads (default: PyTorch's)")
     p.add_argument("--images", default="runs/bench_jpegs", help="folder of JPEGs for the data pipeline (made if empty)")
     p.add_argument("--out", help="also write the table to this Markdown file")
     p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    check_device(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be positive, got {args.threads}")
+    run_bench(args)
+    return 0
+
+
+# -- the command ------------------------------------------------------------------------------------------------------
+COMMANDS = (add_info, add_train, add_eval, add_predict, add_export, add_bench)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vggnet", description="VGG (Simonyan & Zisserman 2014) in PyTorch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 
@@ -324,8 +319,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
-        print(f"vggnet {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # bad input: a sentence, not a traceback
+        print(f"vggnet {args.command}: error: {_sentence(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"vggnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: still one line, and the traceback on request
+        if os.environ.get("VGGNET_DEBUG"):
+            raise
+        print(
+            f"vggnet {args.command}: unexpected error: {type(err).__name__}: {_sentence(err)} "
+            "(set VGGNET_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _sentence(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.strerror}: {err.filename}"
+    return str(err)

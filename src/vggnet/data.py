@@ -1,24 +1,42 @@
 """Datasets: Fashion-MNIST from its idx files, ImageNet-style folders, and a synthetic set for smoke tests.
 
-Every dataset hands out batches through ``batches(...)``: a deterministic function of (seed, epoch, position), so
-that a resumed run sees exactly the images, order and augmentation an uninterrupted one would.
+Every training dataset follows one interface (:class:`Dataset`) and is opened with its normalisation and augmentation
+bound (:func:`open_datasets`), so the training loop only asks for batches. A batch is a deterministic function of
+(seed, epoch, position), so that a resumed run sees exactly the images, order and augmentation an uninterrupted one
+would. Test-time images (evaluation, features) come from :func:`open_source`, one image or batch at a time.
 """
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import os
 import struct
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
 
-from .transforms import normalize, random_shifts, translate_flip
+from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image
+from .transforms import (
+    IMAGENET_EIGVAL,
+    IMAGENET_EIGVEC,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Normalization,
+    eval_transform,
+    normalize,
+    paper_train_transform,
+    random_shifts,
+    rgb_eigen,
+    translate_flip,
+)
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -38,11 +56,54 @@ FASHION_MNIST_CLASSES = [
     "Bag",
     "Ankle boot",
 ]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
-MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
-
+DATASETS = ("fashion-mnist", "folder", "synthetic")
+NORMALIZATIONS = ("auto", "mean", "meanstd", "imagenet")
 
 Batch = tuple[torch.Tensor, torch.Tensor, list[str]]  # images, labels, "path: reason" of each skipped file
+
+
+class Dataset(Protocol):
+    """What training reads: labelled images, in batches already augmented (training) and normalised."""
+
+    name: str
+    classes: list[str]
+    labels: torch.Tensor
+    channels: int
+    image_size: int | None  # the side of every image, where all have one
+
+    def __len__(self) -> int: ...
+
+    def batches(
+        self, indices: Sequence[int], batch_size: int, *, epoch: int, device: torch.device | str = "cpu", start: int = 0
+    ) -> Iterator[Batch]:
+        """The images at ``indices``, ``batch_size`` at a time from batch ``start``, on ``device``; epoch seeds
+        the augmentation."""
+        ...
+
+    def subset(self, count: int) -> Dataset: ...
+
+    def sample_pixels(self, count: int, seed: int) -> torch.Tensor:
+        """Pixels M x C in [0, 1] of (up to) ``count`` images: for the mean, std and colour PCA."""
+        ...
+
+    def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> Dataset:
+        """This dataset with its normalisation (and, for training, its augmentation) bound."""
+        ...
+
+
+class DataSettings(Protocol):
+    """The settings :func:`open_datasets` reads (a :class:`vggnet.recipe.TrainConfig` has them all)."""
+
+    dataset: str | None
+    data: str | None
+    subset: int | None
+    scale: list[int]
+    crop: int
+    colour_shift: float
+    eigen: str
+    normalize: str
+    workers: int
+    seed: int
 
 
 def derive_seed(*parts: int) -> int:
@@ -51,13 +112,27 @@ def derive_seed(*parts: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def balanced_indices(labels: torch.Tensor, num_classes: int, count: int) -> torch.Tensor:
+    """The first ``count`` indices taking each class in turn: a balanced, deterministic subset."""
+    if count < 1:
+        raise ValueError(f"a subset needs at least one image, got {count}")
+    order = torch.argsort(labels, stable=True)
+    per_class = torch.bincount(labels[order], minlength=num_classes)
+    starts = torch.cumsum(per_class, 0) - per_class
+    rank = torch.arange(len(order)) - starts[labels[order]]
+    return order[torch.argsort(rank, stable=True)[:count]]
+
+
 # -- Fashion-MNIST ----------------------------------------------------------------------------------------------------
 def read_idx(path: str | os.PathLike) -> torch.Tensor:
     """Read an idx file (gzipped or not) of unsigned bytes into a tensor of its dimensions."""
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path} is truncated or corrupt: {err}") from None
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
         raise ValueError(f"{path} is not an idx file of unsigned bytes")
     ndim = raw[3]
@@ -68,37 +143,50 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8).reshape(dims)
 
 
-def find_fashion_mnist(
-    root: str | os.PathLike | None = None, download: bool = True, base_url: str = FASHION_MNIST_URL
-) -> Path:
-    """The folder holding Fashion-MNIST's four idx files: ``root``, else Debian's, else downloaded into a cache."""
-    names = [n for pair in FASHION_MNIST_FILES.values() for n in pair]
+FASHION_MNIST_NAMES = [n for pair in FASHION_MNIST_FILES.values() for n in pair]
 
-    def has_all(folder: Path) -> bool:
-        return all((folder / n).is_file() or (folder / n[:-3]).is_file() for n in names)
 
-    candidates = [Path(root)] if root else [FASHION_MNIST_DEBIAN, cache_dir() / "fashion-mnist"]
+def _has_fashion_mnist(folder: Path) -> bool:
+    return all((folder / n).is_file() or (folder / n[:-3]).is_file() for n in FASHION_MNIST_NAMES)
+
+
+def find_fashion_mnist(root: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The folder holding Fashion-MNIST's four idx files: ``root`` (which must hold them), else Debian's, else
+    vggnet's cache, downloaded there from the official source if need be."""
+    if root is not None:
+        folder = Path(root)
+        if not folder.is_dir():
+            raise ValueError(f"data folder {folder} does not exist")
+        if not _has_fashion_mnist(folder):
+            missing = [n for n in FASHION_MNIST_NAMES if not (folder / n).is_file() and not (folder / n[:-3]).is_file()]
+            raise ValueError(
+                f"{folder} holds neither Fashion-MNIST's idx files (missing {', '.join(missing)}) nor an image "
+                f"folder ({folder}/train/<class>/*)"
+            )
+        return folder
+    candidates = [FASHION_MNIST_DEBIAN, cache_dir() / "fashion-mnist"]
     for folder in candidates:
-        if has_all(folder):
+        if _has_fashion_mnist(folder):
             return folder
     if not download:
         raise ValueError(f"Fashion-MNIST idx files not found in {', '.join(map(str, candidates))}")
-    target = candidates[0] if root else candidates[-1]
-    download_files(base_url, names, target)
-    return target
+    return download_fashion_mnist(candidates[-1])
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("VGGNET_CACHE", Path.home() / ".cache" / "vggnet"))
 
 
-def download_files(base_url: str, names: Sequence[str], folder: Path) -> None:
+def download_fashion_mnist(folder: str | os.PathLike, base_url: str | None = None) -> Path:
+    """Fetch Fashion-MNIST's four idx files from ``base_url`` (the official source by default) into ``folder``."""
     from torch.hub import download_url_to_file
 
+    base_url = base_url or FASHION_MNIST_URL
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    for name in FASHION_MNIST_NAMES:
         if not (folder / name).is_file():
-            print(f"downloading {base_url}{name}")
+            print(f"downloading {base_url}{name}", file=sys.stderr)
             try:
                 download_url_to_file(base_url.rstrip("/") + "/" + name, str(folder / name), progress=False)
             except OSError as err:
@@ -106,10 +194,13 @@ def download_files(base_url: str, names: Sequence[str], folder: Path) -> None:
                     f"could not download {base_url}{name} ({err}); give --data DIR with the idx "
                     "files, or on Debian: apt-get install dataset-fashion-mnist"
                 ) from None
+    return folder
 
 
 def load_fashion_mnist(root: str | os.PathLike | None = None, split: str = "train") -> InMemoryImages:
     """Fashion-MNIST as 1 x 32 x 32 images (the 28 x 28 originals zero-padded by 2, VGG's smallest input)."""
+    if split not in FASHION_MNIST_FILES:
+        raise ValueError(f"Fashion-MNIST has splits train and test, not {split!r}")
     folder = find_fashion_mnist(root)
     image_file, label_file = FASHION_MNIST_FILES[split]
 
@@ -129,7 +220,8 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, split: str = "trai
 # -- In-memory datasets -----------------------------------------------------------------------------------------------
 @dataclass
 class InMemoryImages:
-    """Images held as one uint8 tensor N x C x H x W, augmented a batch at a time (shift by ``pad``, flip)."""
+    """Images held as one uint8 tensor N x C x H x W, augmented a batch at a time on the training device (shift by
+    up to ``pad`` pixels, flip) once bound for training; normalised by ``mean`` and ``std``."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -137,6 +229,10 @@ class InMemoryImages:
     pad: int = 0
     flip: bool = True
     name: str = "in-memory"
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    augment: bool = False
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if len(self.images) == 0:
@@ -149,50 +245,47 @@ class InMemoryImages:
     def channels(self) -> int:
         return self.images.shape[1]
 
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
     def subset(self, count: int) -> InMemoryImages:
-        """The first ``count`` images of every class in turn (a balanced, deterministic subset)."""
-        order = torch.argsort(self.labels, stable=True)
-        per_class = torch.bincount(self.labels[order], minlength=len(self.classes))
-        starts = torch.cumsum(per_class, 0) - per_class
-        rank = torch.arange(len(order)) - starts[self.labels[order]]
-        keep = order[torch.argsort(rank, stable=True)[:count]]
-        return InMemoryImages(self.images[keep], self.labels[keep], self.classes, self.pad, self.flip, self.name)
+        keep = balanced_indices(self.labels, len(self.classes), count)
+        return replace(self, images=self.images[keep], labels=self.labels[keep])
+
+    def sample_pixels(self, count: int = 0, seed: int = 0) -> torch.Tensor:
+        """Every pixel (the images are in memory, so the statistics are exact)."""
+        return self.images.float().div_(255).transpose(0, 1).reshape(self.channels, -1).T
 
     def statistics(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and standard deviation of the pixels, in [0, 1]."""
-        x = self.images.float().div_(255).transpose(0, 1).reshape(self.channels, -1)
-        return x.mean(1).tolist(), x.std(1).tolist()
+        x = self.sample_pixels()
+        return x.mean(0).tolist(), x.std(0).tolist()
+
+    def bind(self, *, mean: Sequence[float], std: Sequence[float], augment: bool, seed: int = 0) -> InMemoryImages:
+        return replace(self, mean=list(mean), std=list(std), augment=augment, seed=seed)
+
+    def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> InMemoryImages:
+        return self.bind(mean=stats["mean"], std=stats["std"], augment=train, seed=settings.seed)
 
     def batches(
-        self,
-        indices: Sequence[int],
-        batch_size: int,
-        *,
-        train: bool,
-        seed: int,
-        epoch: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        device: torch.device | str = "cpu",
-        start: int = 0,
-        **_: object,
+        self, indices: Sequence[int], batch_size: int, *, epoch: int, device: torch.device | str = "cpu", start: int = 0
     ) -> Iterator[Batch]:
         device = torch.device(device)
         images = self.images.to(device, non_blocking=True)
         labels = self.labels.to(device, non_blocking=True)
         index = torch.as_tensor(list(indices), dtype=torch.long, device=device)
-        m = torch.tensor(mean, device=device)
-        s = torch.tensor(std, device=device)
-        if train:
-            g = torch.Generator(device=device).manual_seed(derive_seed(seed, epoch))
+        m = torch.tensor(self.mean if self.mean is not None else [0.0] * self.channels, device=device)
+        s = torch.tensor(self.std if self.std is not None else [1.0] * self.channels, device=device)
+        if self.augment:
+            g = torch.Generator(device=device).manual_seed(derive_seed(self.seed, epoch))
             dy, dx, mirror = random_shifts(len(index), self.pad, self.flip, g)
         for lo in range(start * batch_size, len(index), batch_size):
             take = index[lo : lo + batch_size]
             x = images[take]
-            if train:
-                x = translate_flip(
-                    x, self.pad, dy[lo : lo + batch_size], dx[lo : lo + batch_size], mirror[lo : lo + batch_size]
-                )
+            if self.augment:
+                part = slice(lo, lo + batch_size)
+                x = translate_flip(x, self.pad, dy[part], dx[part], mirror[part])
             yield normalize(x, m, s), labels[take], []
 
 
@@ -210,127 +303,97 @@ def synthetic(
 
 
 # -- ImageNet-style folders -------------------------------------------------------------------------------------------
-class BadImage(ValueError):
-    pass
-
-
-def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """Decode any image file to a uint8 RGB tensor 3 x H x W with torchvision (Pillow for formats it lacks).
-
-    Grayscale, palette, RGBA, CMYK and 16-bit images all become 8-bit RGB. Raises ``BadImage`` for empty,
-    truncated, corrupt or oversized files; the size is read from the header before anything is decoded.
-    """
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.io import ImageReadMode
-    from torchvision.io import decode_image as tv_decode
-
-    path = Path(path)
-    data = path.read_bytes()
-    if not data:
-        raise BadImage("empty file")
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            fmt = im.format
-    except (UnidentifiedImageError, OSError) as err:
-        raise BadImage(f"not an image ({err.__class__.__name__})") from None
-    except Image.DecompressionBombError:
-        raise BadImage("too large to decode safely") from None
-    if width * height > max_pixels:
-        raise BadImage(f"{width}x{height} pixels is more than the {max_pixels:,} allowed")
-    if fmt == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        raise BadImage("truncated JPEG (no end-of-image marker)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # libjpeg's "premature end" and similar become errors,
-            # but not torchvision 0.29's notice that its decoders will move to TorchCodec: they still work.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            img = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    except (RuntimeError, Warning, ValueError):
-        img = _decode_with_pillow(path)
-    if img.dtype == torch.uint16:
-        img = (img.to(torch.int32) >> 8).to(torch.uint8)
-    elif img.dtype != torch.uint8:
-        img = img.to(torch.uint8)
-    return img
-
-
-def _decode_with_pillow(path: Path) -> torch.Tensor:
-    from PIL import Image
-    from torchvision.transforms.v2.functional import pil_to_tensor
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I"):
-                im = im.point(lambda v: v / 256).convert("L")
-            return pil_to_tensor(im.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as err:
-        raise BadImage(f"corrupt ({err})") from None
+def list_images(root: Path, classes: Sequence[str] | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names (sorted sub-folders, unless given) and (file, label) pairs of ``root/<class>/**/<image>``."""
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = list(classes) if classes is not None else found
+    if not classes:
+        raise ValueError(f"{root} has no class folders (expected {root}/<class>/<image>)")
+    samples: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        folder = root / name
+        files = (
+            sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if folder.is_dir()
+            else []
+        )
+        if not files:
+            raise ValueError(f"class folder {folder} holds no images")
+        samples += [(p, label) for p in files]
+    return classes, samples
 
 
 class ImageFolder:
-    """``root/<class>/<image>`` with classes in sorted order, like torchvision's ImageFolder, decoded safely."""
+    """``root/<class>/<image>`` with classes in sorted order, like torchvision's ImageFolder, decoded safely; once
+    bound, each image goes through ``transform`` (seeded per image and epoch) in DataLoader workers."""
+
+    channels = 3
+    image_size = None
 
     def __init__(
         self, root: str | os.PathLike, classes: Sequence[str] | None = None, max_pixels: int = MAX_PIXELS
     ) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise ValueError(f"image folder {self.root} does not exist")
-        found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        self.classes = list(classes) if classes is not None else found
-        if not self.classes:
-            raise ValueError(f"{self.root} has no class folders (expected {self.root}/<class>/<image>)")
-        self.samples: list[tuple[Path, int]] = []
-        for label, name in enumerate(self.classes):
-            folder = self.root / name
-            files = (
-                sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-                if folder.is_dir()
-                else []
-            )
-            if not files:
-                raise ValueError(f"class folder {folder} holds no images")
-            self.samples += [(p, label) for p in files]
+        self.classes, self.samples = list_images(self.root, classes)
         self.labels = torch.tensor([label for _, label in self.samples])
         self.max_pixels = max_pixels
         self.name = str(self.root)
-        self.channels = 3
+        self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.seed = 0
+        self.workers = 0
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def subset(self, count: int) -> ImageFolder:
+        keep = balanced_indices(self.labels, len(self.classes), count).tolist()
+        chosen = copy.copy(self)
+        chosen.samples = [self.samples[i] for i in keep]
+        chosen.labels = self.labels[keep]
+        return chosen
+
+    def bind(
+        self, *, transform: Callable[[torch.Tensor], torch.Tensor], seed: int = 0, workers: int = 0
+    ) -> ImageFolder:
+        bound = copy.copy(self)
+        bound.transform, bound.seed, bound.workers = transform, seed, workers
+        return bound
+
+    def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> ImageFolder:
+        lo, hi = settings.scale[0], settings.scale[-1]
+        if train:
+            transform = paper_train_transform(
+                (lo, hi), settings.crop, settings.colour_shift, stats["mean"], stats["std"], stats["eigval"],
+                stats["eigvec"],
+            )  # fmt: skip
+        else:  # single-scale validation at Q = S, or (Smin + Smax) / 2 for jittered S, centre crop
+            transform = eval_transform((lo + hi) // 2, settings.crop, stats["mean"], stats["std"])
+        workers = settings.workers if settings.workers >= 0 else min(8, max(1, (os.cpu_count() or 2) - 1))
+        return self.bind(transform=transform, seed=settings.seed, workers=workers)
+
     def batches(
-        self,
-        indices: Sequence[int],
-        batch_size: int,
-        *,
-        train: bool,
-        seed: int,
-        epoch: int,
-        transform,
-        device: torch.device | str = "cpu",
-        start: int = 0,
-        workers: int = 0,
-        **_: object,
+        self, indices: Sequence[int], batch_size: int, *, epoch: int, device: torch.device | str = "cpu", start: int = 0
     ) -> Iterator[Batch]:
-        view = _TransformedFolder(self, transform, seed, epoch)
+        if self.transform is None:
+            raise ValueError(f"{self.name} has no transform bound; open it with open_datasets or bind()")
+        view = _TransformedFolder(self, self.transform, self.seed, epoch)
         order = list(indices)[start * batch_size :]
         loader = DataLoader(
             view,
             batch_size=batch_size,
             sampler=order,
-            num_workers=workers,
+            num_workers=self.workers,
             collate_fn=_collate,
             pin_memory=torch.device(device).type == "cuda",
             persistent_workers=False,
-            prefetch_factor=4 if workers else None,
+            prefetch_factor=4 if self.workers else None,
         )
         for x, y, bad in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), bad
 
-    def sample_pixels(self, count: int = 500, side: int = 64, seed: int = 0) -> torch.Tensor:
+    def sample_pixels(self, count: int = 500, seed: int = 0, side: int = 64) -> torch.Tensor:
         """RGB pixels (M x 3, [0, 1]) of up to ``count`` images shrunk to ``side``: for the mean and colour PCA."""
         from torchvision.transforms.v2.functional import resize
 
@@ -340,7 +403,7 @@ class ImageFolder:
         for i in pick:
             try:
                 img = decode_image(self.samples[i][0], self.max_pixels)
-            except BadImage:
+            except (BadImage, OSError):
                 continue
             small = resize(img, [side], antialias=True).float().div(255)
             pixels.append(small.reshape(3, -1).T)
@@ -349,7 +412,7 @@ class ImageFolder:
         return torch.cat(pixels)
 
 
-class _TransformedFolder(Dataset):
+class _TransformedFolder(TorchDataset):
     """One epoch's view of a folder: the random transform of image i is seeded by (seed, epoch, i)."""
 
     def __init__(self, folder: ImageFolder, transform, seed: int, epoch: int) -> None:
@@ -375,3 +438,155 @@ def _collate(items):
     if not good:
         return torch.empty(0), torch.empty(0, dtype=torch.long), bad
     return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good]), bad
+
+
+# -- opening what a run trains on -------------------------------------------------------------------------------------
+@dataclass
+class OpenedData:
+    """The training and validation sets of a run, bound, with the statistics they were bound with."""
+
+    train: Dataset
+    val: Dataset
+    stats: dict[str, Any]
+    crop: int
+
+
+def open_datasets(
+    settings: DataSettings, weights_normalization: Normalization | None = None, stats: dict[str, Any] | None = None
+) -> OpenedData:
+    """The training and validation sets ``settings`` name, normalised and (training) augmented. ``stats`` (mean,
+    std, colour eigen-decomposition) are computed from the training set unless given (a resumed run's);
+    ``normalize = "auto"`` takes ``weights_normalization`` where there is one."""
+    train_set, val_set = _open_raw(settings)
+    if stats is None:
+        stats = data_statistics(train_set, settings, weights_normalization)
+    return OpenedData(
+        train_set.prepared(settings, stats, train=True),
+        val_set.prepared(settings, stats, train=False),
+        stats,
+        train_set.image_size or settings.crop,
+    )
+
+
+def _open_raw(settings: DataSettings) -> tuple[Dataset, Dataset]:
+    kind, data = settings.dataset, settings.data
+    if kind is None:
+        kind = "folder" if data and (Path(data) / "train").is_dir() else "fashion-mnist"
+    if kind not in DATASETS:
+        raise ValueError(f"unknown dataset {kind!r}; expected one of {', '.join(DATASETS)}")
+    if kind == "fashion-mnist":
+        train_set, val_set = load_fashion_mnist(data, "train"), load_fashion_mnist(data, "test")
+    elif kind == "synthetic":
+        train_set, val_set = synthetic(512, seed=settings.seed), synthetic(128, seed=settings.seed + 1)
+    else:
+        if not data:
+            raise ValueError("--dataset folder needs --data DIR with DIR/train/<class>/* and DIR/val/<class>/*")
+        if not (Path(data) / "val").is_dir():
+            raise ValueError(f"{data} has no val/ folder (expected {data}/train/<class>/* and {data}/val/<class>/*)")
+        train_set = ImageFolder(Path(data) / "train")
+        val_set = ImageFolder(Path(data) / "val", classes=train_set.classes)
+    if settings.subset is not None:
+        train_set = train_set.subset(settings.subset)
+    return train_set, val_set
+
+
+def data_statistics(
+    train_set: Dataset, settings: DataSettings, weights_normalization: Normalization | None = None
+) -> dict[str, Any]:
+    """Mean and std (as ``settings.normalize`` says), and the colour eigen-decomposition, of the training set."""
+    mode = settings.normalize
+    if mode not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalisation {mode!r}; expected one of {', '.join(NORMALIZATIONS)}")
+    pixels = train_set.sample_pixels(500, settings.seed)
+    mean, std = pixels.mean(0).tolist(), pixels.std(0).tolist()
+    rgb = pixels.shape[1] == 3
+    eigval, eigvec = rgb_eigen(pixels) if settings.eigen == "dataset" and rgb else (IMAGENET_EIGVAL, IMAGENET_EIGVEC)
+    source = "the training set"
+    if mode == "auto" and weights_normalization is not None:
+        mean, std = weights_normalization.for_channels(train_set.channels).rgb_unit()
+        source = weights_normalization.source or "the weights"
+    elif mode == "imagenet":
+        if not rgb:
+            raise ValueError("--normalize imagenet needs RGB images")
+        mean, std, source = list(IMAGENET_MEAN), list(IMAGENET_STD), "ImageNet (torchvision's)"
+    elif mode in ("mean", "auto"):
+        std = [1.0] * len(mean)  # the paper's: subtract the mean RGB value only
+    return {
+        "mean": list(mean),
+        "std": list(std),
+        "eigval": list(eigval),
+        "eigvec": [list(v) for v in eigvec],
+        "normalization": source,
+    }
+
+
+# -- test-time images -------------------------------------------------------------------------------------------------
+@dataclass
+class Source:
+    """Labelled uint8 images for evaluation, a batch of equal-sized images at a time, plus what was skipped."""
+
+    name: str
+    classes: list[str]
+    batches: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+    size: int
+    skipped: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def open_source(
+    data: str | None,
+    batch_size: int = 64,
+    strict: bool = False,
+    limit: int | None = None,
+    split: str | None = None,
+    channels: int | None = None,
+) -> Source:
+    """Test-time images: ``fashion-mnist`` (its ``split``, test by default), or an image folder: ``DIR/split`` where
+    given, else ``DIR/val`` if it exists, else ``DIR``. ``channels`` converts images (gray to RGB or back)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be positive, got {limit}")
+    if data in (None, "fashion-mnist"):
+        images = load_fashion_mnist(None, split or "test")
+        n = min(len(images), limit or len(images))
+        files = [f"{images.name}/{i}" for i in range(n)]
+
+        def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for lo in range(0, n, batch_size):
+                hi = min(n, lo + batch_size)
+                yield _channels(images.images[lo:hi], channels), images.labels[lo:hi]
+
+        return Source(images.name, images.classes, memory_batches, n, files=files)
+    root = Path(data)
+    if split is not None and not (root / split).is_dir():
+        raise ValueError(f"{root} has no {split}/ folder")
+    folder = root / split if split else (root / "val" if (root / "val").is_dir() else root)
+    classes, samples = list_images(folder)
+    samples = samples[: limit or len(samples)]
+    source = Source(str(folder), classes, None, len(samples))
+
+    def folder_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for path, label in samples:
+            try:
+                img = decode_image(path)
+            except (BadImage, OSError) as err:
+                if strict:
+                    raise ValueError(f"unreadable image {path}: {err}") from None
+                print(f"warning: skipped unreadable image {path}: {err}", file=sys.stderr)
+                source.skipped.append(str(path))
+                continue
+            source.files.append(str(path))
+            yield _channels(img[None], channels), torch.tensor([label])
+
+    source.batches = folder_batches
+    return source
+
+
+def _channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """uint8 N x C x H x W with ``channels`` channels (gray from RGB by luminance, RGB from gray by copying)."""
+    if channels is None or images.shape[1] == channels:
+        return images
+    if channels == 1:
+        from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+        return rgb_to_grayscale(images)
+    return images.expand(-1, channels, -1, -1).contiguous()

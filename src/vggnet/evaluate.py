@@ -1,118 +1,27 @@
 """The paper's test protocols (Sect. 3.2): single- and multi-scale, centre crop, dense, multi-crop, and ensembles.
 
-Every protocol turns an image into soft-max posteriors; protocols, scales and models combine by averaging them.
-Images are rescaled isotropically so that their smallest side is Q, one image (or one batch of equal-sized images)
-at a time, so memory stays bounded at any Q.
+Every protocol turns an image into soft-max posteriors (:func:`vggnet.inference.posteriors`); protocols, scales and
+models combine by averaging them. Images are rescaled isotropically so that their smallest side is Q, one image (or
+one batch of equal-sized images) at a time, so memory stays bounded at any Q.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torchvision.transforms.v2.functional import resize
 
-from .data import BadImage, ImageFolder, InMemoryImages, decode_image, load_fashion_mnist
+from .data import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
 from .files import atomic_write_text
-from .inference import Loaded, prepare
-from .transforms import normalize
+from .inference import PROTOCOLS, Loaded, posteriors, prepare, rescale
 
-PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
 LABELS = {"center": "centre crop", "dense": "dense", "multicrop": "multi-crop", "dense+multicrop": "multi-crop & dense"}
 
-
-def grid_boxes(height: int, width: int, crop: int, grid: int = 5) -> list[tuple[int, int]]:
-    """Top-left corners of a ``grid`` x ``grid`` regular grid of ``crop`` x ``crop`` crops covering the image."""
-    if height < crop or width < crop:
-        raise ValueError(f"a {height}x{width} image is smaller than the {crop} crop")
-
-    def steps(size: int) -> list[int]:
-        return [round(i * (size - crop) / (grid - 1)) for i in range(grid)] if grid > 1 else [(size - crop) // 2]
-
-    return [(top, left) for top in steps(height) for left in steps(width)]
-
-
-def rescale(images: torch.Tensor, q: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 N x C x H x W to float, smallest side ``q`` (isotropic), normalised."""
-    if min(images.shape[-2:]) != q:
-        images = resize(images, [q], antialias=True)
-    return normalize(images, mean, std)
-
-
-@torch.inference_mode()
-def posteriors(net: torch.nn.Module, x: torch.Tensor, method: str, crop: int, chunk: int = 10) -> torch.Tensor:
-    """Soft-max posteriors N x K of one protocol for a batch ``x`` already rescaled to Q.
-
-    ``center``: the centre crop. ``dense``: the class score map of the whole image, averaged spatially, and of its
-    mirror image; posteriors of the two averaged. ``multicrop``: 5 x 5 crops x 2 flips, posteriors averaged.
-    """
-    h, w = x.shape[-2:]
-    if method == "center":
-        top, left = (h - crop) // 2, (w - crop) // 2
-        return F.softmax(net(x[..., top : top + crop, left : left + crop]).float(), 1)
-    if method == "dense":
-        scores = [net.score_map(v).float().mean((2, 3)) for v in (x, x.flip(3))]
-        return (F.softmax(scores[0], 1) + F.softmax(scores[1], 1)) / 2
-    if method == "multicrop":
-        boxes = grid_boxes(h, w, crop)
-        total = torch.zeros((), device=x.device)
-        for i in range(0, len(boxes), chunk):
-            crops = torch.stack([x[..., t : t + crop, left : left + crop] for t, left in boxes[i : i + chunk]], 1)
-            crops = crops.flatten(0, 1)  # N*k x C x crop x crop
-            crops = torch.cat([crops, crops.flip(3)])
-            total = total + F.softmax(net(crops).float(), 1).view(2, x.shape[0], -1, net.num_classes).sum((0, 2))
-        return total / (2 * len(boxes))
-    raise ValueError(f"unknown protocol {method!r}; expected one of {', '.join(PROTOCOLS)}")
-
-
-@dataclass
-class Source:
-    """Labelled uint8 images, a batch at a time, plus what was skipped."""
-
-    name: str
-    classes: list[str]
-    batches: Any
-    size: int
-    skipped: list[str] = field(default_factory=list)
-
-
-def open_source(data: str | None, batch_size: int = 64, strict: bool = False, limit: int | None = None) -> Source:
-    """``fashion-mnist`` (its test set), or an image folder (``DIR/val`` if it exists, else ``DIR``)."""
-    if data in (None, "fashion-mnist"):
-        test: InMemoryImages = load_fashion_mnist(None, "test")
-        n = min(len(test), limit or len(test))
-
-        def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            for lo in range(0, n, batch_size):
-                yield test.images[lo : min(n, lo + batch_size)], test.labels[lo : min(n, lo + batch_size)]
-
-        return Source(test.name, test.classes, memory_batches, n)
-    root = Path(data)
-    folder = ImageFolder(root / "val" if (root / "val").is_dir() else root)
-    n = min(len(folder), limit or len(folder))
-    source = Source(str(folder.root), folder.classes, None, n)
-
-    def folder_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for path, label in folder.samples[:n]:
-            try:
-                img = decode_image(path)
-            except (BadImage, OSError) as err:
-                if strict:
-                    raise ValueError(f"unreadable image {path}: {err}") from None
-                print(f"warning: skipped unreadable image {path}: {err}", file=sys.stderr)
-                source.skipped.append(str(path))
-                continue
-            yield img[None], torch.tensor([label])
-
-    source.batches = folder_batches
-    return source
+Key = tuple[int, str, int]  # (model, method, Q)
 
 
 def label_map(model_classes: list[str], data_classes: list[str], source: str) -> torch.Tensor:
@@ -127,16 +36,8 @@ def label_map(model_classes: list[str], data_classes: list[str], source: str) ->
     )
 
 
-def evaluate(
-    models: Sequence[Loaded],
-    source: Source,
-    scale_sets: Sequence[Sequence[int]],
-    protocols: Sequence[str] = PROTOCOLS,
-    device: str | torch.device = "cpu",
-    names: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Top-1/top-5 error and images/s of every model (and, for several, their ensemble) under every protocol and
-    set of test scales; one pass over the data."""
+def check_request(models: Sequence[Loaded], scale_sets: Sequence[Sequence[int]], protocols: Sequence[str]) -> int:
+    """The crop all ``models`` share; ``ValueError`` for unknown protocols or scales below the crop."""
     for p in protocols:
         if p not in PROTOCOLS:
             raise ValueError(f"unknown protocol {p!r}; expected one of {', '.join(PROTOCOLS)}")
@@ -144,18 +45,20 @@ def evaluate(
     if len(crops) > 1:
         raise ValueError(f"an ensemble needs one crop size; these models were trained at {sorted(crops)}")
     crop = crops.pop()
-    for scales in scale_sets:
-        for q in scales:
-            if q < crop:
-                raise ValueError(f"test scale Q={q} is smaller than the crop {crop}")
-    device = torch.device(device)
-    names = list(names or [display_name(m.source) for m in models])
+    for q in (q for scales in scale_sets for q in scales):
+        if q < crop:
+            raise ValueError(f"test scale Q={q} is smaller than the crop {crop}")
+    return crop
+
+
+def collect(
+    models: Sequence[Loaded], source: Source, scales: Sequence[int], methods: Sequence[str], crop: int, device
+) -> tuple[dict[Key, torch.Tensor], dict[Key, float], torch.Tensor]:
+    """One pass over the data: posteriors and seconds of every (model, method, Q), and the labels."""
     nets = [prepare(m.model, device) for m in models]
     maps = [label_map(m.classes, source.classes, source.name).to(device) for m in models]
-    methods = sorted({part for p in protocols for part in p.split("+")})
-    scales = sorted({q for s in scale_sets for q in s})
-    probs: dict[tuple[int, str, int], list[torch.Tensor]] = {}
-    seconds: dict[tuple[int, str, int], float] = {}
+    probs: dict[Key, list[torch.Tensor]] = {}
+    seconds: dict[Key, float] = {}
     labels: list[torch.Tensor] = []
     for images, y in source.batches():
         images = images.to(device)
@@ -172,9 +75,25 @@ def evaluate(
                     probs.setdefault((i, method, q), []).append(p[:, maps[i]].cpu())
     if not labels:
         raise ValueError(f"no readable image in {source.name}")
-    target = torch.cat(labels)
-    table: dict[tuple[int, str, int], torch.Tensor] = {k: torch.cat(v) for k, v in probs.items()}
+    return {k: torch.cat(v) for k, v in probs.items()}, seconds, torch.cat(labels)
 
+
+def evaluate(
+    models: Sequence[Loaded],
+    source: Source,
+    scale_sets: Sequence[Sequence[int]],
+    protocols: Sequence[str] = PROTOCOLS,
+    device: str | torch.device = "cpu",
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Top-1/top-5 error and images/s of every model (and, for several, their ensemble) under every protocol and
+    set of test scales; one pass over the data."""
+    crop = check_request(models, scale_sets, protocols)
+    device = torch.device(device)
+    names = list(names or [display_name(m.source) for m in models])
+    methods = sorted({part for p in protocols for part in p.split("+")})
+    scales = sorted({q for s in scale_sets for q in s})
+    table, seconds, target = collect(models, source, scales, methods, crop, device)
     columns, rows = [], [{"model": n, "cells": {}} for n in names]
     if len(models) > 1:
         rows.append({"model": " + ".join(names) + " (ensemble)", "cells": {}})
@@ -182,13 +101,13 @@ def evaluate(
         for protocol in protocols:
             column = f"{LABELS[protocol]}, Q={'{' + ','.join(map(str, qs)) + '}' if len(qs) > 1 else qs[0]}"
             columns.append(column)
-            per_model = []
-            for i in range(len(models)):
-                parts = protocol.split("+")
-                p = sum(table[i, m, q] for m in parts for q in qs) / (len(parts) * len(qs))
-                t = sum(seconds[i, m, q] for m in parts for q in qs)
-                per_model.append((p, t))
-                rows[i]["cells"][column] = _score(p, target, t)
+            parts = [(m, q) for m in protocol.split("+") for q in qs]
+            per_model = [
+                (sum(table[i, m, q] for m, q in parts) / len(parts), sum(seconds[i, m, q] for m, q in parts))
+                for i in range(len(models))
+            ]
+            for row, (p, t) in zip(rows, per_model):
+                row["cells"][column] = _score(p, target, t)
             if len(models) > 1:
                 p = sum(p for p, _ in per_model) / len(models)
                 rows[-1]["cells"][column] = _score(p, target, sum(t for _, t in per_model))

@@ -1,18 +1,29 @@
-"""Models ready for inference: rebuilt from a checkpoint or weights file, with BN folded and fast memory layout."""
+"""Models ready for inference and the test-time geometry of the paper (Sect. 3.2).
+
+A model comes back from a checkpoint or weights file with what is needed to feed it (:class:`Loaded`), in its fast
+form (:func:`prepare`: BN folded, channels_last); images are rescaled isotropically to Q (:func:`rescale`) and turned
+into soft-max posteriors by one of the paper's protocols (:func:`posteriors`).
+"""
 
 from __future__ import annotations
 
 import copy
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.v2.functional import resize
 
+from .configs import canonical_name, resolve
 from .model import VGG, build
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
-from .weights import check_compatible, convert, decode_metadata, is_official_name, read_metadata, resolve_source
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from .weights import WeightsFile, check_compatible, read_weights, rgb_input
+
+PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
 
 
 @dataclass
@@ -26,6 +37,11 @@ class Loaded:
     crop: int
     source: str
 
+    @property
+    def default_scale(self) -> int:
+        """Q for a single test scale: the paper's S = 256 for 224 crops; the training size for small images."""
+        return 256 if self.crop == 224 else self.crop
+
 
 def imagenet_classes() -> list[str]:
     from torchvision.models import VGG16_Weights
@@ -33,75 +49,47 @@ def imagenet_classes() -> list[str]:
     return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _training_checkpoint(path: Path) -> dict | None:
-    """The contents of a vggnet training checkpoint, or None for other ``.pt``/``.pth`` files (plain weights)."""
-    from .checkpoint import load_checkpoint
-
-    try:
-        state = load_checkpoint(path)
-    except ValueError:
-        return None  # read_file below says what is wrong with it, if anything
-    return state if "config" in state and "stats" in state else None
-
-
 def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
     """Rebuild a model from a vggnet checkpoint (``.pt``), a vggnet ``.safetensors`` file, or any weights file or
-    URL together with ``arch`` (the class count is read from the weights)."""
-    text = str(source)
-    path = Path(text)
-    if "://" not in text and not is_official_name(text) and not path.is_file():
-        raise ValueError(f"no such weights file: {path}")
-    meta: dict = {}
-    extra: dict = {}
-    weights = None
-    if path.suffix in (".pt", ".pth") and path.is_file():
-        state = _training_checkpoint(path)
-        if state is not None:
-            meta = decode_metadata(state.get("meta", {}))
-            extra = {
-                "classes": state.get("classes"),
-                "mean": state["stats"]["mean"],
-                "std": state["stats"]["std"],
-                "crop": state.get("crop", state.get("config", {}).get("crop")),
-            }
-            weights = state["model"]
-    elif path.suffix == ".safetensors" and path.is_file():
-        meta = read_metadata(path)
-        extra = {k: meta.get(k) for k in ("classes", "mean", "std", "crop")}
-    if arch is not None or "config" not in meta:
-        if arch is None:
-            raise ValueError(f"{text} does not say which architecture it holds; give --arch (e.g. vgg16)")
-        with torch.device("meta"):  # only to resolve official short names; rebuilt below with the class count
-            probe = build(arch)
-        state = convert(weights if weights is not None else resolve_source(probe, text))
-        head = state.get("classifier.6.weight")
-        if head is None:
-            raise ValueError(f"{text} holds no classifier.6 (fc8) weights")
-        model = build(
-            arch, num_classes=head.shape[0], in_channels=state["features.0.weight"].shape[1], fc_width=head.shape[1]
-        )
+    URL together with ``arch`` (the class count and head are read from the weights), in eval mode."""
+    if arch is not None:
+        arch = canonical_name(*resolve(arch))
+    found = rgb_input(read_weights(source, arch))
+    if found.config is not None and arch is None:
+        model = VGG.from_config(found.config)
+    elif arch is None:
+        raise ValueError(f"{source} does not say which architecture it holds; give --arch (e.g. vgg16)")
     else:
-        model = VGG(
-            meta["config"],
-            num_classes=meta["num_classes"],
-            in_channels=meta["in_channels"],
-            batch_norm=meta["batch_norm"],
-            pool_size=meta["pool_size"],
-            fc_width=meta["fc_width"],
-            arch=meta.get("arch"),
-        )
-        state = convert(weights if weights is not None else resolve_source(model, text))
-    check_compatible(model, state, f"weights from {text}")
-    model.load_state_dict(state)
+        model = _build_for(arch, found)
+    check_compatible(model, found.state, f"weights from {source}")
+    model.load_state_dict(found.state)
     model.eval()
-    classes = extra.get("classes") or (
+    classes = found.classes or (
         imagenet_classes() if model.num_classes == 1000 else [f"class {i}" for i in range(model.num_classes)]
     )
-    rgb = model.in_channels == 3
-    mean = extra.get("mean") or (list(IMAGENET_MEAN) if rgb else [0.5] * model.in_channels)
-    std = extra.get("std") or (list(IMAGENET_STD) if rgb else [0.5] * model.in_channels)
-    crop = int(extra.get("crop") or 224)
-    return Loaded(model, list(classes), list(mean), list(std), crop, text)
+    if found.normalization is not None:
+        mean, std = found.normalization.for_channels(model.in_channels).rgb_unit()
+    elif model.in_channels == 3:
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    else:
+        mean, std = [0.5] * model.in_channels, [0.5] * model.in_channels
+    if len(classes) != model.num_classes:
+        raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
+    return Loaded(model, list(classes), list(mean), list(std), found.crop or 224, str(source))
+
+
+def _build_for(arch: str, found: WeightsFile) -> VGG:
+    """``arch`` with the class count, input channels and head the weights have."""
+    state = found.state
+    head, fc6, conv = (state.get(k) for k in ("classifier.6.weight", "classifier.0.weight", "features.0.weight"))
+    if head is None or fc6 is None or conv is None:
+        raise ValueError(f"{found.source} holds no VGG weights (features.0, classifier.0 and classifier.6)")
+    with torch.device("meta"):
+        trunk = build(arch).num_features
+    pool = math.isqrt(fc6.shape[1] // trunk)
+    if pool < 1 or pool * pool * trunk != fc6.shape[1]:
+        pool = 7  # no head of arch fits: build the paper's, and the key check names what differs
+    return build(arch, num_classes=head.shape[0], in_channels=conv.shape[1], fc_width=head.shape[1], pool_size=pool)
 
 
 @torch.no_grad()
@@ -138,3 +126,48 @@ def prepare(
     # Inference only: weights become constants, so oneDNN/cuDNN can pre-pack them and fuse the ReLUs.
     inductor.freezing = True
     return torch.compile(model)
+
+
+# -- test-time geometry ---------------------------------------------------------------------------------------------
+def grid_boxes(height: int, width: int, crop: int, grid: int = 5) -> list[tuple[int, int]]:
+    """Top-left corners of a ``grid`` x ``grid`` regular grid of ``crop`` x ``crop`` crops covering the image."""
+    if height < crop or width < crop:
+        raise ValueError(f"a {height}x{width} image is smaller than the {crop} crop")
+
+    def steps(size: int) -> list[int]:
+        return [round(i * (size - crop) / (grid - 1)) for i in range(grid)] if grid > 1 else [(size - crop) // 2]
+
+    return [(top, left) for top in steps(height) for left in steps(width)]
+
+
+def rescale(images: torch.Tensor, q: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 N x C x H x W to float, smallest side ``q`` (isotropic), normalised."""
+    if min(images.shape[-2:]) != q:
+        images = resize(images, [q], antialias=True)
+    return normalize(images, mean, std)
+
+
+@torch.inference_mode()
+def posteriors(net: nn.Module, x: torch.Tensor, method: str, crop: int, chunk: int = 10) -> torch.Tensor:
+    """Soft-max posteriors N x K of one protocol for a batch ``x`` already rescaled to Q.
+
+    ``center``: the centre crop. ``dense``: the class score map of the whole image, averaged spatially, and of its
+    mirror image; posteriors of the two averaged. ``multicrop``: 5 x 5 crops x 2 flips, posteriors averaged.
+    """
+    h, w = x.shape[-2:]
+    if method == "center":
+        top, left = (h - crop) // 2, (w - crop) // 2
+        return F.softmax(net(x[..., top : top + crop, left : left + crop]).float(), 1)
+    if method == "dense":
+        scores = [net.score_map(v).float().mean((2, 3)) for v in (x, x.flip(3))]
+        return (F.softmax(scores[0], 1) + F.softmax(scores[1], 1)) / 2
+    if method == "multicrop":
+        boxes = grid_boxes(h, w, crop)
+        total = torch.zeros((), device=x.device)
+        for i in range(0, len(boxes), chunk):
+            crops = torch.stack([x[..., t : t + crop, left : left + crop] for t, left in boxes[i : i + chunk]], 1)
+            crops = crops.flatten(0, 1)  # N*k x C x crop x crop
+            crops = torch.cat([crops, crops.flip(3)])
+            total = total + F.softmax(net(crops).float(), 1).view(2, x.shape[0], -1, net.num_classes).sum((0, 2))
+        return total / (2 * len(boxes))
+    raise ValueError(f"unknown protocol {method!r}; expected one of {', '.join(PROTOCOLS)}")

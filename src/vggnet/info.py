@@ -23,7 +23,7 @@ def layer_table(model: VGG, size: int | tuple[int, int] = 224) -> list[LayerRow]
     """One row per named layer for one image of ``size``, computed on the meta device (no memory, no time)."""
     h, w = (size, size) if isinstance(size, int) else size
     with torch.device("meta"):
-        shadow = _meta_copy(model)
+        shadow = VGG.from_config(model.to_config())  # a parameter-free twin: same layers and shapes
         x = torch.empty(1, model.in_channels, h, w)
     outputs = shadow.extract(x, shadow.layer_names)
     rows = []
@@ -39,18 +39,6 @@ def layer_table(model: VGG, size: int | tuple[int, int] = 224) -> list[LayerRow]
             macs = 0
         rows.append(LayerRow(name, tuple(out.shape[1:]), params, macs))
     return rows
-
-
-def _meta_copy(model: VGG) -> VGG:
-    """A parameter-free twin of ``model`` on the meta device (same layers and shapes)."""
-    return VGG(
-        model.effective_config(),
-        num_classes=model.num_classes,
-        in_channels=model.in_channels,
-        batch_norm=model.batch_norm,
-        pool_size=model.pool_size,
-        fc_width=model.classifier[0].out_features,
-    )
 
 
 @dataclass

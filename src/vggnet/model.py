@@ -2,11 +2,13 @@
 
 Parameter names follow torchvision (``features.N``, ``classifier.0/3/6``) so that weights move freely between the two.
 The same parameters also serve the paper's dense form (``score_map``) and named-layer access (``extract``).
+Convolution weights are kept channels_last: oneDNN and cuDNN then run every convolution in NHWC whatever the input's
+layout (about 2x faster than NCHW on CPUs), while shapes, keys and values stay torchvision's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -17,6 +19,8 @@ from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer, canon
 
 HEAD_NAMES = ("fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
 INIT_SCHEMES = ("kaiming", "normal", "xavier")
+# What ``to_config`` writes and ``from_config`` reads: enough to rebuild the same module.
+CONFIG_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width", "dropout", "arch")
 
 
 def make_features(
@@ -89,7 +93,7 @@ class VGG(nn.Module):
             ("pool_size", pool_size),
             ("fc_width", fc_width),
         ):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
@@ -101,6 +105,8 @@ class VGG(nn.Module):
         self.num_classes = num_classes
         self.batch_norm = batch_norm
         self.pool_size = pool_size
+        self.fc_width = fc_width
+        self.dropout = dropout
         self.min_size = 2 ** self.config.count("M")
         self.features, feature_names, channels = make_features(self.config, in_channels, batch_norm, width)
         self.num_features = channels
@@ -116,7 +122,47 @@ class VGG(nn.Module):
         )
         self.layer_names: list[str] = feature_names + list(HEAD_NAMES)
         self._index = {name: i for i, name in enumerate(self.layer_names)}
+        self.frozen: list[str] = []
         init_weights(self, init)
+        self.to(memory_format=torch.channels_last)
+
+    # -- rebuilding ------------------------------------------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        """What :meth:`from_config` needs to build this module again (widths as built, JSON-friendly values)."""
+        return {
+            "config": self.effective_config(),
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "batch_norm": self.batch_norm,
+            "pool_size": self.pool_size,
+            "fc_width": self.fc_width,
+            "dropout": self.dropout,
+            "arch": self.arch,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> VGG:
+        """A freshly initialised VGG of the shape ``config`` describes (see :meth:`to_config`); ``overrides``
+        replace entries (e.g. ``num_classes``) or add options (``init``)."""
+        settings = {k: config[k] for k in CONFIG_KEYS if k in config and config[k] is not None}
+        settings.update(overrides)
+        if "config" not in settings:
+            raise ValueError("a model configuration needs its layer list under 'config'")
+        layers = [tuple(i) if isinstance(i, list) else i for i in settings.pop("config")]
+        return cls(layers, **settings)
+
+    def effective_config(self) -> list[Layer]:
+        """The configuration with the widths actually built (after the width multiplier)."""
+        widths = iter(m.out_channels for m in self.features if isinstance(m, nn.Conv2d))
+        config: list[Layer] = []
+        for item in self.config:
+            if isinstance(item, str):
+                config.append(item)
+            elif isinstance(item, int):
+                config.append(next(widths))
+            else:
+                config.append((next(widths), item[1]))
+        return config
 
     # -- the uniform interface of timm -------------------------------------------------------------------------
     @property
@@ -137,19 +183,6 @@ class VGG(nn.Module):
                 )
                 reduction *= 2
         return info
-
-    def effective_config(self) -> list[Layer]:
-        """The configuration with the widths actually built (after the width multiplier)."""
-        widths = iter(m.out_channels for m in self.features if isinstance(m, nn.Conv2d))
-        config: list[Layer] = []
-        for item in self.config:
-            if isinstance(item, str):
-                config.append(item)
-            elif isinstance(item, int):
-                config.append(next(widths))
-            else:
-                config.append((next(widths), item[1]))
-        return config
 
     def get_classifier(self) -> nn.Linear:
         return self.classifier[6]
@@ -173,8 +206,9 @@ class VGG(nn.Module):
             raise ValueError(f"input must be at least {self.min_size}x{self.min_size}, got {x.shape[2]}x{x.shape[3]}")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """pool5's output, in the standard (contiguous) layout."""
         self.check_input(x)
-        return self.features(x)
+        return self.features(x).contiguous()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)
@@ -182,7 +216,8 @@ class VGG(nn.Module):
         return x if pre_logits else self.classifier[6](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        self.check_input(x)
+        return self.forward_head(self.features(x))
 
     # -- the paper's dense evaluation ---------------------------------------------------------------------------
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,10 +225,17 @@ class VGG(nn.Module):
 
         fc6 acts as a ``pool_size`` x ``pool_size`` convolution and fc7, fc8 as 1x1 convolutions, using the same
         parameters (no copies). Its spatial mean is the image's class scores; at 224x224 it equals ``forward``.
-        The convolutions run as one matrix product each over the unfolded feature map: the same arithmetic, but
-        several times faster than a 7x7 convolution with 4096 outputs, and no re-laid-out copy of fc6's weights.
         """
-        x = self.forward_features(x)
+        self.check_input(x)
+        *_, (_, scores) = self._dense_head(self.features(x))
+        return scores
+
+    def _dense_head(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """fc6 ... fc8 as convolutions over pool5's map ``x``, yielding (Caffe name, N x C x h x w map) in order.
+
+        Each convolution is one matrix product over the unfolded map: the same arithmetic, but several times faster
+        than a 7x7 convolution with 4096 outputs, and no re-laid-out copy of fc6's weights.
+        """
         p = self.pool_size
         n, _, h, w = x.shape
         if h < p or w < p:
@@ -201,43 +243,87 @@ class VGG(nn.Module):
                 f"dense evaluation needs an input of at least {p * self.min_size}x{p * self.min_size} "
                 f"(a {p}x{p} feature map), got a {h}x{w} feature map"
             )
-        fc6, _, drop6, fc7, _, drop7, fc8 = self.classifier
-        cols = F.unfold(x, p) if p > 1 else x.flatten(2)  # N x (C p p) x L, ordered as fc6's flattened input
-        y = F.relu(torch.matmul(fc6.weight, cols) + fc6.bias[:, None])
-        y = F.relu(torch.matmul(fc7.weight, drop6(y)) + fc7.bias[:, None])
-        y = torch.matmul(fc8.weight, drop7(y)) + fc8.bias[:, None]
-        return y.view(n, -1, h - p + 1, w - p + 1)
+        shape = (n, -1, h - p + 1, w - p + 1)
+        y = F.unfold(x, p) if p > 1 else x.flatten(2)  # N x (C p p) x L, ordered as fc6's flattened input
+        for name, module in zip(HEAD_NAMES, self.classifier):
+            if isinstance(module, nn.Linear):
+                y = torch.matmul(module.weight, y) + module.bias[:, None]
+            else:
+                y = F.relu(y) if isinstance(module, nn.ReLU) else module(y)
+            yield name, y.view(shape)
+
+    def _flat_head(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        y = torch.flatten(self.avgpool(x), 1)
+        for name, module in zip(HEAD_NAMES, self.classifier):
+            # Not in place: an earlier tap (fc7) must survive the ReLU that follows it.
+            y = F.relu(y) if isinstance(module, nn.ReLU) else module(y)
+            yield name, y
 
     # -- named layers -------------------------------------------------------------------------------------------
     def layer(self, name: str) -> nn.Module:
         """The module known by a Caffe name such as ``"conv3_1"`` or ``"fc6"``."""
+        return self._module_at(self.layer_index(name))
+
+    def layer_index(self, name: str) -> int:
+        """Position of a Caffe name in ``layer_names`` (trunk first, then fc6 ... fc8)."""
         if name not in self._index:
             raise ValueError(f"unknown layer {name!r}; this model has: {', '.join(self.layer_names)}")
-        i = self._index[name]
-        n = len(self.features)
-        return self.features[i] if i < n else self.classifier[i - n]
+        return self._index[name]
 
-    def extract(self, x: torch.Tensor, names: str | Iterable[str]) -> dict[str, torch.Tensor]:
-        """Activations by Caffe name (``relu1_2``, ``pool5``, ``fc7`` ...), computing only as deep as needed."""
+    def extract(self, x: torch.Tensor, names: str | Iterable[str], dense: bool = False) -> dict[str, torch.Tensor]:
+        """Activations by Caffe name (``relu1_2``, ``pool5``, ``fc7`` ...), computing only as deep as needed.
+
+        With ``dense=True`` the head runs as the paper's fully convolutional net: ``fc6`` ... ``fc8`` are maps
+        N x C x h x w (as in ``score_map``) rather than vectors.
+        """
         wanted = [names] if isinstance(names, str) else list(names)
         if not wanted:
             raise ValueError("extract needs at least one layer name")
-        for name in wanted:
-            self.layer(name)
-        deepest = max(self._index[name] for name in wanted)
+        deepest = max(self.layer_index(name) for name in wanted)
         self.check_input(x)
         out: dict[str, torch.Tensor] = {}
-        modules = list(self.features) + list(self.classifier)
-        for i, (name, module) in enumerate(zip(self.layer_names, modules)):
-            if i == len(self.features):
-                x = torch.flatten(self.avgpool(x), 1)
+        for name, module in zip(self.layer_names, self.features[: deepest + 1]):
             # Not in place: an earlier tap (conv1_1) must survive the ReLU that follows it.
             x = F.relu(x) if isinstance(module, nn.ReLU) else module(x)
             if name in wanted:
                 out[name] = x
-            if i == deepest:
-                break
-        return {name: out[name] for name in wanted}
+        if deepest >= len(self.features):
+            for name, y in (self._dense_head if dense else self._flat_head)(x):
+                if name in wanted:
+                    out[name] = y
+                if name == self.layer_names[deepest]:
+                    break
+        return {name: out[name].contiguous() for name in wanted}
+
+    # -- fine-tuning --------------------------------------------------------------------------------------------
+    def freeze(self, spec: str = "features") -> list[str]:
+        """Stop training the first layers: ``"none"``, ``"features"`` (the whole convolutional trunk) or a Caffe
+        name (``"conv4_3"``: that layer and every layer before it). Frozen parameters no longer require gradients
+        and frozen batch-norm layers stay in inference mode (running statistics unchanged) even under ``train()``.
+        Returns the names of the frozen layers."""
+        if spec == "none":
+            last = -1
+        elif spec == "features":
+            last = len(self.features) - 1
+        else:
+            last = self.layer_index(spec)
+            if last >= self.layer_index("fc8"):
+                raise ValueError(f"freezing {spec} would leave nothing to train; freeze at most fc7")
+        for i in range(len(self.layer_names)):
+            for p in self._module_at(i).parameters():
+                p.requires_grad_(i > last)
+        self.frozen = self.layer_names[: last + 1]
+        return self.train(self.training).frozen
+
+    def _module_at(self, i: int) -> nn.Module:
+        n = len(self.features)
+        return self.features[i] if i < n else self.classifier[i - n]
+
+    def train(self, mode: bool = True) -> VGG:
+        super().train(mode)
+        for name in self.frozen:
+            self.layer(name).eval()
+        return self
 
 
 def init_weights(model: nn.Module, scheme: str = "kaiming") -> None:

@@ -8,28 +8,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2.functional import rgb_to_grayscale
 
-from .data import BadImage, decode_image
-from .evaluate import posteriors, rescale
 from .files import atomic_write
-from .inference import Loaded, prepare
-
-
-def default_scale(loaded: Loaded) -> int:
-    """Q for prediction: the paper's S = 256 for 224 crops; the training size for small images."""
-    return 256 if loaded.crop == 224 else loaded.crop
-
-
-def read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such image: {path}")
-    try:
-        img = decode_image(path)
-    except BadImage as err:
-        raise ValueError(f"cannot read image {path}: {err}") from None
-    return rgb_to_grayscale(img) if channels == 1 else img
+from .images import read_image
+from .inference import Loaded, posteriors, prepare, rescale
 
 
 def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):
@@ -46,7 +28,7 @@ def predict(
     """Top-``top`` classes and probabilities of each image: dense evaluation at Q=``scale``, with its mirror image."""
     if not paths:
         raise ValueError("no images given")
-    q = scale or default_scale(loaded)
+    q = scale or loaded.default_scale
     net = prepare(loaded.model, device)
     results = []
     for path in paths:
@@ -69,7 +51,7 @@ def heatmap(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    q = scale or default_scale(loaded)
+    q = scale or loaded.default_scale
     img, x = dense_input(loaded, path, q, device)
     net = prepare(loaded.model, device)
     scores = net.score_map(x).float()

@@ -1,23 +1,44 @@
 """Reading and writing weights: local files, URLs, torchvision's official weights and timm's layout.
 
 Nothing here unpickles arbitrary objects: ``.safetensors`` is read with safetensors and ``.pth``/``.pt`` with
-``torch.load(weights_only=True)``.
+``torch.load(weights_only=True)``. A file says what it can about itself (architecture, classes, input
+normalisation, crop), and :func:`read_weights` gathers that into one :class:`WeightsFile`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import pickle
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .files import atomic_write
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
 OFFICIAL = ("torchvision", "imagenet", "default")
+SHAPE_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width")
+
+
+@dataclass
+class WeightsFile:
+    """A state dict in torchvision's layout, with what its file says about the model it belongs to."""
+
+    state: dict[str, torch.Tensor]
+    source: str
+    config: dict[str, Any] | None = None  # VGG.to_config() of the model, where the file records it
+    classes: list[str] | None = None
+    normalization: Normalization | None = None
+    crop: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def official_weights(arch: str | None, tag: str = "DEFAULT"):
@@ -51,28 +72,77 @@ def download(url: str) -> Path:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(parsed.path)
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(cached), progress=True)
+        try:
+            torch.hub.download_url_to_file(url, str(cached), progress=True)
+        except OSError as err:  # URLError, HTTPError and socket errors are all OSErrors
+            raise ValueError(f"could not download weights from {url}: {err}") from None
     return cached
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:
+        if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in str(err):
+            reason = "it holds pickled Python objects, which are never loaded (only tensors and plain containers)"
+        else:
+            reason = f"not a PyTorch weights file or truncated ({str(err).splitlines()[0][:160]})"
+        raise ValueError(f"cannot read weights from {path}: {reason}") from None
 
 
 def read_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict from a ``.safetensors`` or ``.pth``/``.pt`` file, or from a vggnet training checkpoint."""
-    path = Path(path)
+    return _read_path(Path(path)).state
+
+
+def _read_path(path: Path) -> WeightsFile:
     if not path.is_file():
         raise ValueError(f"no such weights file: {path}")
+    if path.suffix == ".onnx":
+        raise ValueError(f"{path} is an ONNX model: it runs through onnxruntime (vggnet eval/predict), not PyTorch")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # weights_only refuses pickled code: say so plainly
-        raise ValueError(f"cannot read weights from {path}: {err}") from None
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"cannot read weights from {path}: truncated or not a safetensors file ({err})") from None
+        return describe(state, str(path), read_metadata(path))
+    obj = _torch_load(path)
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and isinstance(obj.get("stats"), dict):
+        return _from_checkpoint(obj, str(path))  # a vggnet training checkpoint
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
-    return obj
+    return WeightsFile(convert(obj), str(path))
+
+
+def _from_checkpoint(checkpoint: dict[str, Any], source: str) -> WeightsFile:
+    meta = decode_metadata(checkpoint.get("meta", {}))
+    meta.update(
+        classes=checkpoint.get("classes"),
+        mean=checkpoint["stats"].get("mean"),
+        std=checkpoint["stats"].get("std"),
+        crop=checkpoint.get("crop"),
+    )
+    return describe(checkpoint["model"], source, meta)
+
+
+def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) -> WeightsFile:
+    """A :class:`WeightsFile` from a state dict and the metadata vggnet stores beside it."""
+    config = None
+    if all(meta.get(k) is not None for k in SHAPE_KEYS):
+        config = {k: meta[k] for k in (*SHAPE_KEYS, "dropout", "arch") if k in meta}
+    return WeightsFile(
+        convert(state),
+        source,
+        config=config,
+        classes=meta.get("classes"),
+        normalization=Normalization.from_metadata(meta),
+        crop=int(meta["crop"]) if meta.get("crop") else None,
+        meta=meta,
+    )
 
 
 def is_official_name(source: str | os.PathLike) -> bool:
@@ -81,13 +151,36 @@ def is_official_name(source: str | os.PathLike) -> bool:
     return not Path(text).exists() and (text.lower() in OFFICIAL or text.upper().startswith("IMAGENET"))
 
 
-def resolve_source(model: nn.Module, source: str | os.PathLike) -> dict[str, torch.Tensor]:
+def read_weights(source: str | os.PathLike, arch: str | None = None) -> WeightsFile:
+    """Weights from a file, a URL (fetched once into torch's hub cache), or torchvision's official weights of
+    ``arch`` (``"torchvision"``, ``"IMAGENET1K_V1"`` ...), converted to torchvision's layout."""
     text = str(source)
-    if "://" in text:
-        return read_file(download(text))
     if is_official_name(text):
-        return read_file(download(official_weights(getattr(model, "arch", None), text).url))
-    return read_file(text)
+        if arch is None:
+            raise ValueError(f"{text!r} names torchvision's weights: say which with --arch (e.g. vgg16)")
+        entry = official_weights(arch, text)
+        found = _read_path(download(entry.url))
+        found.source = f"torchvision {arch} {entry.name}"
+        found.classes = list(entry.meta["categories"])
+        found.normalization = Normalization(IMAGENET_MEAN, IMAGENET_STD, source="torchvision's ImageNet weights")
+        return found
+    found = _read_path(download(text) if "://" in text else Path(text))
+    found.source = text
+    return found
+
+
+def rgb_input(found: WeightsFile) -> WeightsFile:
+    """The same network taking RGB images on [0, 1]: for Caffe-style ports (BGR, 0-255) conv1_1's input channels are
+    reversed and the mean and std rescaled, which computes exactly the same function."""
+    norm = found.normalization
+    if norm is None or (norm.channel_order, norm.pixel_range) == ("RGB", 1.0):
+        return found
+    state = dict(found.state)
+    if norm.channel_order == "BGR" and "features.0.weight" in state:
+        state["features.0.weight"] = state["features.0.weight"].flip(1)
+    mean, std = norm.rgb_unit()
+    rgb = Normalization(mean, std, source=f"{norm.source}, {norm.channel_order} 0-{norm.pixel_range:g} made RGB 0-1")
+    return replace(found, state=state, normalization=rgb)
 
 
 def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -135,21 +228,82 @@ def load_weights(model: nn.Module, source: str | os.PathLike) -> nn.Module:
     URL, or ``"torchvision"``/``"IMAGENET1K_V1"``/... for torchvision's official weights of ``model.arch``
     (downloaded into torch's hub cache). timm's VGG layout is recognised and converted.
     """
-    state = convert(resolve_source(model, source))
+    state = read_weights(source, getattr(model, "arch", None)).state
     check_compatible(model, state, f"weights from {source}")
     model.load_state_dict(state, strict=True)
     return model
 
 
+# -- fine-tuning ----------------------------------------------------------------------------------------------------
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did, by Caffe layer name."""
+
+    source: str
+    loaded: list[str]
+    new: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"from {self.source}: {_span(self.loaded)} ({len(self.loaded)} layers)"]
+        if self.new:
+            lines.append("newly initialised: " + "; ".join(self.new))
+        if self.adapted:
+            lines.append("adapted: " + "; ".join(self.adapted))
+        return "\n".join(lines)
+
+
+def _span(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]} ... {names[-2]}, {names[-1]}"
+
+
+def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """conv1_1's kernel for another number of input channels, as timm's ``adapt_input_conv``: summed over the
+    channels for one channel (a gray image then gives what its RGB copy gave), otherwise the channels repeated and
+    scaled by old / new count so that the response to a uniform input is kept."""
+    old = weight.shape[1]
+    w = weight.float()
+    if in_channels == 1:
+        w = w.sum(1, keepdim=True)
+    else:
+        w = w.repeat(1, math.ceil(in_channels / old), 1, 1)[:, :in_channels] * (old / in_channels)
+    return w.to(weight.dtype)
+
+
+def load_pretrained(model: nn.Module, source: str | os.PathLike | WeightsFile) -> LoadReport:
+    """Load every layer of ``source`` that fits ``model``, for fine-tuning: an fc8 with another class count stays as
+    initialised, and conv1_1 is adapted to another number of input channels. Any other mismatch is an error naming
+    the keys. Returns what was loaded, what is new and what was adapted."""
+    found = source if isinstance(source, WeightsFile) else read_weights(source, getattr(model, "arch", None))
+    state, own = dict(found.state), model.state_dict()
+    report = LoadReport(found.source, [])
+    fc8 = state.get("classifier.6.weight")
+    mine = own["classifier.6.weight"]
+    if fc8 is not None and fc8.shape[0] != mine.shape[0] and fc8.shape[1:] == mine.shape[1:]:
+        state["classifier.6.weight"], state["classifier.6.bias"] = mine, own["classifier.6.bias"]
+        report.new.append(f"fc8 ({mine.shape[0]} classes; {found.source} has {fc8.shape[0]})")
+    conv = state.get("features.0.weight")
+    mine = own["features.0.weight"]
+    if conv is not None and conv.shape[1] != mine.shape[1] and conv.shape[0] == mine.shape[0]:
+        state["features.0.weight"] = adapt_input_conv(conv, mine.shape[1])
+        report.adapted.append(f"conv1_1 ({conv.shape[1]} -> {mine.shape[1]} input channels)")
+    check_compatible(model, state, f"weights from {found.source}")
+    model.load_state_dict(state, strict=True)
+    new = {"fc8"} if report.new else set()
+    report.loaded = [n for n in _layers_with_parameters(model) if n not in new]
+    return report
+
+
+def _layers_with_parameters(model: nn.Module) -> list[str]:
+    return [name for name in model.layer_names if any(True for _ in model.layer(name).parameters(recurse=False))]
+
+
+# -- saving ---------------------------------------------------------------------------------------------------------
 def model_metadata(model: nn.Module) -> dict[str, str]:
     """What is needed to rebuild ``model``: stored as safetensors metadata (strings only)."""
     meta = {"format": "vggnet"}
-    if hasattr(model, "effective_config"):
-        meta["config"] = json.dumps(model.effective_config())
-        meta["fc_width"] = json.dumps(model.classifier[0].out_features)
-    for key in ("arch", "num_classes", "in_channels", "batch_norm", "pool_size"):
-        if hasattr(model, key):
-            meta[key] = json.dumps(getattr(model, key))
+    if hasattr(model, "to_config"):
+        meta.update({k: json.dumps(v) for k, v in model.to_config().items()})
     return meta
 
 
@@ -163,20 +317,21 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
     return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, object]:
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata ``save_weights`` stored, decoded (empty for files of other origins)."""
-    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return decode_metadata(f.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"cannot read weights from {path}: truncated or not a safetensors file ({err})") from None
 
-    with safe_open(str(path), framework="pt") as f:
-        return decode_metadata(f.metadata() or {})
 
-
-def decode_metadata(meta: dict[str, str]) -> dict[str, object]:
+def decode_metadata(meta: dict[str, str]) -> dict[str, Any]:
     """Metadata strings back to values (JSON where they are JSON)."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for key, value in meta.items():
         try:
             out[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, TypeError):
             out[key] = value
     return out

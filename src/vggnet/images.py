@@ -1,0 +1,86 @@
+"""Decoding image files safely: any format and mode to 8-bit RGB, with clear errors for bad files."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+class BadImage(ValueError):
+    pass
+
+
+def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Decode any image file to a uint8 RGB tensor 3 x H x W with torchvision (Pillow for formats it lacks).
+
+    Grayscale, palette, RGBA, CMYK and 16-bit images all become 8-bit RGB. Raises ``BadImage`` for empty,
+    truncated, corrupt or oversized files; the size is read from the header before anything is decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.io import ImageReadMode
+    from torchvision.io import decode_image as tv_decode
+
+    path = Path(path)
+    data = path.read_bytes()
+    if not data:
+        raise BadImage("empty file")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            fmt = im.format
+    except (UnidentifiedImageError, OSError) as err:
+        raise BadImage(f"not an image ({err.__class__.__name__})") from None
+    except Image.DecompressionBombError:
+        raise BadImage("too large to decode safely") from None
+    if width * height > max_pixels:
+        raise BadImage(f"{width}x{height} pixels is more than the {max_pixels:,} allowed")
+    if fmt == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise BadImage("truncated JPEG (no end-of-image marker)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # libjpeg's "premature end" and similar become errors,
+            # but not torchvision 0.29's notice that its decoders will move to TorchCodec: they still work.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            img = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except (RuntimeError, Warning, ValueError):
+        img = _decode_with_pillow(path)
+    if img.dtype == torch.uint16:
+        img = (img.to(torch.int32) >> 8).to(torch.uint8)
+    elif img.dtype != torch.uint8:
+        img = img.to(torch.uint8)
+    return img
+
+
+def _decode_with_pillow(path: Path) -> torch.Tensor:
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I"):
+                im = im.point(lambda v: v / 256).convert("L")
+            return pil_to_tensor(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as err:
+        raise BadImage(f"corrupt ({err})") from None
+
+
+def read_image(path: str | os.PathLike, channels: int = 3) -> torch.Tensor:
+    """An image file as uint8 C x H x W with ``channels`` (1: gray, 3: RGB); ``ValueError`` naming the file and what
+    is wrong with it otherwise."""
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such image: {path}")
+    try:
+        img = decode_image(path)
+    except (BadImage, OSError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from None
+    return rgb_to_grayscale(img) if channels == 1 else img
