@@ -62,6 +62,7 @@ def ws(tmp_path_factory):
 
 TRAIN = [*TINY_TRAIN_ARGS, "--epochs", "1", "--batch-size", "8"]
 EVAL = ["eval", "--weights", "{w}/tiny.safetensors", "--data", "{w}/data"]
+FEAT = ["features", "--weights", "{w}/tiny.safetensors", "--data", "{w}/data"]
 CASES = [
     # files and folders
     (["train", "--out", "{w}/a_file"], r"--out .*a_file is a file"),
@@ -116,6 +117,14 @@ CASES = [
     ([*EVAL[:3], "--data", "{w}/empty"], r"has no class folders"),
     ([*EVAL, "--out", "{w}/a_file"], r"--out .*a_file is a file"),
     ([*EVAL, "--limit", "0"], r"--limit must be positive"),
+    # features and the probe
+    ([*FEAT, "--layer", "relu9_9", "--out", "{w}/f.safetensors"], r"unknown layer 'relu9_9'"),
+    ([*FEAT[:3], "--data", "{w}/empty", "--out", "{w}/f.safetensors"], r"has no class folders"),
+    ([*FEAT, "--split", "test", "--out", "{w}/f.safetensors"], r"data has no test/ folder"),
+    ([*FEAT, "--out", "{w}/f.pt"], r"--out must end in .safetensors"),
+    (["probe", "--train", "{w}/nope.safetensors", "--test", "{w}/nope.safetensors"], r"no such feature file"),
+    (["probe", "--train", "{w}/tiny.safetensors", "--test", "{w}/tiny.safetensors"], r"not a vggnet feature file"),
+    (["probe", "--train", "{w}/weights/truncated.safetensors", "--test", "{w}/x"], r"cannot read features"),
     # the other commands
     (["info", "--size", "16"], r"--size must be at least 32"),
     (["info", "vgg17"], r"unknown architecture 'vgg17'"),

@@ -268,6 +268,63 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- features and the linear probe ------------------------------------------------------------------------------------
+def add_features(sub) -> None:
+    p = sub.add_parser(
+        "features",
+        help="one descriptor per image (the paper's Appendix B), saved as safetensors",
+        description="Turn every image of a folder (DIR/<class>/*, or DIR/SPLIT/<class>/*) or a Fashion-MNIST split "
+        "into one vector: the layer's dense map averaged over space, the mirror image and the scales Q, then "
+        "L2-normalised. Writes tensors features (N x D) and labels (N), metadata classes and files.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--data", required=True, help="an image folder, or fashion-mnist")
+    p.add_argument("--split", help="train, val, test ...: DIR/SPLIT, or the Fashion-MNIST split (default test)")
+    p.add_argument(
+        "--layer", default="relu7", help="a Caffe layer name (default relu7: fc7 after its ReLU, the paper's)"
+    )
+    p.add_argument("--scales", type=int, nargs="+", help="test scales Q, averaged (default 256, or the training size)")
+    p.add_argument("--no-flip", dest="flip", action="store_false", help="leave out the mirror image")
+    p.add_argument("--no-l2", dest="l2", action="store_false", help="leave the descriptors unnormalised")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--out", required=True, metavar="FILE.safetensors", help="where to write the features")
+    p.set_defaults(func=cmd_features)
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from .data import open_source
+    from .features import extract_features, save_features
+
+    if not args.out.endswith(".safetensors"):
+        raise ValueError(f"--out must end in .safetensors, got {args.out}")
+    (loaded,) = load_all(args)
+    source = open_source(args.data, 64, False, args.limit, args.split, loaded.model.in_channels)
+    found = extract_features(loaded, source, args.layer, args.scales, args.flip, args.l2, args.device)
+    path = save_features(found, args.out)
+    print(f"wrote {path}: {found.features.shape[0]} images x {found.features.shape[1]} ({args.layer}), "
+          f"{len(found.classes)} classes")  # fmt: skip
+    return 0
+
+
+def add_probe(sub) -> None:
+    p = sub.add_parser("probe", help="a linear SVM on feature files: mean class accuracy and a per-class table")
+    p.add_argument("--train", required=True, metavar="A.safetensors", help="features to fit on (vggnet features)")
+    p.add_argument("--test", required=True, metavar="B.safetensors", help="features to score")
+    p.add_argument("--c", type=float, default=1.0, help="the SVM's regularisation C (default 1)")
+    p.set_defaults(func=cmd_probe)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .features import load_features
+    from .probe import linear_probe
+
+    report = linear_probe(load_features(args.train), load_features(args.test), args.c)
+    print(report.table())
+    print(f"accuracy: {100 * report.accuracy:.2f}%")
+    print(f"mean class accuracy: {100 * report.mean_class_accuracy:.2f}%")
+    return 0
+
+
 # -- bench ------------------------------------------------------------------------------------------------------------
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="images/s and memory against torchvision's VGG, in one process")
@@ -303,7 +360,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # -- the command ------------------------------------------------------------------------------------------------------
-COMMANDS = (add_info, add_train, add_eval, add_predict, add_export, add_bench)
+COMMANDS = (add_info, add_train, add_eval, add_predict, add_export, add_features, add_probe, add_bench)
 
 
 def make_parser() -> argparse.ArgumentParser:
