@@ -175,3 +175,22 @@ def test_the_finetune_recipe_is_torchvisions_vgg16_bn_at_a_tenth_for_the_trunk()
     cfg = TrainConfig(**recipe)
     cfg.check()
     assert (cfg.arch, cfg.weights, cfg.normalize, cfg.pretrained_lr_scale) == ("vgg16_bn", "torchvision", "auto", 0.1)
+
+
+def test_fc8_follows_class_names_where_both_sides_have_them(tmp_path):
+    source = tiny("vgg11", num_classes=3)
+    meta = {"classes": json.dumps(["cat", "dog", "owl"])}
+    path = vggnet.save_weights(source, tmp_path / "src.safetensors", metadata=meta)
+    same = tiny("vgg11", num_classes=3)
+    assert load_pretrained(same, path, ["cat", "dog", "owl"]).new == []
+    assert torch.equal(same.classifier[6].weight, source.classifier[6].weight)
+    shuffled = tiny("vgg11", num_classes=3)
+    report = load_pretrained(shuffled, path, ["owl", "cat", "dog"])
+    assert report.adapted == ["fc8 (its rows put in the data's class order)"] and "fc8" in report.loaded
+    assert torch.equal(shuffled.classifier[6].weight, source.classifier[6].weight[[2, 0, 1]])
+    assert torch.equal(shuffled.classifier[6].bias, source.classifier[6].bias[[2, 0, 1]])
+    other = tiny("vgg11", num_classes=3)
+    fresh = other.classifier[6].weight.clone()
+    report = load_pretrained(other, path, ["sandal", "shirt", "bag"])  # same count, other classes
+    assert report.new == [f"fc8 (3 classes; not {path}'s cat, dog, owl...)"]
+    assert torch.equal(other.classifier[6].weight, fresh) and "fc8" not in report.loaded

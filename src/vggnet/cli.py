@@ -228,16 +228,19 @@ def add_predict(sub) -> None:
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     p.add_argument("--scale", type=int, help="test scale Q (default 256, or the training size for small images)")
     p.add_argument("--heatmap", metavar="OUT.png", help="draw the dense score map of the top class over the image")
+    p.add_argument("--cam", metavar="OUT.png", help="draw the Grad-CAM map of the top class over the image")
+    p.add_argument("--cam-layer", default="relu5_3", help="Grad-CAM's layer (default relu5_3, or the last ReLU)")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import heatmap, predict
+    from .predict import cam, heatmap, predict
 
     if args.top < 1:
         raise ValueError(f"--top must be positive, got {args.top}")
-    if args.heatmap and len(args.images) != 1:
-        raise ValueError("--heatmap draws one image; give a single IMAGE")
+    for flag, value in (("--heatmap", args.heatmap), ("--cam", args.cam)):
+        if value and len(args.images) != 1:
+            raise ValueError(f"{flag} draws one image; give a single IMAGE")
     (loaded,) = load_all(args)
     for result in predict(loaded, args.images, args.top, args.scale, args.device):
         print(result["image"])
@@ -245,6 +248,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"  {100 * p:6.2f}%  {name}")
     if args.heatmap:
         print(f"wrote {heatmap(loaded, args.images[0], args.heatmap, args.scale, args.device)}")
+    if args.cam:
+        print(f"wrote {cam(loaded, args.images[0], args.cam, args.scale, args.device, args.cam_layer)}")
     return 0
 
 

@@ -55,8 +55,8 @@ def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
     if arch is not None:
         arch = canonical_name(*resolve(arch))
     found = rgb_input(read_weights(source, arch))
-    if found.config is not None and arch is None:
-        model = VGG.from_config(found.config)
+    if found.config is not None and arch in (None, found.config.get("arch")):
+        model = VGG.from_config(found.config)  # the file's own shape (width, head) for its architecture
     elif arch is None:
         raise ValueError(f"{source} does not say which architecture it holds; give --arch (e.g. vgg16)")
     else:
@@ -100,7 +100,13 @@ def fuse_batch_norm(model: VGG) -> VGG:
     tolerance, with one pass over each activation fewer.
     """
     fused = copy.deepcopy(model).eval()
-    layers = fused.features
+    fold_batch_norm_(fused.features)
+    return fused
+
+
+@torch.no_grad()
+def fold_batch_norm_(layers: nn.Sequential) -> nn.Sequential:
+    """Fold each BatchNorm of ``layers`` (in inference mode) into the convolution before it, in place."""
     for i in range(1, len(layers)):
         conv, bn = layers[i - 1], layers[i]
         if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
@@ -109,7 +115,7 @@ def fuse_batch_norm(model: VGG) -> VGG:
             bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
             conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
             layers[i] = nn.Identity()
-    return fused
+    return layers
 
 
 def prepare(

@@ -295,6 +295,18 @@ class VGG(nn.Module):
                     break
         return {name: out[name].contiguous() for name in wanted}
 
+    def forward_from(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """The class scores, given ``x`` as the output of layer ``name``: the rest of the forward pass. With
+        :meth:`extract` it splits the network at any layer (Grad-CAM takes gradients at the split)."""
+        start, n = self.layer_index(name) + 1, len(self.features)
+        rest = self.features[start:] if start <= n else self.classifier[start - n :]
+        for module in rest:
+            x = F.relu(x) if isinstance(module, nn.ReLU) else module(x)  # never in place on the given tensor
+        if start > n:
+            return x
+        *_, (_, scores) = self._flat_head(x)
+        return scores
+
     # -- fine-tuning --------------------------------------------------------------------------------------------
     def freeze(self, spec: str = "features") -> list[str]:
         """Stop training the first layers: ``"none"``, ``"features"`` (the whole convolutional trunk) or a Caffe

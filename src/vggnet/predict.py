@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .explain import grad_cam
 from .files import atomic_write
 from .images import read_image
 from .inference import Loaded, posteriors, prepare, rescale
@@ -46,11 +47,6 @@ def heatmap(
     loaded: Loaded, path: str, out: str | os.PathLike, scale: int | None = None, device: str | torch.device = "cpu"
 ) -> Path:
     """Draw the dense class score map of the image's top class over the image, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     q = scale or loaded.default_scale
     img, x = dense_input(loaded, path, q, device)
     net = prepare(loaded.model, device)
@@ -58,15 +54,48 @@ def heatmap(
     probs = F.softmax(scores, 1)[0]  # K x h x w posteriors at each position of the dense net
     best = int(probs.mean((1, 2)).argmax())
     grid = F.interpolate(probs[best][None, None], size=img.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    title = (
+        f"{Path(path).name}: {loaded.classes[best]} ({100 * float(probs[best].mean()):.1f}%), "
+        f"{scores.shape[2]}x{scores.shape[3]} score map at Q={q}"
+    )
+    return draw_overlay(img, grid, title, f"P({loaded.classes[best]})", out)
+
+
+def cam(
+    loaded: Loaded,
+    path: str,
+    out: str | os.PathLike,
+    scale: int | None = None,
+    device: str | torch.device = "cpu",
+    layer: str = "relu5_3",
+    target: int | None = None,
+) -> Path:
+    """Draw the Grad-CAM map of the image's top class (or ``target``) over the image rescaled to Q, as a PNG."""
+    q = scale or loaded.default_scale
+    img, x = dense_input(loaded, path, q, device)
+    net = prepare(loaded.model, device)
+    with torch.no_grad():
+        probs = F.softmax(net(x).float(), 1)[0]
+    chosen = int(probs.argmax()) if target is None else target
+    heat = grad_cam(net, x, chosen, layer)[0]
+    grid = F.interpolate(heat[None, None], size=img.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    title = f"{Path(path).name}: Grad-CAM of {loaded.classes[chosen]} ({100 * float(probs[chosen]):.1f}%) at Q={q}"
+    return draw_overlay(img, grid.clamp(0, 1), title, "Grad-CAM", out)
+
+
+def draw_overlay(img: torch.Tensor, grid: torch.Tensor, title: str, label: str, out: str | os.PathLike) -> Path:
+    """A map in [0, 1] (H x W) drawn over a uint8 image (C x H x W), written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 6 * img.shape[1] / img.shape[2] + 0.4))
     shown = img.permute(1, 2, 0).squeeze(-1).numpy()
     ax.imshow(shown, cmap="gray" if img.shape[0] == 1 else None)
     overlay = ax.imshow(grid.cpu().numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-    fig.colorbar(overlay, ax=ax, fraction=0.046, pad=0.04, label=f"P({loaded.classes[best]})")
-    ax.set_title(
-        f"{Path(path).name}: {loaded.classes[best]} ({100 * float(probs[best].mean()):.1f}%), "
-        f"{scores.shape[2]}x{scores.shape[3]} score map at Q={q}"
-    )
+    fig.colorbar(overlay, ax=ax, fraction=0.046, pad=0.04, label=label)
+    ax.set_title(title, fontsize=9)
     ax.axis("off")
     fig.tight_layout()
     target = Path(out)

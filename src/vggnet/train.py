@@ -86,6 +86,7 @@ class Run:
     autocast: Callable[[], Any]
     memory_format: torch.memory_format
     board: TensorBoard
+    plotted: float = float("-inf")  # when curves.png was last drawn
 
     @property
     def per_rank(self) -> int:
@@ -222,7 +223,7 @@ def make_model(
         net_a = build("vgg11", batch_norm=model.batch_norm, **_cfg_shape(cfg), **shape)
         load_weights(net_a, cfg.preinit)
         preinit_from(model, net_a)
-    report = load_pretrained(model, weights) if weights is not None else None
+    report = load_pretrained(model, weights, list(data.train.classes)) if weights is not None else None
     model.freeze(cfg.freeze)
     return model, report
 
@@ -516,7 +517,8 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
     cfg, state = run.cfg, run.state
     seconds = time.perf_counter() - totals.started
     loss, correct, seen = dist_utils.reduce_sum([totals.loss.item(), totals.correct.item(), totals.seen], run.ctx)
-    val = evaluate_split(run.net, run.data.val, run.micro, run.ctx, run.memory_format, run.autocast)
+    # Inference holds no activations for backward: twice the training micro-batch fits.
+    val = evaluate_split(run.net, run.data.val, 2 * run.micro, run.ctx, run.memory_format, run.autocast)
     row = {
         "epoch": epoch + 1,
         "step": state.global_step,
@@ -542,16 +544,19 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
     state.epoch, state.step = epoch + 1, 0
     save(run, run.out / "last.pt")
     if run.ctx.main:
-        report_epoch(run, row, improved, len(totals.skipped))
+        report_epoch(run, row, improved, len(totals.skipped), finished)
     return finished
 
 
-def report_epoch(run: Run, row: dict[str, float], improved: bool, skipped: int) -> None:
+def report_epoch(run: Run, row: dict[str, float], improved: bool, skipped: int, finished: bool) -> None:
     out = run.out
     if improved:
         shutil.copyfile(out / "last.pt", out / "best.pt")
     write_csv(run.state.history, out / "metrics.csv")
-    plot_curves(run.state.history, out / "curves.png")
+    # Drawing takes ~0.4 s: at most every 30 s of a run of short epochs, and always at its end.
+    if finished or time.monotonic() - run.plotted >= 30:
+        plot_curves(run.state.history, out / "curves.png")
+        run.plotted = time.monotonic()
     run.board.scalars({k: v for k, v in row.items() if k not in ("epoch", "step")}, int(row["epoch"]))
     note = f", {skipped} bad files skipped" if skipped else ""
     print(

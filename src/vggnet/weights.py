@@ -161,7 +161,6 @@ def read_weights(source: str | os.PathLike, arch: str | None = None) -> WeightsF
         entry = official_weights(arch, text)
         found = _read_path(download(entry.url))
         found.source = f"torchvision {arch} {entry.name}"
-        found.classes = list(entry.meta["categories"])
         found.normalization = Normalization(IMAGENET_MEAN, IMAGENET_STD, source="torchvision's ImageNet weights")
         return found
     found = _read_path(download(text) if "://" in text else Path(text))
@@ -270,18 +269,17 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return w.to(weight.dtype)
 
 
-def load_pretrained(model: nn.Module, source: str | os.PathLike | WeightsFile) -> LoadReport:
-    """Load every layer of ``source`` that fits ``model``, for fine-tuning: an fc8 with another class count stays as
-    initialised, and conv1_1 is adapted to another number of input channels. Any other mismatch is an error naming
-    the keys. Returns what was loaded, what is new and what was adapted."""
+def load_pretrained(
+    model: nn.Module, source: str | os.PathLike | WeightsFile, classes: list[str] | None = None
+) -> LoadReport:
+    """Load every layer of ``source`` that fits ``model``, for fine-tuning: an fc8 for other classes (another count,
+    or other names where both the file and ``classes`` name them) stays as initialised, one for the same classes in
+    another order is reordered, and conv1_1 is adapted to another number of input channels. Any other mismatch is
+    an error naming the keys. Returns what was loaded, what is new and what was adapted."""
     found = source if isinstance(source, WeightsFile) else read_weights(source, getattr(model, "arch", None))
     state, own = dict(found.state), model.state_dict()
     report = LoadReport(found.source, [])
-    fc8 = state.get("classifier.6.weight")
-    mine = own["classifier.6.weight"]
-    if fc8 is not None and fc8.shape[0] != mine.shape[0] and fc8.shape[1:] == mine.shape[1:]:
-        state["classifier.6.weight"], state["classifier.6.bias"] = mine, own["classifier.6.bias"]
-        report.new.append(f"fc8 ({mine.shape[0]} classes; {found.source} has {fc8.shape[0]})")
+    _fit_fc8(state, own, found, classes, report)
     conv = state.get("features.0.weight")
     mine = own["features.0.weight"]
     if conv is not None and conv.shape[1] != mine.shape[1] and conv.shape[0] == mine.shape[0]:
@@ -292,6 +290,32 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike | WeightsFile) -
     new = {"fc8"} if report.new else set()
     report.loaded = [n for n in _layers_with_parameters(model) if n not in new]
     return report
+
+
+def _fit_fc8(
+    state: dict[str, torch.Tensor],
+    own: dict[str, torch.Tensor],
+    found: WeightsFile,
+    classes: list[str] | None,
+    report: LoadReport,
+) -> None:
+    weight, mine = state.get("classifier.6.weight"), own["classifier.6.weight"]
+    if weight is None or weight.shape[1:] != mine.shape[1:]:
+        return  # another fc7 width: the key check names it
+    theirs = found.classes if found.classes and len(found.classes) == weight.shape[0] else None
+    named = classes is not None and theirs is not None
+    if named and set(classes) == set(theirs) and list(classes) != list(theirs):
+        order = torch.tensor([theirs.index(c) for c in classes])
+        state["classifier.6.weight"], state["classifier.6.bias"] = weight[order], state["classifier.6.bias"][order]
+        report.adapted.append("fc8 (its rows put in the data's class order)")
+    elif weight.shape[0] != mine.shape[0] or (named and set(classes) != set(theirs)):
+        state["classifier.6.weight"], state["classifier.6.bias"] = mine, own["classifier.6.bias"]
+        why = (
+            f"{found.source} has {weight.shape[0]}"
+            if weight.shape[0] != mine.shape[0]
+            else f"not {found.source}'s {', '.join(theirs[:3])}..."
+        )
+        report.new.append(f"fc8 ({mine.shape[0]} classes; {why})")
 
 
 def _layers_with_parameters(model: nn.Module) -> list[str]:

@@ -1,0 +1,61 @@
+"""Grad-CAM (Selvaraju et al. 2017, shown on VGG-16): where in the image a class's evidence lies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .model import VGG
+
+
+def grad_cam(
+    model: VGG, images: torch.Tensor, target: int | Sequence[int] | torch.Tensor | None = None, layer: str = "relu5_3"
+) -> torch.Tensor:
+    """One map per image, N x H x W at the input's resolution, in [0, 1].
+
+    The ReLU of the channel-weighted sum of ``layer``'s activations, each channel weighted by the spatial mean of the
+    gradient of the ``target`` class's score (the top class where ``target`` is None), bilinearly upsampled to the
+    image, divided by its maximum. ``images`` are normalised as the model takes them. Nets without ``relu5_3``
+    (VGG-11, VGG-13) use their last ReLU before pool5 when ``layer`` is left at its default. The model runs in
+    inference mode (batch-norm statistics, no dropout) and is left in the mode it was in.
+    """
+    if torch.is_inference_mode_enabled():
+        raise ValueError("grad_cam needs gradients: call it outside torch.inference_mode()")
+    model.check_input(images)
+    if layer == "relu5_3" and layer not in model.layer_names:
+        layer = model.feature_info[-1]["name"]
+    if model.layer_index(layer) >= len(model.features):
+        raise ValueError(f"Grad-CAM needs a convolutional layer's map; {layer} is in the classifier head")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            with torch.no_grad():
+                acts = model.extract(images, layer)[layer]
+            acts.requires_grad_(True)
+            scores = model.forward_from(acts, layer)
+            chosen = _targets(target, scores)
+            (grads,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), acts)
+    finally:
+        model.train(was_training)
+    weights = grads.mean((2, 3), keepdim=True)
+    cam = F.relu((weights * acts.detach()).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0].clamp_min(0)
+    top = cam.flatten(1).max(1).values.view(-1, 1, 1)
+    return torch.where(top > 0, cam / top.clamp_min(1e-12), torch.zeros_like(cam))
+
+
+def _targets(target: int | Sequence[int] | torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
+    n, classes = scores.shape
+    if target is None:
+        return scores.argmax(1)
+    chosen = torch.as_tensor(target, device=scores.device).long().flatten()
+    if chosen.numel() == 1:
+        chosen = chosen.expand(n)
+    if chosen.numel() != n:
+        raise ValueError(f"give one target class, or one per image ({n}); got {chosen.numel()}")
+    if chosen.min() < 0 or chosen.max() >= classes:
+        raise ValueError(f"target classes must be in [0, {classes}), got {chosen.tolist()}")
+    return chosen
