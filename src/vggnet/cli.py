@@ -259,6 +259,17 @@ def add_export(sub) -> None:
     p.add_argument("--out", default="runs/export", help="output folder (default runs/export)")
     p.add_argument("--format", nargs="+", default=["torchscript", "onnx"], choices=["torchscript", "onnx"])
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx, statically quantised (QDQ)")
+    p.add_argument("--data", default="fashion-mnist", help="int8: an image folder (train/ calibrates, val/ checks) "
+                   "or fashion-mnist (training set calibrates, test set checks)")  # fmt: skip
+    p.add_argument("--calibration", type=int, default=500, metavar="N", help="int8: calibration images (default 500)")
+    p.add_argument("--check", type=int, default=1000, metavar="N", help="int8: held-out images checked (default 1000)")
+    p.add_argument(
+        "--int8-scheme",
+        default="auto",
+        choices=["auto", "u8s8", "u8s8-reduced", "u8u8"],
+        help="int8: u8s8 on CPUs with VNNI, u8s8-reduced (7-bit weights) on AVX2 ones (auto picks)",
+    )
     p.set_defaults(func=cmd_export)
 
 
@@ -267,10 +278,34 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     check_out_folder(args.out)
     (loaded,) = load_all(args)
-    results = export(loaded, args.out, tuple(args.format), opset=args.opset)
+    int8 = int8_settings(args, loaded.model.in_channels) if args.int8 else None
+    results = export(loaded, args.out, tuple(args.format), opset=args.opset, int8=int8)
     for fmt, r in results.items():
-        print(f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {r['max_rel_error']:.1e})")
+        if fmt == "int8":
+            print(
+                f"int8: {r['path']} ({r['scheme']}; checked on {r['images']} held-out images: top-1 agreement with "
+                f"float32 {100 * r['agreement']:.2f}%, accuracy float32 {100 * r['float_accuracy']:.2f}%, "
+                f"int8 {100 * r['int8_accuracy']:.2f}%)"
+            )
+        else:
+            error = r["max_rel_error"]
+            print(f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {error:.1e})")
     return 0
+
+
+def int8_settings(args: argparse.Namespace, channels: int):
+    from .data import open_source
+    from .export import Int8Settings, resolve_scheme
+
+    resolve_scheme(args.int8_scheme)
+    fm = args.data == "fashion-mnist"
+    calibration = open_source(args.data, 64, False, None, "train" if fm else _split(args.data, "train"), channels)
+    check = open_source(args.data, 64, False, None, "test" if fm else _split(args.data, "val"), channels)
+    return Int8Settings(calibration, check, args.calibration, args.check, args.int8_scheme)
+
+
+def _split(folder: str, name: str) -> str | None:
+    return name if os.path.isdir(os.path.join(folder, name)) else None
 
 
 # -- features and the linear probe ------------------------------------------------------------------------------------

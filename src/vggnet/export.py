@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .data import Source
+from .evaluate import label_map
 from .files import atomic_path
-from .inference import Loaded, fuse_batch_norm
+from .inference import Loaded, fuse_batch_norm, prepare, rescale
 from .model import VGG
+from .runtime import OnnxModel, onnx_metadata, write_metadata
 
 
 class DenseClassifier(nn.Module):
     """Class scores of the fully convolutional net: the spatial mean of ``score_map``, for any image size the dense
-    head accepts (224 and up for the paper's head)."""
+    head accepts (224 and up for the paper's head).
+
+    For export the head is written as the paper wrote it, fc6 a ``pool_size`` x ``pool_size`` convolution and fc7,
+    fc8 1 x 1 convolutions over views of the same weights: ONNX runtimes (and their int8 quantisers) have fast
+    convolutions, where PyTorch's unfold would export as a chain of gathers.
+    """
 
     def __init__(self, model: VGG) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.score_map(x).mean((2, 3))
+        m = self.model
+        y = m.features(x)
+        fc6, _, _, fc7, _, _, fc8 = m.classifier
+        p = m.pool_size
+        y = F.relu(F.conv2d(y, fc6.weight.view(fc6.out_features, -1, p, p), fc6.bias))
+        y = F.relu(F.conv2d(y, fc7.weight[:, :, None, None], fc7.bias))
+        return F.conv2d(y, fc8.weight[:, :, None, None], fc8.bias).mean((2, 3))
 
 
 def check_sizes(model: VGG) -> list[tuple[int, int, int]]:
@@ -32,7 +50,7 @@ def check_sizes(model: VGG) -> list[tuple[int, int, int]]:
     return [(1, s, s), (2, s + model.min_size, s + 3 * model.min_size)]
 
 
-def _compare(name: str, run, reference: nn.Module, model: VGG, tolerance: float) -> float:
+def _compare(name: str, run, reference, model: VGG, tolerance: float) -> float:
     worst = 0.0
     for batch, h, w in check_sizes(model):
         x = torch.randn(batch, model.in_channels, h, w)
@@ -58,19 +76,27 @@ def export(
     formats: tuple[str, ...] = ("torchscript", "onnx"),
     opset: int = 17,
     tolerance: float = 1e-4,
+    int8: Int8Settings | None = None,
 ) -> dict[str, dict[str, object]]:
     """Write ``model.torchscript.pt`` and/or ``model.onnx`` under ``out`` (dynamic batch and image size), each checked
-    at two sizes against PyTorch (ONNX through onnxruntime). Returns each file's path and worst relative error."""
+    at two sizes against PyTorch (ONNX through onnxruntime); with ``int8``, also ``model.int8.onnx``, statically
+    quantised and checked on held-out images. Returns each file's path and how it was checked."""
     for f in formats:
         if f not in ("torchscript", "onnx"):
             raise ValueError(f"unknown export format {f!r}; expected torchscript or onnx")
+    if not isinstance(loaded.model, VGG):
+        raise ValueError(f"{loaded.source} is already an exported model; export the PyTorch weights it came from")
     out = Path(out)
     model = fuse_batch_norm(loaded.model).eval()
     wrapper = DenseClassifier(model).eval()
     _, h, w = check_sizes(model)[0]
     example = torch.randn(1, model.in_channels, h, w)
     results: dict[str, dict[str, object]] = {}
-    reference = DenseClassifier(loaded.model.eval()).eval()
+    original = loaded.model.eval()
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        return original.score_map(x).mean((2, 3))
+
     if "torchscript" in formats:
         path = out / "model.torchscript.pt"
         with warnings.catch_warnings():
@@ -82,23 +108,156 @@ def export(
             loaded_back = torch.jit.load(str(tmp))
             error = _compare("TorchScript", lambda x: loaded_back(x), reference, model, tolerance)
         results["torchscript"] = {"path": str(path), "max_rel_error": error}
-    if "onnx" in formats:
-        import onnxruntime as ort
-
+    if "onnx" in formats or int8 is not None:
         path = out / "model.onnx"
-        with atomic_path(path) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                (example,),
-                str(tmp),
-                input_names=["image"],
-                output_names=["scores"],
-                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "scores": {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
-            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-            error = _compare("ONNX", lambda x: session.run(None, {"image": x.numpy()})[0], reference, model, tolerance)
+        with atomic_path(path) as tmp:
+            _export_onnx(wrapper, example, tmp, opset, loaded, "float32")
+            runner = OnnxModel(tmp)
+            error = _compare("ONNX", runner, reference, model, tolerance)
         results["onnx"] = {"path": str(path), "max_rel_error": error}
+    if int8 is not None:
+        results["int8"] = export_int8(loaded, out / "model.onnx", out / "model.int8.onnx", int8)
     return results
+
+
+def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int, loaded: Loaded, precision: str):
+    model = wrapper.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=["scores"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "scores": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    write_metadata(path, _metadata(loaded, model, precision))
+
+
+def _metadata(loaded: Loaded, model: VGG, precision: str) -> dict[str, str]:
+    return onnx_metadata(
+        classes=loaded.classes,
+        mean=loaded.mean,
+        std=loaded.std,
+        crop=loaded.crop,
+        in_channels=model.in_channels,
+        num_classes=model.num_classes,
+        min_size=model.min_size * model.pool_size,
+        source=loaded.source,
+        precision=precision,
+    )
+
+
+# -- int8 ----------------------------------------------------------------------------------------------------------
+INT8_SCHEMES = ("auto", "u8s8", "u8s8-reduced", "u8u8")
+
+
+@dataclass
+class Int8Settings:
+    """Static int8 quantisation: ``calibration`` images set the activation ranges; ``check`` images (labelled,
+    held out) compare the int8 model with the float32 one. ``scheme``: activations and weights u8 x s8 (fast where the
+    CPU has VNNI), u8 x s8 with 7-bit weights (``u8s8-reduced``: no saturation in AVX2's u8 x s8 products) or u8 x u8;
+    ``auto`` picks u8s8 where this CPU has VNNI, u8s8-reduced elsewhere."""
+
+    calibration: Source
+    check: Source
+    calibration_count: int = 500
+    check_count: int = 1000
+    scheme: str = "auto"
+    min_agreement: float = 0.95
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX)."""
+    info = Path("/proc/cpuinfo")
+    flags = info.read_text() if info.exists() else ""
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def resolve_scheme(scheme: str) -> str:
+    if scheme not in INT8_SCHEMES:
+        raise ValueError(f"unknown int8 scheme {scheme!r}; expected one of {', '.join(INT8_SCHEMES)}")
+    return scheme if scheme != "auto" else ("u8s8" if cpu_has_vnni() else "u8s8-reduced")
+
+
+def export_int8(loaded: Loaded, float_path: Path, path: Path, settings: Int8Settings) -> dict[str, object]:
+    """Quantise the float32 ONNX model statically (QDQ, per-channel weights, onnxruntime's tools), check it on
+    held-out images against the float32 model, and only then put it at ``path``."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    scheme = resolve_scheme(settings.scheme)
+    if settings.calibration_count < 1 or settings.check_count < 1:
+        raise ValueError("--calibration and --check must be positive image counts")
+    q = loaded.default_scale
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory() as work:
+        prepared = Path(work) / "prepared.onnx"
+        quant_pre_process(str(float_path), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(tmp),
+            _Calibration(settings.calibration, settings.calibration_count, q, loaded.mean, loaded.std),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QUInt8 if scheme == "u8u8" else QuantType.QInt8,
+            reduce_range=scheme == "u8s8-reduced",
+        )
+        write_metadata(tmp, _metadata(loaded, loaded.model, f"int8 {scheme}"))
+        check = check_agreement(loaded, OnnxModel(tmp), settings.check, settings.check_count, q)
+        if check["agreement"] < settings.min_agreement:
+            raise ValueError(
+                f"the int8 model agrees with the float32 one on {100 * check['agreement']:.1f}% of "
+                f"{check['images']} held-out images, below {100 * settings.min_agreement:.0f}%: not written "
+                "(try more --calibration images, or --int8-scheme u8u8)"
+            )
+    return {"path": str(path), "scheme": scheme, **check}
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader over a Source: images rescaled to Q and normalised, up to ``count``."""
+
+    def __init__(self, source: Source, count: int, q: int, mean, std) -> None:
+        self.batches = source.batches()
+        self.left, self.q, self.mean, self.std = count, q, mean, std
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.left <= 0:
+            return None
+        batch = next(self.batches, None)
+        if batch is None:
+            return None
+        images = batch[0][: self.left]
+        self.left -= len(images)
+        return {"image": rescale(images, self.q, self.mean, self.std).numpy()}
+
+
+@torch.inference_mode()
+def check_agreement(loaded: Loaded, runner: OnnxModel, source: Source, count: int, q: int) -> dict[str, float]:
+    """Top-1 agreement of the exported model with the PyTorch model on ``count`` labelled images at Q = ``q``, and
+    the accuracy of both."""
+    model = prepare(loaded.model)
+    agree = right_float = right_int8 = seen = 0
+    for images, labels in source.batches():
+        images, labels = images[: count - seen], labels[: count - seen]
+        x = rescale(images, q, loaded.mean, loaded.std)
+        mine = model.score_map(x.contiguous(memory_format=torch.channels_last)).mean((2, 3)).argmax(1)
+        theirs = runner(x).argmax(1)
+        truth = label_map(loaded.classes, source.classes, source.name)[labels]
+        agree += int((mine == theirs).sum())
+        right_float += int((mine == truth).sum())
+        right_int8 += int((theirs == truth).sum())
+        seen += len(labels)
+        if seen >= count:
+            break
+    if not seen:
+        raise ValueError(f"no readable image in {source.name} to check the int8 model on")
+    return {
+        "images": seen,
+        "agreement": agree / seen,
+        "float_accuracy": right_float / seen,
+        "int8_accuracy": right_int8 / seen,
+    }

@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from torchvision.transforms.v2.functional import resize
 
 from .configs import canonical_name, resolve
 from .model import VGG, build
+from .runtime import is_onnx
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
 
@@ -52,6 +54,8 @@ def imagenet_classes() -> list[str]:
 def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
     """Rebuild a model from a vggnet checkpoint (``.pt``), a vggnet ``.safetensors`` file, or any weights file or
     URL together with ``arch`` (the class count and head are read from the weights), in eval mode."""
+    if is_onnx(source):
+        return _load_onnx(source)
     if arch is not None:
         arch = canonical_name(*resolve(arch))
     found = rgb_input(read_weights(source, arch))
@@ -76,6 +80,16 @@ def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
     if len(classes) != model.num_classes:
         raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
     return Loaded(model, list(classes), list(mean), list(std), found.crop or 224, str(source))
+
+
+def _load_onnx(source: str | os.PathLike) -> Loaded:
+    from .runtime import OnnxModel
+
+    if not Path(str(source)).is_file():
+        raise ValueError(f"no such ONNX model: {source}")
+    runner = OnnxModel(source)
+    meta = runner.meta
+    return Loaded(runner, list(meta["classes"]), list(meta["mean"]), list(meta["std"]), int(meta["crop"]), str(source))
 
 
 def _build_for(arch: str, found: WeightsFile) -> VGG:

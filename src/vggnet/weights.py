@@ -99,7 +99,7 @@ def _read_path(path: Path) -> WeightsFile:
     if not path.is_file():
         raise ValueError(f"no such weights file: {path}")
     if path.suffix == ".onnx":
-        raise ValueError(f"{path} is an ONNX model: it runs through onnxruntime (vggnet eval/predict), not PyTorch")
+        raise ValueError(f"{path} is an exported ONNX model: it can be evaluated (vggnet eval/predict), not trained")
     if path.suffix == ".safetensors":
         try:
             state = load_file(str(path))

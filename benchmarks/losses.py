@@ -1,0 +1,116 @@
+"""vggnet's perceptual and style losses against the way people write them, measured in one process, alternated.
+
+The reference is the common hand-written form: torchvision's ``vgg16().features`` in eval mode, forward hooks on
+the ReLUs that are tapped, the whole trunk run for the input and for the target, and the target through autograd
+(its parameters left trainable, as torchvision builds them). A second reference does it carefully (frozen
+parameters, the target under ``torch.no_grad``) but still runs the whole trunk. Figures: forward + backward of the
+loss to the input, at 256 x 256, batch 4; time and the peak memory tensors took (PyTorch's profiler).
+
+    python benchmarks/losses.py [--size 256] [--batch 4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from vggnet import bench, build  # noqa: E402
+from vggnet.losses import PerceptualLoss, StyleLoss, gram  # noqa: E402
+from vggnet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization  # noqa: E402
+
+TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}  # indices in torchvision's vgg16().features
+PERCEPTUAL = {"relu2_2": 1.0}  # Johnson et al.'s content layer
+STYLE = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
+
+
+class HookedVGG:
+    """The hand-written form: torchvision's trunk with forward hooks on the tapped ReLUs."""
+
+    def __init__(self, features: torch.nn.Module, careful: bool) -> None:
+        self.features, self.careful, self.acts = features, careful, {}
+        if careful:
+            features.requires_grad_(False)
+        for name, index in TAPS.items():
+            features[index].register_forward_hook(lambda m, i, o, n=name: self.acts.__setitem__(n, o))
+        self.norm = Normalization(IMAGENET_MEAN, IMAGENET_STD)
+
+    def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.acts = {}
+        self.features(self.norm(x))
+        return self.acts
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, layers: dict[str, float], style: bool) -> torch.Tensor:
+        fx = self.taps(x)
+        if self.careful:
+            with torch.no_grad():
+                fy = self.taps(y)
+        else:
+            fy = self.taps(y)
+        rep = gram if style else (lambda a: a)
+        return sum(w * F.mse_loss(rep(fx[n]), rep(fy[n])) for n, w in layers.items())
+
+
+def step(loss_fn, x: torch.Tensor, y: torch.Tensor):
+    def run() -> None:
+        xi = x.clone().requires_grad_(True)
+        loss_fn(xi, y).backward()
+
+    return run
+
+
+def main() -> int:
+    import torchvision
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    device = torch.device("cpu")
+    reference = torchvision.models.vgg16().eval()
+    ours_model = build("vgg16").eval()
+    ours_model.load_state_dict(reference.state_dict())
+    naive = HookedVGG(reference.features, careful=False)
+    careful = HookedVGG(torchvision.models.vgg16().eval().features, careful=True)
+    careful.features.load_state_dict(reference.features.state_dict())
+    x, y = torch.rand(args.batch, 3, args.size, args.size), torch.rand(args.batch, 3, args.size, args.size)
+    print(f"machine: {bench.cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}", flush=True)
+    sections = []
+    for label, layers, style, ours in (
+        ("perceptual (relu2_2)", PERCEPTUAL, False, PerceptualLoss(ours_model, layers=PERCEPTUAL)),
+        ("style (relu1_2 .. relu4_3)", STYLE, True, StyleLoss(ours_model, layers=STYLE)),
+    ):
+        expected = naive.loss(x, y, layers, style)
+        torch.testing.assert_close(ours(x, y), expected.detach(), rtol=1e-3, atol=1e-6)  # the same function
+        runs = {
+            f"hooks on torchvision, target through autograd: {label}": step(
+                lambda a, b, L=layers, s=style: naive.loss(a, b, L, s), x, y
+            ),
+            f"hooks on torchvision, frozen, target no_grad: {label}": step(
+                lambda a, b, L=layers, s=style: careful.loss(a, b, L, s), x, y
+            ),
+            f"vggnet {type(ours).__name__}: {label}": step(ours, x, y),
+        }
+        figures = bench.alternate(runs, args.batch, device, args.repeats)
+        sections.append((label, figures))
+        print(bench.table([sections[-1]], bench.matmul_gflops(device)), flush=True)
+    print()
+    lines = ["| loss, forward + backward | reference | time ratio | memory ratio |", "|---|---|---|---|"]
+    for label, (naive_f, careful_f, ours_f) in sections:
+        for name, ref in (("target through autograd", naive_f), ("frozen, target no_grad", careful_f)):
+            speed = ours_f.images_per_s / ref.images_per_s
+            memory = ours_f.peak_mib / ref.peak_mib
+            lines.append(f"| {label} | {name} | {speed:.2f}x faster | {100 * memory:.0f}% of the memory |")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
