@@ -27,3 +27,17 @@ def test_benchmark_jpegs_are_imagenet_sized(tmp_path):
     paths = make_jpegs(tmp_path, 2)
     sizes = {tuple(decode_image(p).shape) for p in paths}
     assert sizes == {(3, 375, 500), (3, 500, 375)}
+
+
+def test_bf16_runs_are_skipped_where_the_cpu_would_emulate_them(monkeypatch, capsys):
+    import argparse
+
+    import vggnet.train
+    from vggnet.bench import run_bench
+
+    monkeypatch.setattr(vggnet.train, "cpu_has_bf16", lambda: False)
+    args = argparse.Namespace(device="cpu", threads=None, amp=True, only=[], out=None)
+    text = run_bench(args)
+    out = capsys.readouterr().out
+    assert "bf16 runs skipped: this CPU has no bf16 units" in out
+    assert "bf16 -" in text and "bfloat16" not in text  # and no bf16 matmul rate was measured

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 from helpers import TINY_TRAIN, TINY_TRAIN_ARGS, make_folder, saved_tiny, tiny
 
 import vggnet
@@ -29,7 +28,7 @@ def ws(tmp_path_factory):
     data = good.read_bytes()
     (w / "weights" / "truncated.safetensors").write_bytes(data[: len(data) // 2])
     (w / "weights" / "text.pth").write_text("not weights at all\n")
-    torch.save(torchvision.models.vgg11(num_classes=10).state_dict(), w / "weights" / "plain.pth")
+    torch.save(tiny("vgg11").state_dict(), w / "weights" / "plain.pth")  # a plain state dict, no metadata
     vggnet.save_weights(tiny("vgg11", num_classes=3), w / "weights" / "other.safetensors")
     vggnet.save_weights(tiny("vgg11_bn", width=1 / 8, num_classes=2), w / "weights" / "wider.safetensors")
 
@@ -101,7 +100,8 @@ CASES = [
     (["eval", "--weights", "{w}/bad.jpg"], r"cannot read weights from .*bad.jpg"),
     (["eval", "--weights", "torchvision"], r"names torchvision's weights: say which with --arch"),
     (["eval", "--weights", "file:///nowhere/w.pth"], r"no such weights file: /nowhere/w.pth"),
-    (["eval", "--weights", "{w}/weights/model.onnx"], r"model.onnx"),
+    (["eval", "--weights", "{w}/weights/model.onnx"], r"cannot load ONNX model .*model.onnx"),
+    ([*TRAIN, "--weights", "{w}/weights/model.onnx", "--out", "{w}/o14"], r"exported ONNX model: it can be evaluated"),
     (["eval", "--data", "{w}/data"], r"give the model with --weights"),
     # images and evaluation data
     (["predict", "--weights", "{w}/tiny.safetensors", "{w}/nope.png"], r"no such image: .*nope.png"),
@@ -130,7 +130,7 @@ CASES = [
     (["info", "vgg17"], r"unknown architecture 'vgg17'"),
     (["export", "--weights", "{w}/tiny.safetensors", "--out", "{w}/a_file"], r"--out .*a_file is a file"),
     (["bench", "--device", "cuda"], r"no CUDA device is available"),
-    (["export", "--data", "x"], r"unrecognized arguments: --data x"),
+    (["export", "--frobnicate", "x"], r"unrecognized arguments: --frobnicate x"),
 ]
 
 

@@ -244,3 +244,20 @@ def test_preinit_copies_first_four_convs_and_the_fc_layers():
 def test_bad_input_is_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_built_models_run_nhwc_but_hand_back_standard_tensors(tmp_path):
+    model = tiny("vgg16_bn")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    x = torch.randn(2, 3, 224, 224)  # a plain NCHW batch
+    with torch.no_grad():
+        pool5 = model.forward_features(x)
+        taps = model.extract(x, ["relu1_2", "pool5", "fc7"])
+        scores = model.score_map(torch.randn(1, 3, 256, 288))
+    for t in (pool5, *taps.values(), scores):
+        assert t.is_contiguous()
+        t.view(t.shape[0], -1)  # what users do with them
+    # saved weights are plain tensors (torchvision's keys and shapes are checked above)
+    saved = vggnet.weights.read_file(vggnet.save_weights(model, tmp_path / "w.safetensors"))
+    assert all(v.is_contiguous() for v in saved.values())

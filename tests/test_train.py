@@ -201,3 +201,32 @@ def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
     torch.testing.assert_close(deeper.layer("conv3_2").weight, net_a["features.8.weight"])  # A's conv3_2
     torch.testing.assert_close(deeper.layer("fc7").weight, net_a["classifier.3.weight"])
     assert not torch.equal(deeper.layer("conv1_2").weight[:, :3], net_a["features.0.weight"][:, :3])
+
+
+def test_validation_with_the_mirror_averages_the_two_posteriors():
+    import torch.nn.functional as F
+
+    from vggnet import distributed
+    from vggnet.data import synthetic
+    from vggnet.train import evaluate_split
+
+    data = synthetic(40, num_classes=4).bind(mean=[0.5] * 3, std=[0.25] * 3, augment=False)
+    model = vggnet_tiny()
+    ctx = distributed.Context()
+    plain = evaluate_split(model, data, 16, ctx)
+    both = evaluate_split(model, data, 16, ctx, flip=True)
+    x, y = next(data.batches(range(40), 40, epoch=0))[:2]
+    with torch.no_grad():
+        p = (F.softmax(model(x), 1) + F.softmax(model(x.flip(3)), 1)) / 2
+    assert both["top1"] == pytest.approx((p.argmax(1) == y).float().mean().item())
+    assert both["loss"] == pytest.approx(F.nll_loss(p.log(), y).item(), rel=1e-4)
+    assert plain["loss"] != pytest.approx(both["loss"])
+
+
+def vggnet_tiny():
+    from helpers import tiny
+
+    model = tiny("vgg11_bn", num_classes=4, pool_size=1, init="xavier").eval()
+    with torch.no_grad():
+        model.classifier[6].weight.mul_(20)  # confident enough that the mirror changes the posteriors
+    return model

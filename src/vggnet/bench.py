@@ -50,9 +50,12 @@ class PeakMemory:
         else:
             from torch.profiler import ProfilerActivity, profile
 
+            # Kineto's start/stop lines, "gpuGetDeviceCount failed" on CPU-only machines and the allocator's notes
+            # on blocks from before the profile go to file descriptor 2 while it runs: silenced until __exit__.
+            self.quiet = quiet_stderr()
+            self.quiet.__enter__()
             self.profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-            with quiet_stderr():  # Kineto's start/stop lines and, on CPU-only machines, "gpuGetDeviceCount failed"
-                self.profiler.__enter__()
+            self.profiler.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -60,8 +63,10 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             self.peak = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
             return
-        with quiet_stderr():
+        try:
             self.profiler.__exit__(*exc)
+        finally:
+            self.quiet.__exit__(None, None, None)
         # Each event's own allocations minus frees (children excluded), in time order: a running total.
         records = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in self.profiler.events())
         current = top = 0
@@ -372,6 +377,66 @@ def table(sections: list[tuple[str, list[Figure]]], ceiling: float) -> str:
     return "\n".join(lines)
 
 
+def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figure]:
+    """float32 inference of vggnet (eager, prepared) against its exported ONNX model through onnxruntime, float32
+    and int8 (static QDQ, the scheme ``vggnet export --int8`` picks here), at 224 x 224; torchvision's eager last."""
+    import torchvision
+
+    from .export import _Calibration, export, quantize_onnx, resolve_scheme
+    from .inference import Loaded
+    from .runtime import OnnxModel
+
+    device = torch.device("cpu")
+    model = build(arch).eval()
+    loaded = Loaded(model, [f"class {i}" for i in range(model.num_classes)], [0.485, 0.456, 0.406],
+                    [0.229, 0.224, 0.225], 224, f"random {arch}")  # fmt: skip
+    export(loaded, work, ("onnx",))
+    images = torch.stack([decode_for_bench(p) for p in make_jpegs(work / "calibration", 8)])
+    calibration = _Calibration(_ImagesSource(images), len(images), 256, loaded.mean, loaded.std)
+    quantize_onnx(work / "model.onnx", work / "model.int8.onnx", calibration, resolve_scheme("auto"))
+    threads = torch.get_num_threads()
+    fp32_ort, int8_ort = OnnxModel(work / "model.onnx", threads), OnnxModel(work / "model.int8.onnx", threads)
+    ours = prepare(model, device)
+    tv = getattr(torchvision.models, arch)().eval()
+    x = torch.randn(batch, 3, 224, 224)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+
+    def eager() -> None:
+        with torch.inference_mode():
+            ours(x_cl)
+
+    def torchvision_eager() -> None:
+        with torch.no_grad():
+            tv(x)
+
+    scheme = resolve_scheme("auto")
+    runs = {
+        f"vggnet {arch} float32 eager (prepared), batch {batch}": eager,
+        f"onnxruntime float32, batch {batch}": lambda: fp32_ort(x),
+        f"onnxruntime int8 ({scheme}), batch {batch}": lambda: int8_ort(x),
+        f"torchvision {arch} float32 eager, batch {batch}": torchvision_eager,
+    }
+    return alternate(runs, batch, device, repeats, macs_per_image=vgg_macs(arch))
+
+
+class _ImagesSource:
+    """Just enough of a data Source for calibration: one batch of uint8 images."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        yield self.images, torch.zeros(len(self.images), dtype=torch.long)
+
+
+def decode_for_bench(path: Path) -> torch.Tensor:
+    from torchvision.transforms.v2.functional import center_crop
+
+    from .images import decode_image
+
+    return center_crop(decode_image(path), [375, 375])
+
+
 def cpu_name() -> str:
     info = Path("/proc/cpuinfo")
     if info.exists():
@@ -407,6 +472,9 @@ def run_bench(args: argparse.Namespace) -> str:
         "train": lambda: [training_step(args.arch, args.train_batch, device, args.repeats, amp, args.compile)],
         "dense": lambda: [dense_vs_multicrop(args.arch, args.q, device, max(1, args.repeats // 2))],
         "data": lambda: [data_pipeline(Path(args.images))],
+        "int8": lambda: [
+            int8_inference(args.arch, b, args.repeats, Path(args.images).parent / "bench_onnx") for b in args.batch
+        ],  # fmt: skip
     }
     for kind in args.only:
         for figures in measure[kind]():

@@ -7,13 +7,16 @@ ends as one line on stderr and a non-zero exit status, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import typing
 from dataclasses import fields
 
 HELP = {
-    "arch": "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1 or a paper letter (default vgg11, net A)",
+    "arch": "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1, a paper letter (default vgg11, net A), or a "
+    'configuration list in JSON, e.g. \'[64, "M", 128, "M"]\'',
+    "batch_norm": "batch normalisation after every convolution (default: as the architecture's name says)",
     "width": "multiplier on every convolution's width, for small experiments (default 1)",
     "pool_size": "side of the average pool before fc6: 7 as in the paper, 1 for a compact head on small images",
     "fc_width": "width of fc6 and fc7 (default 4096)",
@@ -35,6 +38,7 @@ HELP = {
     "mean RGB), meanstd, or imagenet (torchvision's)",
     "strict": "stop at the first bad image instead of skipping it with a warning",
     "workers": "DataLoader worker processes for image folders (default: cores - 1, at most 8)",
+    "val_flip": "validate with each image and its mirror, posteriors averaged (the paper's test-time practice)",
     "epochs": "maximum number of epochs (default 74, the paper's)",
     "batch_size": "global batch size over all processes (default 256, the paper's)",
     "micro_batch": "largest batch held in memory per process; gradients are accumulated up to --batch-size",
@@ -122,6 +126,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "recipe")}
+    if str(given.get("arch", "")).startswith("["):
+        try:
+            given["arch"] = json.loads(given["arch"])
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--arch {given['arch']} is not a JSON configuration list: {err}") from None
     settings = load_recipe(args.recipe) if args.recipe else {}
     settings.update(given)
     result = train(TrainConfig(**settings), given=set(given) | (set(settings) if args.recipe else set()))
@@ -374,8 +383,8 @@ def add_bench(sub) -> None:
         "--only",
         nargs="+",
         default=["inference", "train", "dense", "data"],
-        choices=["inference", "train", "dense", "data"],
-        help="which measurements (default all)",
+        choices=["inference", "train", "dense", "data", "int8"],
+        help="which measurements (default all but int8: onnxruntime float32 and int8 against PyTorch float32)",
     )
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="inference batch sizes (default 1 8)")
     p.add_argument("--train-batch", type=int, default=8, help="training-step batch size (default 8)")

@@ -186,26 +186,13 @@ def resolve_scheme(scheme: str) -> str:
 def export_int8(loaded: Loaded, float_path: Path, path: Path, settings: Int8Settings) -> dict[str, object]:
     """Quantise the float32 ONNX model statically (QDQ, per-channel weights, onnxruntime's tools), check it on
     held-out images against the float32 model, and only then put it at ``path``."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     scheme = resolve_scheme(settings.scheme)
     if settings.calibration_count < 1 or settings.check_count < 1:
         raise ValueError("--calibration and --check must be positive image counts")
     q = loaded.default_scale
-    with atomic_path(path) as tmp, tempfile.TemporaryDirectory() as work:
-        prepared = Path(work) / "prepared.onnx"
-        quant_pre_process(str(float_path), str(prepared))
-        quantize_static(
-            str(prepared),
-            str(tmp),
-            _Calibration(settings.calibration, settings.calibration_count, q, loaded.mean, loaded.std),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QUInt8 if scheme == "u8u8" else QuantType.QInt8,
-            reduce_range=scheme == "u8s8-reduced",
-        )
+    with atomic_path(path) as tmp:
+        calibration = _Calibration(settings.calibration, settings.calibration_count, q, loaded.mean, loaded.std)
+        quantize_onnx(float_path, tmp, calibration, scheme)
         write_metadata(tmp, _metadata(loaded, loaded.model, f"int8 {scheme}"))
         check = check_agreement(loaded, OnnxModel(tmp), settings.check, settings.check_count, q)
         if check["agreement"] < settings.min_agreement:
@@ -215,6 +202,27 @@ def export_int8(loaded: Loaded, float_path: Path, path: Path, settings: Int8Sett
                 "(try more --calibration images, or --int8-scheme u8u8)"
             )
     return {"path": str(path), "scheme": scheme, **check}
+
+
+def quantize_onnx(float_path: Path, path: Path, calibration, scheme: str) -> None:
+    """onnxruntime's static quantisation of a float32 model: its pre-processing (shape inference, graph fusions),
+    then QDQ with per-channel weights; ``calibration`` is a CalibrationDataReader (``get_next()``)."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as work:
+        prepared = Path(work) / "prepared.onnx"
+        quant_pre_process(str(float_path), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(path),
+            calibration,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QUInt8 if scheme == "u8u8" else QuantType.QInt8,
+            reduce_range=scheme == "u8s8-reduced",
+        )
 
 
 class _Calibration:

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from .data import Source
 from .files import atomic_write
 from .inference import Loaded, prepare, rescale
+from .model import VGG
 
 
 @dataclass
@@ -79,6 +80,8 @@ def extract_features(
 ) -> FeatureSet:
     """Descriptors of every image of ``source`` (see :func:`describe_images`), at Q = ``scales`` (default: the
     model's single test scale)."""
+    if not isinstance(loaded.model, VGG):
+        raise ValueError(f"{loaded.source} is an exported model; features need the PyTorch weights it came from")
     loaded.model.layer(layer)  # an unknown name fails here, before any image is read
     scales = list(scales or [loaded.default_scale])
     smallest = loaded.model.min_size * (loaded.model.pool_size if layer in _head(loaded) else 1)

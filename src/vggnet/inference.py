@@ -51,15 +51,18 @@ def imagenet_classes() -> list[str]:
     return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def load_model(source: str | os.PathLike, arch: str | None = None) -> Loaded:
+def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unknown: bool = False) -> Loaded:
     """Rebuild a model from a vggnet checkpoint (``.pt``), a vggnet ``.safetensors`` file, or any weights file or
-    URL together with ``arch`` (the class count and head are read from the weights), in eval mode."""
+    URL together with ``arch`` (the class count and head are read from the weights), in eval mode. An exported
+    ``.onnx`` model comes back as an onnxruntime session with the same interface for evaluation.
+
+    ``arch_if_unknown``: ``arch`` is only a default, for files that do not record their architecture."""
     if is_onnx(source):
         return _load_onnx(source)
     if arch is not None:
         arch = canonical_name(*resolve(arch))
     found = rgb_input(read_weights(source, arch))
-    if found.config is not None and arch in (None, found.config.get("arch")):
+    if found.config is not None and (arch_if_unknown or arch in (None, found.config.get("arch"))):
         model = VGG.from_config(found.config)  # the file's own shape (width, head) for its architecture
     elif arch is None:
         raise ValueError(f"{source} does not say which architecture it holds; give --arch (e.g. vgg16)")

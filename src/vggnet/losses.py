@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inference import Loaded
 from .model import VGG
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
@@ -65,7 +66,7 @@ class _TapLoss(nn.Module):
 
     def __init__(
         self,
-        model: VGG | None,
+        model: VGG | Loaded | None,
         arch: str,
         weights: str | None,
         layers: Mapping[str, float],
@@ -78,11 +79,16 @@ class _TapLoss(nn.Module):
         lo, hi = input_range
         if not hi > lo:
             raise ValueError(f"input_range must be (low, high) with low < high, got {input_range}")
-        if model is None:
-            from .inference import load_model
+        from .inference import load_model
 
-            loaded = load_model(weights or "torchvision", arch)
-            model, normalization = loaded.model, Normalization(loaded.mean, loaded.std, source=loaded.source)
+        if model is None:
+            model = load_model(weights or "torchvision", arch, arch_if_unknown=True)
+        if isinstance(model, Loaded):  # a loaded model brings the normalisation of its weights
+            if normalization is None:
+                normalization = Normalization(model.mean, model.std, source=model.source)
+            model = model.model
+        if not isinstance(model, VGG):
+            raise ValueError(f"the loss network must be a vggnet VGG (or a loaded one), got {type(model).__name__}")
         if normalization is None:
             c = model.in_channels
             normalization = Normalization(IMAGENET_MEAN, IMAGENET_STD).for_channels(c)
@@ -147,12 +153,14 @@ class PerceptualLoss(_TapLoss):
     """Content loss (Johnson et al. 2016): the sum over ``layers`` of weight x mean((phi(x) - phi(y))^2)
     (``criterion="l1"``: mean absolute difference), phi the activation at that Caffe name.
 
-    ``model`` (a VGG) overrides ``arch`` and ``weights``; its ``normalization`` defaults to ImageNet's.
+    ``model`` (a VGG, or one from :func:`vggnet.load_model`, which brings its weights' normalisation) overrides
+    ``arch`` and ``weights`` (a name, file or URL; a vggnet file says its own architecture). A bare VGG's
+    ``normalization`` defaults to ImageNet's.
     """
 
     def __init__(
         self,
-        model: VGG | None = None,
+        model: VGG | Loaded | None = None,
         arch: str = "vgg16",
         weights: str | None = "torchvision",
         layers: Mapping[str, float] | None = None,
@@ -182,7 +190,7 @@ class StyleLoss(_TapLoss):
 
     def __init__(
         self,
-        model: VGG | None = None,
+        model: VGG | Loaded | None = None,
         arch: str = "vgg16",
         weights: str | None = "torchvision",
         layers: Mapping[str, float] | None = None,

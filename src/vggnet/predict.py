@@ -13,6 +13,7 @@ from .explain import grad_cam
 from .files import atomic_write
 from .images import read_image
 from .inference import Loaded, posteriors, prepare, rescale
+from .model import VGG
 
 
 def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):
@@ -71,6 +72,8 @@ def cam(
     target: int | None = None,
 ) -> Path:
     """Draw the Grad-CAM map of the image's top class (or ``target``) over the image rescaled to Q, as a PNG."""
+    if not isinstance(loaded.model, VGG):
+        raise ValueError(f"{loaded.source} is an exported model; Grad-CAM needs the PyTorch weights it came from")
     q = scale or loaded.default_scale
     img, x = dense_input(loaded, path, q, device)
     net = prepare(loaded.model, device)

@@ -23,7 +23,8 @@ class TrainConfig:
     """Every setting of a run. Defaults are the paper's (Sect. 3.1); recipes (``vggnet/recipes``) override them."""
 
     # model
-    arch: str = "vgg11"
+    arch: str | list[int | str | list[int]] = "vgg11"
+    batch_norm: bool | None = None
     width: float = 1.0
     pool_size: int = 7
     fc_width: int = 4096
@@ -45,6 +46,7 @@ class TrainConfig:
     normalize: str = "auto"
     strict: bool = False
     workers: int = -1
+    val_flip: bool = False
     # optimisation
     epochs: int = 74
     batch_size: int = 256

@@ -182,11 +182,11 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
     return run
 
 
-def _arch_name(arch: str) -> str | None:
+def _arch_name(arch: str | list) -> str | None:
     from .configs import canonical_name, resolve
 
     try:
-        return canonical_name(*resolve(arch))
+        return canonical_name(*resolve(arch)) if isinstance(arch, str) else None
     except ValueError:
         return None
 
@@ -220,7 +220,7 @@ def make_model(
     else:
         model = build(cfg.arch, init=cfg.init, dropout=cfg.dropout, **_cfg_shape(cfg), **shape)
     if cfg.preinit:  # the paper's pre-initialisation of deeper nets from a trained net A
-        net_a = build("vgg11", batch_norm=model.batch_norm, **_cfg_shape(cfg), **shape)
+        net_a = build("vgg11", **{**_cfg_shape(cfg), "batch_norm": model.batch_norm}, **shape)
         load_weights(net_a, cfg.preinit)
         preinit_from(model, net_a)
     report = load_pretrained(model, weights, list(data.train.classes)) if weights is not None else None
@@ -229,14 +229,15 @@ def make_model(
 
 
 def _cfg_shape(cfg: TrainConfig) -> dict[str, Any]:
-    return dict(width=cfg.width, pool_size=cfg.pool_size, fc_width=cfg.fc_width)
+    return dict(width=cfg.width, pool_size=cfg.pool_size, fc_width=cfg.fc_width, batch_norm=cfg.batch_norm)
 
 
 def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile) -> None:
     """A vggnet weights file says what network it holds; shape settings that contradict it are an error rather than
     silently replaced."""
     defaults = TrainConfig()
-    chosen = [k for k in ("arch", "width", "pool_size", "fc_width") if getattr(cfg, k) != getattr(defaults, k)]
+    shape = ("arch", "batch_norm", "width", "pool_size", "fc_width")
+    chosen = [k for k in shape if getattr(cfg, k) != getattr(defaults, k)]
     if not chosen:
         return
     with torch.device("meta"):
@@ -518,7 +519,7 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
     seconds = time.perf_counter() - totals.started
     loss, correct, seen = dist_utils.reduce_sum([totals.loss.item(), totals.correct.item(), totals.seen], run.ctx)
     # Inference holds no activations for backward: twice the training micro-batch fits.
-    val = evaluate_split(run.net, run.data.val, 2 * run.micro, run.ctx, run.memory_format, run.autocast)
+    val = evaluate_split(run.net, run.data.val, 2 * run.micro, run.ctx, run.memory_format, run.autocast, cfg.val_flip)
     row = {
         "epoch": epoch + 1,
         "step": state.global_step,
@@ -611,17 +612,23 @@ def evaluate_split(
     ctx: dist_utils.Context,
     memory_format: torch.memory_format = torch.channels_last,
     autocast: Callable[[], Any] = nullcontext,
+    flip: bool = False,
 ) -> dict[str, float]:
-    """Loss, top-1 and top-5 accuracy of a validation set, each rank taking every world-th image."""
+    """Loss, top-1 and top-5 accuracy of a validation set, each rank taking every world-th image; with ``flip``, of
+    the soft-max posteriors of each image and its mirror averaged."""
     net.eval()
     indices = list(range(ctx.rank, len(dataset), ctx.world))
     loss, top1, top5, n = 0.0, 0.0, 0.0, 0
     for x, y, _ in dataset.batches(indices, batch_size, epoch=0, device=ctx.device):
         if len(y) == 0:
             continue
+        x = x.contiguous(memory_format=memory_format)
         with autocast():
-            logits = net(x.contiguous(memory_format=memory_format)).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
+            logits = F.log_softmax(net(x).float(), 1)
+            if flip:  # the log of the mean of the two posteriors, computed stably
+                mirrored = F.log_softmax(net(x.flip(3)).float(), 1)
+                logits = torch.logaddexp(logits, mirrored) - math.log(2)
+        loss += F.nll_loss(logits, y, reduction="sum").item()
         hit = logits.topk(min(5, logits.shape[1]), dim=1).indices == y[:, None]
         top1, top5, n = top1 + hit[:, 0].sum().item(), top5 + hit.any(1).sum().item(), n + len(y)
     loss, top1, top5, n = dist_utils.reduce_sum([loss, top1, top5, n], ctx)
