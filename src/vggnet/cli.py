@@ -38,6 +38,8 @@ HELP = {
     "mean RGB), meanstd, or imagenet (torchvision's)",
     "strict": "stop at the first bad image instead of skipping it with a warning",
     "workers": "DataLoader worker processes for image folders (default: cores - 1, at most 8)",
+    "decode": "image folders: decode JPEGs and augment on the GPU (gpu) or in CPU workers (cpu); auto: gpu when "
+    "training on CUDA",
     "val_flip": "validate with each image and its mirror, posteriors averaged (the paper's test-time practice)",
     "epochs": "maximum number of epochs (default 74, the paper's)",
     "batch_size": "global batch size over all processes (default 256, the paper's)",
@@ -206,17 +208,29 @@ def add_eval(sub) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--strict", action="store_true", help="stop at an unreadable image instead of skipping it")
     p.add_argument("--out", default="runs/eval", help="folder for eval.md and eval.json (default runs/eval)")
+    p.add_argument(
+        "--decode",
+        default="auto",
+        choices=["auto", "cpu", "gpu"],
+        help="decode a folder's JPEGs on the GPU (gpu) or the CPU; auto: gpu with --device cuda",
+    )
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from .data import open_source
     from .evaluate import evaluate, markdown, write_report
 
     check_out_folder(args.out)
     models = load_all(args)
     channels = models[0].model.in_channels
-    source = open_source(args.data, args.batch_size, args.strict, args.limit, channels=channels)
+    from .device_data import decodes_on_device
+
+    device = torch.device(args.device)
+    decode_device = device if decodes_on_device(args.decode, device) else None
+    source = open_source(args.data, args.batch_size, args.strict, args.limit, None, channels, decode_device)
     scale_sets = args.scales or [[models[0].default_scale]]
     report = evaluate(models, source, scale_sets, args.protocols, args.device)
     print(markdown(report), end="")

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image
+from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image, decode_on, read_checked
 from .transforms import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
@@ -104,6 +104,7 @@ class DataSettings(Protocol):
     normalize: str
     workers: int
     seed: int
+    decode: str
 
 
 def derive_seed(*parts: int) -> int:
@@ -452,12 +453,16 @@ class OpenedData:
 
 
 def open_datasets(
-    settings: DataSettings, weights_normalization: Normalization | None = None, stats: dict[str, Any] | None = None
+    settings: DataSettings,
+    weights_normalization: Normalization | None = None,
+    stats: dict[str, Any] | None = None,
+    folder: type[ImageFolder] | None = None,
 ) -> OpenedData:
     """The training and validation sets ``settings`` name, normalised and (training) augmented. ``stats`` (mean,
     std, colour eigen-decomposition) are computed from the training set unless given (a resumed run's);
-    ``normalize = "auto"`` takes ``weights_normalization`` where there is one."""
-    train_set, val_set = _open_raw(settings)
+    ``normalize = "auto"`` takes ``weights_normalization`` where there is one. ``folder``: the class image folders
+    open as (:class:`vggnet.device_data.DeviceImageFolder` decodes and augments on the GPU)."""
+    train_set, val_set = _open_raw(settings, folder or ImageFolder)
     if stats is None:
         stats = data_statistics(train_set, settings, weights_normalization)
     return OpenedData(
@@ -468,7 +473,7 @@ def open_datasets(
     )
 
 
-def _open_raw(settings: DataSettings) -> tuple[Dataset, Dataset]:
+def _open_raw(settings: DataSettings, folder: type[ImageFolder]) -> tuple[Dataset, Dataset]:
     kind, data = settings.dataset, settings.data
     if kind is None:
         kind = "folder" if data and (Path(data) / "train").is_dir() else "fashion-mnist"
@@ -483,8 +488,8 @@ def _open_raw(settings: DataSettings) -> tuple[Dataset, Dataset]:
             raise ValueError("--dataset folder needs --data DIR with DIR/train/<class>/* and DIR/val/<class>/*")
         if not (Path(data) / "val").is_dir():
             raise ValueError(f"{data} has no val/ folder (expected {data}/train/<class>/* and {data}/val/<class>/*)")
-        train_set = ImageFolder(Path(data) / "train")
-        val_set = ImageFolder(Path(data) / "val", classes=train_set.classes)
+        train_set = folder(Path(data) / "train")
+        val_set = folder(Path(data) / "val", classes=train_set.classes)
     if settings.subset is not None:
         train_set = train_set.subset(settings.subset)
     return train_set, val_set
@@ -540,9 +545,11 @@ def open_source(
     limit: int | None = None,
     split: str | None = None,
     channels: int | None = None,
+    decode_device: torch.device | str | None = None,
 ) -> Source:
     """Test-time images: ``fashion-mnist`` (its ``split``, test by default), or an image folder: ``DIR/split`` where
-    given, else ``DIR/val`` if it exists, else ``DIR``. ``channels`` converts images (gray to RGB or back)."""
+    given, else ``DIR/val`` if it exists, else ``DIR``. ``channels`` converts images (gray to RGB or back);
+    ``decode_device`` decodes a folder's JPEGs there (a GPU)."""
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be positive, got {limit}")
     if data in (None, "fashion-mnist"):
@@ -567,7 +574,9 @@ def open_source(
     def folder_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for path, label in samples:
             try:
-                img = decode_image(path)
+                img = (
+                    decode_on(*read_checked(path), torch.device(decode_device)) if decode_device else decode_image(path)
+                )
             except (BadImage, OSError) as err:
                 if strict:
                     raise ValueError(f"unreadable image {path}: {err}") from None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -16,15 +19,11 @@ class BadImage(ValueError):
     pass
 
 
-def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """Decode any image file to a uint8 RGB tensor 3 x H x W with torchvision (Pillow for formats it lacks).
-
-    Grayscale, palette, RGBA, CMYK and 16-bit images all become 8-bit RGB. Raises ``BadImage`` for empty,
-    truncated, corrupt or oversized files; the size is read from the header before anything is decoded.
-    """
+def read_checked(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
+    """An image file's bytes and format (``"JPEG"``, ``"PNG"`` ...), after the checks that need no decoding: not
+    empty, a known image format, at most ``max_pixels`` (read from the header), a JPEG's end-of-image marker.
+    Raises ``BadImage`` naming what is wrong."""
     from PIL import Image, UnidentifiedImageError
-    from torchvision.io import ImageReadMode
-    from torchvision.io import decode_image as tv_decode
 
     path = Path(path)
     data = path.read_bytes()
@@ -42,22 +41,64 @@ def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch
         raise BadImage(f"{width}x{height} pixels is more than the {max_pixels:,} allowed")
     if fmt == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         raise BadImage("truncated JPEG (no end-of-image marker)")
+    return data, fmt
+
+
+def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Decode any image file to a uint8 RGB tensor 3 x H x W with torchvision (Pillow for formats it lacks).
+
+    Grayscale, palette, RGBA, CMYK and 16-bit images all become 8-bit RGB. Raises ``BadImage`` for empty,
+    truncated, corrupt or oversized files; the size is read from the header before anything is decoded.
+    """
+    data, _ = read_checked(path, max_pixels)
+    return decode_bytes(data)
+
+
+def decode_bytes(data: bytes) -> torch.Tensor:
+    """Checked image bytes (see :func:`read_checked`) to uint8 RGB 3 x H x W, on the CPU."""
+    from torchvision.io import ImageReadMode
+    from torchvision.io import decode_image as tv_decode
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # libjpeg's "premature end" and similar become errors,
-            # but not torchvision 0.29's notice that its decoders will move to TorchCodec: they still work.
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with quiet_decoder_warnings():
             img = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except (RuntimeError, Warning, ValueError):
-        img = _decode_with_pillow(path)
+        img = _decode_with_pillow(io.BytesIO(data))
+    return to_uint8(img)
+
+
+def decode_on(data: bytes, fmt: str, device: torch.device) -> torch.Tensor:
+    """Checked image bytes to uint8 RGB on ``device``: JPEGs decoded there (nvJPEG on a GPU), others on the CPU."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if fmt != "JPEG":
+        return decode_bytes(data).to(device)
+    try:
+        with quiet_decoder_warnings():
+            return decode_jpeg(
+                torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, device=device
+            )
+    except (RuntimeError, Warning, ValueError) as err:
+        raise BadImage(f"corrupt JPEG ({str(err).splitlines()[0][:80]})") from None
+
+
+def to_uint8(img: torch.Tensor) -> torch.Tensor:
     if img.dtype == torch.uint16:
-        img = (img.to(torch.int32) >> 8).to(torch.uint8)
-    elif img.dtype != torch.uint8:
-        img = img.to(torch.uint8)
-    return img
+        return (img.to(torch.int32) >> 8).to(torch.uint8)
+    return img if img.dtype == torch.uint8 else img.to(torch.uint8)
 
 
-def _decode_with_pillow(path: Path) -> torch.Tensor:
+@contextlib.contextmanager
+def quiet_decoder_warnings() -> Iterator[None]:
+    """libjpeg's "premature end" and similar become errors, but not torchvision 0.29's notice that its decoders
+    will move to TorchCodec: they still work."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _decode_with_pillow(path: Path | io.BytesIO) -> torch.Tensor:
     from PIL import Image
     from torchvision.transforms.v2.functional import pil_to_tensor
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from .data import DATASETS, NORMALIZATIONS
+from .device_data import DECODERS
 
 SCHEDULES = ("plateau", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # Settings that say how a run runs, not what it computes: the only ones a resumed run may change.
 RUNTIME = ("epochs", "device", "workers", "progress", "max_steps", "strict", "compile", "save_every", "tensorboard",
-           "log_every", "out", "resume")  # fmt: skip
+           "log_every", "out", "resume", "decode")  # fmt: skip
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrainConfig:
     normalize: str = "auto"
     strict: bool = False
     workers: int = -1
+    decode: str = "auto"
     val_flip: bool = False
     # optimisation
     epochs: int = 74
@@ -83,6 +85,7 @@ class TrainConfig:
             ("amp", self.amp, AMP_MODES),
             ("eigen", self.eigen, ("imagenet", "dataset")),
             ("dataset", self.dataset, (None, *DATASETS)),
+            ("decode", self.decode, DECODERS),
         ):
             if value not in allowed:
                 shown = ", ".join(str(a) for a in allowed if a is not None)

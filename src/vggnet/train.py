@@ -28,7 +28,8 @@ from torch.utils.data import DistributedSampler
 
 from . import distributed as dist_utils
 from .checkpoint import TrainState, load_checkpoint, unwrap
-from .data import Batch, OpenedData, open_datasets
+from .data import Batch, ImageFolder, OpenedData, open_datasets
+from .device_data import DeviceImageFolder, decodes_on_device
 from .metrics import Progress, TensorBoard, plot_curves, write_csv
 from .model import VGG, build, preinit_from
 from .recipe import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
@@ -137,7 +138,8 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     weights = rgb_input(read_weights(cfg.weights, _arch_name(cfg.arch))) if cfg.weights and not saved else None
-    data = open_datasets(cfg, _normalization_of(weights), saved["stats"] if saved else None)
+    folder = DeviceImageFolder if decodes_on_device(cfg.decode, device) else ImageFolder
+    data = open_datasets(cfg, _normalization_of(weights), saved["stats"] if saved else None, folder)
     model, report = make_model(cfg, data, weights, saved)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
