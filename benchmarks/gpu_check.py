@@ -1,5 +1,7 @@
 """The GPU check (run it through gpu_check.sh): model tests on the device, VGG16 training and inference throughput
-against torchvision under the same settings, model-FLOPs utilisation, and a full Fashion-MNIST training.
+against torchvision under the same settings, model-FLOPs utilisation, the image pipeline (CPU workers against
+decoding and augmenting on the GPU) and a VGG16 training fed from a JPEG folder, a full Fashion-MNIST training,
+and the paper's Table 3 in miniature.
 
 Its last lines are a table of figures. ``--device cpu --tiny`` runs every step end to end on small settings.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,24 +26,128 @@ from vggnet import bench  # noqa: E402
 from vggnet.recipe import TrainConfig, load_recipe  # noqa: E402
 from vggnet.train import train  # noqa: E402
 
+STEPS = ("tests", "train", "inference", "pipeline", "fashion", "table3")
 
-def run_tests(device: str, tiny: bool) -> tuple[str, float]:
-    files = ["tests/test_device.py"] + ([] if tiny else ["tests/test_model.py"])
-    env = {**os.environ, "VGGNET_TEST_DEVICE": device, "PYTHONPATH": str(ROOT / "src")}
+
+def run_tests(args: argparse.Namespace) -> list[tuple[str, str]]:
+    files = ["tests/test_device.py"] + ([] if args.tiny else ["tests/test_model.py"])
+    env = {**os.environ, "VGGNET_TEST_DEVICE": args.device, "PYTHONPATH": str(ROOT / "src")}
     t0 = time.time()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *files],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *files], cwd=ROOT, env=env, capture_output=True,
         text=True,
-    )
+    )  # fmt: skip
     print(proc.stdout[-3000:], proc.stderr[-2000:], flush=True)
     summary = next(
         (line for line in reversed(proc.stdout.splitlines()) if " passed" in line or " failed" in line),
         f"pytest exit {proc.returncode}",
     )
-    return summary.strip("= "), time.time() - t0
+    return [("model tests on " + args.device, f"{summary.strip('= ')} ({time.time() - t0:.0f} s)")]
+
+
+def run_train(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
+    arch, batch, repeats = ("vgg11", 2, 2) if args.tiny else ("vgg16", 256, 5)
+    compile = not args.no_compile and not args.tiny
+    figs = bench.training_step(arch, batch, args.torch_device, repeats, amp=True, compile=compile, same_settings=True)
+    print(bench.table([("train", figs)], rates["bf16"]), flush=True)
+    return [
+        (
+            f.name,
+            f"{f.images_per_s:.4g} img/s, MFU {100 * f.gflops / rates['bf16']:.1f}%, {f.peak_mib:.0f} MiB "
+            f"({f.images_per_s / figs[0].images_per_s:.2f}x)",
+        )  # fmt: skip
+        for f in figs
+    ]
+
+
+def run_inference(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
+    arch, batches, repeats = ("vgg11", [1, 2], 2) if args.tiny else ("vgg16", [1, 256], 5)
+    rows = []
+    for batch in batches:
+        figs = bench.inference(arch, batch, args.torch_device, repeats, compile=False, amp=True)
+        print(bench.table([("inference", figs)], rates["bf16"]), flush=True)
+        rows += [(f.name, f"{f.images_per_s:.4g} img/s ({f.images_per_s / figs[0].images_per_s:.2f}x)") for f in figs]
+    return rows
+
+
+def jpeg_folder(root: Path, count: int) -> Path:
+    """ImageNet-sized JPEGs in two classes, made once (``--prepare`` makes them before the machine is lent)."""
+    for name in ("a", "b"):
+        folder = root / "train" / name
+        if len(list(folder.glob("*.jpg"))) < count // 2:
+            bench.make_jpegs(folder, count // 2)
+    if not (root / "val").exists():
+        (root / "val").symlink_to("train")
+    return root
+
+
+def run_pipeline(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
+    """Images/s of the paper's augmentation from a JPEG folder: CPU workers, and decoding on the device; then a
+    VGG16 training fed by each."""
+    from vggnet.data import ImageFolder, open_datasets
+    from vggnet.device_data import DeviceImageFolder
+
+    count = 64 if args.tiny else 1024
+    root = jpeg_folder(Path(args.jpegs), count)
+    base = dict(dataset="folder", data=str(root), scale=[256, 512], crop=224, workers=min(15, os.cpu_count() - 1))
+    if args.tiny:
+        base.update(workers=1)
+    batch = 8 if args.tiny else 256
+    rows = []
+    for label, folder in (("CPU workers", ImageFolder), ("decoded on the device", DeviceImageFolder)):
+        data = open_datasets(TrainConfig(**base), folder=folder)
+        order = list(range(len(data.train)))
+        t0, seen = time.perf_counter(), 0
+        for x, _, _ in data.train.batches(order, batch, epoch=0, device=args.torch_device):
+            seen += len(x)
+        bench._sync(args.torch_device)
+        rows.append(
+            (f"pipeline, {label} ({base['workers']} workers)", f"{seen / (time.perf_counter() - t0):.4g} img/s")
+        )
+        print(rows[-1], flush=True)
+    arch = "vgg11" if args.tiny else "vgg16"
+    for decode in ("cpu", "gpu") if args.torch_device.type == "cuda" else ("cpu",):
+        shutil.rmtree(Path(args.out) / f"folder_{decode}", ignore_errors=True)
+        cfg = TrainConfig(**base, arch=arch, epochs=1, batch_size=batch, max_steps=2 if args.tiny else 8,
+                          decode=decode, amp="bf16", progress=False, tensorboard=False,
+                          out=str(Path(args.out) / f"folder_{decode}"), width=1 / 16 if args.tiny else 1.0)  # fmt: skip
+        t0 = time.perf_counter()
+        result = train(cfg)
+        seconds = time.perf_counter() - t0
+        rows.append((f"{arch} training from JPEGs, --decode {decode}", f"{result.step * batch / seconds:.4g} img/s "
+                     "(whole run, set-up included)"))  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
+def run_fashion(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
+    recipe = load_recipe("fashion_mnist_gpu")
+    shutil.rmtree(Path(args.out) / "fashion_mnist", ignore_errors=True)
+    recipe.update(data=args.data if Path(args.data).is_dir() else None, out=str(Path(args.out) / "fashion_mnist"),
+                  device=args.device, progress=False, tensorboard=False)  # fmt: skip
+    if args.tiny:
+        recipe.update(width=0.125, fc_width=64, epochs=1, subset=2000, amp="off", warmup_epochs=0.2)
+    t0 = time.time()
+    result = train(TrainConfig(**recipe))
+    seconds = time.time() - t0
+    final, best = 100 * (1 - result.val_top1_err), 100 * result.best_val_acc
+    return [
+        (
+            f"Fashion-MNIST {recipe['arch']} x{recipe['width']}, {len(result.history)} epochs",
+            f"test accuracy {final:.2f}% (best {best:.2f}%), {seconds:.0f} s wall-clock",
+        )  # fmt: skip
+    ]
+
+
+def run_table3(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
+    command = [sys.executable, str(ROOT / "benchmarks" / "table3.py"), "--out", str(Path(args.out) / "table3")]
+    command += ["--tiny"] if args.tiny else ["--device", args.device, "--seeds", "1", "--epochs", "6"]
+    if Path(args.data).is_dir():
+        command += ["--data", args.data]
+    t0 = time.time()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    print(proc.stdout[-4000:], proc.stderr[-2000:], flush=True)
+    return [("Table 3 in miniature", f"exit {proc.returncode}, {time.time() - t0:.0f} s; see table3/table3.md")]
 
 
 def main() -> int:
@@ -48,84 +155,34 @@ def main() -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--tiny", action="store_true", help="small settings: a dry run on the CPU")
     p.add_argument("--data", default=str(ROOT / ".data" / "fashion-mnist"), help="folder of Fashion-MNIST idx files")
+    p.add_argument("--jpegs", default=str(ROOT / ".data" / "jpegs"), help="folder for the pipeline's JPEGs")
     p.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "runs" / "gpu_check")))
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs")
-    p.add_argument("--skip", nargs="*", default=[], choices=["tests", "train", "inference", "fashion"])
+    p.add_argument("--skip", nargs="*", default=[], choices=STEPS)
     args = p.parse_args()
-    device = torch.device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    arch, train_batch, infer_batch, repeats = ("vgg11", 2, 2, 2) if args.tiny else ("vgg16", 256, 256, 5)
-    compile = not args.no_compile and not args.tiny
-    rows: list[tuple[str, str]] = []
-    started = time.time()
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
+    args.torch_device = torch.device(args.device)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    name = torch.cuda.get_device_name(args.torch_device) if args.torch_device.type == "cuda" else "CPU"
+    if args.torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    else:
-        name = "CPU"
+    started = time.time()
     print(f"gpu_check on {name}, torch {torch.__version__}", flush=True)
-
-    if "tests" not in args.skip:
-        summary, seconds = run_tests(args.device, args.tiny)
-        rows.append(("model tests on " + args.device, f"{summary} ({seconds:.0f} s)"))
-
-    bf16_rate = bench.matmul_gflops(device, torch.bfloat16, n=8192 if device.type == "cuda" else 1024)
-    fp32_rate = bench.matmul_gflops(device, torch.float32, n=8192 if device.type == "cuda" else 1024)
-    rows.append(("matmul rate bf16 / fp32", f"{bf16_rate / 1000:.1f} / {fp32_rate / 1000:.1f} TFLOP/s"))
-    figures = []
-
-    if "train" not in args.skip:
-        t0 = time.time()
-        figs = bench.training_step(arch, train_batch, device, repeats, amp=True, compile=compile, same_settings=True)
-        figures += figs
-        for f in figs:
-            rows.append(
-                (
-                    f.name,
-                    f"{f.images_per_s:.4g} img/s, MFU {100 * f.gflops / bf16_rate:.1f}%, "
-                    f"{f.peak_mib:.0f} MiB ({f.images_per_s / figs[0].images_per_s:.2f}x)",
-                )
-            )
-        print(bench.table([("train", figs)], bf16_rate), f"\n({time.time() - t0:.0f} s)", flush=True)
-
-    if "inference" not in args.skip:
-        t0 = time.time()
-        figs = bench.inference(arch, infer_batch, device, repeats, compile=False, amp=True)
-        figures += figs
-        for f in figs:
-            rows.append((f.name, f"{f.images_per_s:.4g} img/s ({f.images_per_s / figs[0].images_per_s:.2f}x)"))
-        print(bench.table([("inference", figs)], bf16_rate), f"\n({time.time() - t0:.0f} s)", flush=True)
-
-    if "fashion" not in args.skip:
-        recipe = load_recipe("fashion_mnist_gpu")
-        recipe.update(
-            data=args.data if Path(args.data).is_dir() else None,
-            out=str(out / "fashion_mnist"),
-            device=args.device,
-            progress=False,
-            tensorboard=False,
-        )
-        if args.tiny:
-            recipe.update(width=0.125, fc_width=64, epochs=1, subset=2000)
-        t0 = time.time()
-        result = train(TrainConfig(**recipe))
-        seconds = time.time() - t0
-        final = 100 * (1 - result.val_top1_err)
-        best = 100 * result.best_val_acc
-        rows.append(
-            (
-                f"Fashion-MNIST {recipe['arch']} x{recipe['width']}, {len(result.history)} epochs",
-                f"test accuracy {final:.2f}% (best {best:.2f}%), {seconds:.0f} s wall-clock",
-            )
-        )
-
-    (out / "gpu_check.json").write_text(
-        json.dumps(
-            {"device": name, "torch": torch.__version__, "rows": rows, "figures": [f.__dict__ for f in figures]},
-            indent=1,
-        )
-    )
+    n = 8192 if args.torch_device.type == "cuda" else 1024
+    rates = {"bf16": bench.matmul_gflops(args.torch_device, torch.bfloat16, n=n),
+             "fp32": bench.matmul_gflops(args.torch_device, torch.float32, n=n)}  # fmt: skip
+    rows = [("matmul rate bf16 / fp32", f"{rates['bf16'] / 1000:.1f} / {rates['fp32'] / 1000:.1f} TFLOP/s")]
+    steps = {"tests": lambda a, r: run_tests(a), "train": run_train, "inference": run_inference,
+             "pipeline": run_pipeline, "fashion": run_fashion, "table3": run_table3}  # fmt: skip
+    for step in STEPS:
+        if step not in args.skip:
+            t0 = time.time()
+            try:
+                rows += steps[step](args, rates)
+            except Exception as err:  # one failing step must not cost the figures of the others
+                rows.append((step, f"FAILED: {type(err).__name__}: {str(err)[:300]}"))
+            print(f"[{step}: {time.time() - t0:.0f} s]", flush=True)
+    (Path(args.out) / "gpu_check.json").write_text(json.dumps({"device": name, "torch": torch.__version__,
+                                                               "rows": rows}, indent=1))  # fmt: skip
     print(f"\n## gpu_check: {name}, torch {torch.__version__}, {time.time() - started:.0f} s in all\n")
     print("| measurement | figure |\n|---|---|")
     for key, value in rows:

@@ -76,11 +76,12 @@ def main() -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--tiny", action="store_true", help="1/16 width, one epoch on 2,000 images (CPU, CI)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 2, 1 with --tiny)")
+    p.add_argument("--epochs", type=int, default=8, help="epochs per run (default 8; 1 with --tiny)")
     p.add_argument("--data", default=None, help="folder of Fashion-MNIST's idx files (default: Debian's or cached)")
     p.add_argument("--out", default=str(ROOT / "runs" / "table3"))
     args = p.parse_args()
     settings = {**load_recipe("fashion_mnist_gpu"), "data": args.data, "device": args.device}
-    settings.update(progress=False, tensorboard=False, epochs=8, warmup_epochs=1)
+    settings.update(progress=False, tensorboard=False, epochs=args.epochs, warmup_epochs=1)
     if args.tiny:
         settings.update(width=1 / 16, fc_width=32, epochs=1, subset=2000, batch_size=64, amp="off")
     seeds = args.seeds or (1 if args.tiny else 2)
