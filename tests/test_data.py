@@ -128,3 +128,24 @@ def test_empty_dataset_or_class_folder_is_an_error(tmp_path):
         ImageFolder(root)
     with pytest.raises(ValueError, match="does not exist"):
         ImageFolder(tmp_path / "missing")
+
+
+def test_in_memory_crops_train_on_random_windows_and_validate_on_the_centre():
+    from vggnet.data import open_datasets
+    from vggnet.recipe import TrainConfig
+
+    cfg = TrainConfig(dataset="synthetic", crop=28, normalize="meanstd", seed=3)
+    data = open_datasets(cfg)
+    assert data.crop == 28 and data.stats["scale"] == 32  # trained on 28 windows, tested on the whole 32 image
+    raw = synthetic(128, seed=cfg.seed + 1).images.float() / 255
+    x, _, _ = next(data.val.batches(range(8), 8, epoch=0))
+    mean, std = data.stats["mean"][0], data.stats["std"][0]
+    torch.testing.assert_close(x[:, :1] * std + mean, raw[:8, :1, 2:30, 2:30], rtol=0, atol=1e-5)
+    first = next(data.train.batches(range(64), 64, epoch=0))[0]
+    again = next(data.train.batches(range(64), 64, epoch=0))[0]
+    assert first.shape == (64, 3, 28, 28) and torch.equal(first, again)
+    centre = next(
+        data.train.bind(mean=data.stats["mean"], std=data.stats["std"], augment=False).batches(range(64), 64, epoch=0)
+    )[0]
+    assert not torch.equal(first, centre)  # the windows move
+    assert open_datasets(TrainConfig(dataset="synthetic", normalize="meanstd")).crop == 32  # crop 224: whole images

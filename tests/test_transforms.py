@@ -77,14 +77,14 @@ def test_mean_subtraction_and_eval_rescale():
 
 def test_batched_small_image_augmentation():
     x = torch.arange(16, dtype=torch.uint8).expand(64, 1, 16, 16).contiguous()
-    out = translate_flip(x, 2, *random_shifts(64, 2, True, torch.Generator().manual_seed(1)))
+    out = translate_flip(x, 2, *random_shifts(64, 4, True, torch.Generator().manual_seed(1)))
     assert out.shape == x.shape
     flipped = (out[:, 0, 8, 8] > out[:, 0, 8, 7]).float()  # a decreasing row means mirrored
     assert 0.2 < flipped.mean() < 0.8
     shifted = ~(out == x).all(dim=(1, 2, 3)) & ~(out == x.flip(3)).all(dim=(1, 2, 3))
     assert shifted.any()
-    again = translate_flip(x, 2, *random_shifts(64, 2, True, torch.Generator().manual_seed(1)))
+    again = translate_flip(x, 2, *random_shifts(64, 4, True, torch.Generator().manual_seed(1)))
     assert torch.equal(out, again)
-    dy, dx, mirror = random_shifts(4000, 2, False, torch.Generator().manual_seed(2))
+    dy, dx, mirror = random_shifts(4000, 4, False, torch.Generator().manual_seed(2))
     assert not mirror.any() and set(dy.tolist()) == set(dx.tolist()) == {0, 1, 2, 3, 4}
     assert torch.equal(translate_flip(x, 0, dy, dx, mirror[:64]), x)

@@ -30,6 +30,7 @@ from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Normalization,
+    crop_flip,
     eval_transform,
     normalize,
     paper_train_transform,
@@ -234,6 +235,7 @@ class InMemoryImages:
     std: Sequence[float] | None = None
     augment: bool = False
     seed: int = 0
+    crop: int | None = None  # train on random crop x crop windows (validate on the centre one)
 
     def __post_init__(self) -> None:
         if len(self.images) == 0:
@@ -248,7 +250,7 @@ class InMemoryImages:
 
     @property
     def image_size(self) -> int:
-        return self.images.shape[-1]
+        return self.crop or self.images.shape[-1]
 
     def subset(self, count: int) -> InMemoryImages:
         keep = balanced_indices(self.labels, len(self.classes), count)
@@ -267,7 +269,11 @@ class InMemoryImages:
         return replace(self, mean=list(mean), std=list(std), augment=augment, seed=seed)
 
     def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> InMemoryImages:
-        return self.bind(mean=stats["mean"], std=stats["std"], augment=train, seed=settings.seed)
+        """Normalised; for training, shifted and flipped. A ``crop`` smaller than the images (28 of Fashion-MNIST's
+        padded 32) trains on random windows of that side, the paper's random crop, and validates on the centre one."""
+        bound = self.bind(mean=stats["mean"], std=stats["std"], augment=train, seed=settings.seed)
+        side = min(self.images.shape[-2:])
+        return replace(bound, crop=settings.crop) if settings.crop < side else bound
 
     def batches(
         self, indices: Sequence[int], batch_size: int, *, epoch: int, device: torch.device | str = "cpu", start: int = 0
@@ -278,14 +284,19 @@ class InMemoryImages:
         index = torch.as_tensor(list(indices), dtype=torch.long, device=device)
         m = torch.tensor(self.mean if self.mean is not None else [0.0] * self.channels, device=device)
         s = torch.tensor(self.std if self.std is not None else [1.0] * self.channels, device=device)
-        if self.augment:
+        room = (min(self.images.shape[-2:]) - self.crop) if self.crop else 2 * self.pad
+        if self.augment:  # drawn for the whole epoch: an image's augmentation depends on its position only
             g = torch.Generator(device=device).manual_seed(derive_seed(self.seed, epoch))
-            dy, dx, mirror = random_shifts(len(index), self.pad, self.flip, g)
+            dy, dx, mirror = random_shifts(len(index), room, self.flip, g)
         for lo in range(start * batch_size, len(index), batch_size):
-            take = index[lo : lo + batch_size]
+            take, part = index[lo : lo + batch_size], slice(lo, lo + batch_size)
             x = images[take]
-            if self.augment:
-                part = slice(lo, lo + batch_size)
+            if self.crop and self.augment:
+                x = crop_flip(x, self.crop, dy[part], dx[part], mirror[part])
+            elif self.crop:
+                centre = torch.full((len(x),), room // 2, device=device)
+                x = crop_flip(x, self.crop, centre, centre)
+            elif self.augment:
                 x = translate_flip(x, self.pad, dy[part], dx[part], mirror[part])
             yield normalize(x, m, s), labels[take], []
 
@@ -465,12 +476,11 @@ def open_datasets(
     train_set, val_set = _open_raw(settings, folder or ImageFolder)
     if stats is None:
         stats = data_statistics(train_set, settings, weights_normalization)
-    return OpenedData(
-        train_set.prepared(settings, stats, train=True),
-        val_set.prepared(settings, stats, train=False),
-        stats,
-        train_set.image_size or settings.crop,
-    )
+        # the single test scale Q: the whole image for in-memory sets, (Smin + Smax) / 2 for folders (Sect. 3.2)
+        stats["scale"] = train_set.image_size or (settings.scale[0] + settings.scale[-1]) // 2
+    train_set = train_set.prepared(settings, stats, train=True)
+    val_set = val_set.prepared(settings, stats, train=False)
+    return OpenedData(train_set, val_set, stats, train_set.image_size or settings.crop)
 
 
 def _open_raw(settings: DataSettings, folder: type[ImageFolder]) -> tuple[Dataset, Dataset]:

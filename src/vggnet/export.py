@@ -143,6 +143,7 @@ def _metadata(loaded: Loaded, model: VGG, precision: str) -> dict[str, str]:
         mean=loaded.mean,
         std=loaded.std,
         crop=loaded.crop,
+        scale=loaded.default_scale,
         in_channels=model.in_channels,
         num_classes=model.num_classes,
         min_size=model.min_size * model.pool_size,

@@ -38,11 +38,13 @@ class Loaded:
     std: list[float]
     crop: int
     source: str
+    scale: int | None = None  # the test scale Q the model was validated at, where its file says
 
     @property
     def default_scale(self) -> int:
-        """Q for a single test scale: the paper's S = 256 for 224 crops; the training size for small images."""
-        return 256 if self.crop == 224 else self.crop
+        """Q for a single test scale: the one the model was validated at; else the paper's S = 256 for 224 crops,
+        the crop itself for small images."""
+        return self.scale or (256 if self.crop == 224 else self.crop)
 
 
 def imagenet_classes() -> list[str]:
@@ -82,7 +84,7 @@ def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unkno
         mean, std = [0.5] * model.in_channels, [0.5] * model.in_channels
     if len(classes) != model.num_classes:
         raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
-    return Loaded(model, list(classes), list(mean), list(std), found.crop or 224, str(source))
+    return Loaded(model, list(classes), list(mean), list(std), found.crop or 224, str(source), found.scale)
 
 
 def _load_onnx(source: str | os.PathLike) -> Loaded:
@@ -92,7 +94,8 @@ def _load_onnx(source: str | os.PathLike) -> Loaded:
         raise ValueError(f"no such ONNX model: {source}")
     runner = OnnxModel(source)
     meta = runner.meta
-    return Loaded(runner, list(meta["classes"]), list(meta["mean"]), list(meta["std"]), int(meta["crop"]), str(source))
+    crop, scale = int(meta["crop"]), meta.get("scale")
+    return Loaded(runner, list(meta["classes"]), list(meta["mean"]), list(meta["std"]), crop, str(source), scale)
 
 
 def _build_for(arch: str, found: WeightsFile) -> VGG:

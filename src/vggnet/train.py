@@ -590,6 +590,7 @@ def finish(run: Run) -> RunResult:
             "crop": json.dumps(state.crop),
             "mean": json.dumps(state.stats["mean"]),
             "std": json.dumps(state.stats["std"]),
+            "scale": json.dumps(state.stats.get("scale")),
         },
     )
     result.best, result.weights = str(out / "best.pt"), str(final)

@@ -199,11 +199,12 @@ def normalize(
     return (images.float().div_(255) - m) / s
 
 
-def random_shifts(n: int, pad: int, flip: bool, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """Per-image parameters of :func:`translate_flip`: shifts in [0, 2 pad] and mirror flags, drawn together for a
-    whole epoch so that they depend on an image's position, not on how the epoch is cut into batches."""
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=generator.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=generator.device)
+def random_shifts(n: int, room: int, flip: bool, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Per-image offsets in [0, room] (of :func:`translate_flip`, room = 2 pad, or of :func:`crop_flip`) and mirror
+    flags, drawn together for a whole epoch so that they depend on an image's position, not on how the epoch is
+    cut into batches."""
+    dy = torch.randint(0, room + 1, (n,), generator=generator, device=generator.device)
+    dx = torch.randint(0, room + 1, (n,), generator=generator, device=generator.device)
     mirror = torch.rand(n, generator=generator, device=generator.device) < (0.5 if flip else 0.0)
     return dy, dx, mirror
 
@@ -222,3 +223,16 @@ def translate_flip(
         batch = torch.arange(n, device=dev)[:, None, None, None]
         images = padded[batch, torch.arange(c, device=dev)[None, :, None, None], rows, cols]
     return torch.where(mirror.to(dev)[:, None, None, None], images.flip(3), images)
+
+
+def crop_flip(
+    images: torch.Tensor, size: int, dy: torch.Tensor, dx: torch.Tensor, mirror: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The ``size`` x ``size`` window at (dy, dx) of each image of a batch N x C x H x W, mirrored where ``mirror``."""
+    n, c = images.shape[:2]
+    dev = images.device
+    rows = (dy.to(dev)[:, None] + torch.arange(size, device=dev))[:, None, :, None]
+    cols = (dx.to(dev)[:, None] + torch.arange(size, device=dev))[:, None, None, :]
+    batch = torch.arange(n, device=dev)[:, None, None, None]
+    out = images[batch, torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    return out if mirror is None else torch.where(mirror.to(dev)[:, None, None, None], out.flip(3), out)

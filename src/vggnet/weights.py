@@ -38,6 +38,7 @@ class WeightsFile:
     classes: list[str] | None = None
     normalization: Normalization | None = None
     crop: int | None = None
+    scale: int | None = None  # the test scale Q the model was validated at
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -125,6 +126,7 @@ def _from_checkpoint(checkpoint: dict[str, Any], source: str) -> WeightsFile:
         mean=checkpoint["stats"].get("mean"),
         std=checkpoint["stats"].get("std"),
         crop=checkpoint.get("crop"),
+        scale=checkpoint["stats"].get("scale"),
     )
     return describe(checkpoint["model"], source, meta)
 
@@ -141,6 +143,7 @@ def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) 
         classes=meta.get("classes"),
         normalization=Normalization.from_metadata(meta),
         crop=int(meta["crop"]) if meta.get("crop") else None,
+        scale=int(meta["scale"]) if meta.get("scale") else None,
         meta=meta,
     )
 
