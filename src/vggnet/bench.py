@@ -382,6 +382,7 @@ def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figu
     and int8 (static QDQ, the scheme ``vggnet export --int8`` picks here), at 224 x 224; torchvision's eager last."""
     import torchvision
 
+    from .data import Source
     from .export import _Calibration, export, quantize_onnx, resolve_scheme
     from .inference import Loaded
     from .runtime import OnnxModel
@@ -392,7 +393,9 @@ def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figu
                     [0.229, 0.224, 0.225], 224, f"random {arch}")  # fmt: skip
     export(loaded, work, ("onnx",))
     images = torch.stack([decode_for_bench(p) for p in make_jpegs(work / "calibration", 8)])
-    calibration = _Calibration(_ImagesSource(images), len(images), 256, loaded.mean, loaded.std)
+    labels = torch.zeros(len(images), dtype=torch.long)
+    source = Source("bench JPEGs", ["class 0"], lambda: iter([(images, labels)]), len(images))
+    calibration = _Calibration(source, len(images), 256, loaded.mean, loaded.std)
     quantize_onnx(work / "model.onnx", work / "model.int8.onnx", calibration, resolve_scheme("auto"))
     threads = torch.get_num_threads()
     fp32_ort, int8_ort = OnnxModel(work / "model.onnx", threads), OnnxModel(work / "model.int8.onnx", threads)
@@ -417,16 +420,6 @@ def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figu
         f"torchvision {arch} float32 eager, batch {batch}": torchvision_eager,
     }
     return alternate(runs, batch, device, repeats, macs_per_image=vgg_macs(arch))
-
-
-class _ImagesSource:
-    """Just enough of a data Source for calibration: one batch of uint8 images."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        yield self.images, torch.zeros(len(self.images), dtype=torch.long)
 
 
 def decode_for_bench(path: Path) -> torch.Tensor:

@@ -87,10 +87,8 @@ class DeviceImageFolder(ImageFolder):
         self.augmentation: Augmentation | None = None
 
     def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> DeviceImageFolder:
-        bound = super().prepared(settings, stats, train)
+        bound = super().prepared(settings, stats, train)  # checks S against the crop, as on the CPU
         lo, hi = settings.scale[0], settings.scale[-1]
-        if lo < settings.crop:
-            raise ValueError(f"training scale S must be at least the crop size {settings.crop}, got S={lo}")
         bound.augmentation = Augmentation(
             (lo, hi), settings.crop, settings.colour_shift, tuple(stats["eigval"]),
             tuple(tuple(v) for v in stats["eigvec"]), tuple(stats["mean"]), tuple(stats["std"]), train,
