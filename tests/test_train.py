@@ -68,6 +68,20 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     assert resumed.weights_digest == straight.weights_digest
 
 
+def test_validating_every_other_epoch_trains_the_same_weights(tmp_path, capsys):
+    every = train(synthetic_config(tmp_path / "a", epochs=3, schedule="onecycle"))
+    sparse = train(synthetic_config(tmp_path / "b", epochs=3, schedule="onecycle", val_every=2))
+    assert sparse.weights_digest == every.weights_digest  # validation changes nothing but the report
+    assert ["val_top1_err" in h for h in sparse.history] == [False, True, True]  # epoch 2, and the last
+    assert sparse.val_top1_err == every.val_top1_err
+    assert "not validated (every 2 epochs)" in capsys.readouterr().out
+    rows = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
+    assert rows[1].split(",")[5:8] == ["", "", ""] and rows[2].split(",")[5] != ""
+    assert (tmp_path / "b" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="plateau schedule validates every epoch"):
+        train(synthetic_config(tmp_path / "c", val_every=2))
+
+
 def test_gradient_accumulation_matches_the_full_batch(tmp_path):
     full = train(synthetic_config(tmp_path / "a", epochs=1, dropout=0.0, arch="vgg11"))
     accumulated = train(synthetic_config(tmp_path / "b", epochs=1, dropout=0.0, arch="vgg11", micro_batch=8))

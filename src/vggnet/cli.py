@@ -41,6 +41,7 @@ HELP = {
     "decode": "image folders: decode JPEGs and augment on the GPU (gpu) or in CPU workers (cpu); auto: gpu when "
     "training on CUDA",
     "val_flip": "validate with each image and its mirror, posteriors averaged (the paper's test-time practice)",
+    "val_every": "validate every this many epochs, and always after the last (default 1; plateau needs 1)",
     "epochs": "maximum number of epochs (default 74, the paper's)",
     "batch_size": "global batch size over all processes (default 256, the paper's)",
     "micro_batch": "largest batch held in memory per process; gradients are accumulated up to --batch-size",

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .files import atomic_write, atomic_write_text
 
@@ -41,16 +41,20 @@ def plot_curves(history: list[dict[str, float]], path: str | os.PathLike) -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] for h in history]
+    def curve(ax: Any, key: str, scale: float = 1.0, **style: Any) -> None:
+        # Epochs without a validation (``val_every``) have no val_* values: plot the epochs that do.
+        points = [(h["epoch"], scale * h[key]) for h in history if key in h]
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", **style)
+
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    axes[0].plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    axes[0].plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    curve(axes[0], "train_loss", label="train")
+    curve(axes[0], "val_loss", label="validation")
     axes[0].set(title="loss", xlabel="epoch")
-    axes[1].plot(epochs, [100 * h["train_top1_err"] for h in history], "o-", label="train top-1")
-    axes[1].plot(epochs, [100 * h["val_top1_err"] for h in history], "o-", label="validation top-1")
-    axes[1].plot(epochs, [100 * h["val_top5_err"] for h in history], "o-", label="validation top-5")
+    curve(axes[1], "train_top1_err", 100, label="train top-1")
+    curve(axes[1], "val_top1_err", 100, label="validation top-1")
+    curve(axes[1], "val_top5_err", 100, label="validation top-5")
     axes[1].set(title="error (%)", xlabel="epoch")
-    axes[2].plot(epochs, [h["lr"] for h in history], "o-")
+    curve(axes[2], "lr")
     axes[2].set(title="learning rate", xlabel="epoch", yscale="log")
     for ax in axes[:2]:
         ax.legend()

@@ -16,7 +16,7 @@ SCHEDULES = ("plateau", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # Settings that say how a run runs, not what it computes: the only ones a resumed run may change.
 RUNTIME = ("epochs", "device", "workers", "progress", "max_steps", "strict", "compile", "save_every", "tensorboard",
-           "log_every", "out", "resume", "decode")  # fmt: skip
+           "log_every", "out", "resume", "decode", "val_every")  # fmt: skip
 
 
 @dataclass
@@ -49,6 +49,7 @@ class TrainConfig:
     workers: int = -1
     decode: str = "auto"
     val_flip: bool = False
+    val_every: int = 1
     # optimisation
     epochs: int = 74
     batch_size: int = 256
@@ -92,7 +93,8 @@ class TrainConfig:
                 raise ValueError(f"unknown {name} {value!r}; expected one of {shown}")
         if not 1 <= len(self.scale) <= 2 or min(self.scale) < 1 or self.scale[-1] < self.scale[0]:
             raise ValueError(f"scale is S or Smin Smax (Smin <= Smax, positive), got {self.scale}")
-        for name in ("epochs", "batch_size", "crop", "pool_size", "fc_width", "micro_batch", "subset", "max_steps"):
+        for name in ("epochs", "batch_size", "crop", "pool_size", "fc_width", "micro_batch", "subset", "max_steps",
+                     "val_every"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be positive, got {value}")
@@ -105,6 +107,8 @@ class TrainConfig:
         for name in ("momentum", "label_smoothing", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+        if self.schedule == "plateau" and self.val_every != 1:
+            raise ValueError(f"the plateau schedule validates every epoch; val-every {self.val_every} needs onecycle")
         if self.workers < -1:
             raise ValueError(f"workers must be -1 (automatic) or more, got {self.workers}")
         if Path(self.out).exists() and not Path(self.out).is_dir():

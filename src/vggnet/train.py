@@ -68,7 +68,8 @@ class RunResult:
 
     @property
     def val_top1_err(self) -> float | None:
-        return self.history[-1]["val_top1_err"] if self.history else None
+        """The last validation's top-1 error (epochs between ``val_every`` validations have none)."""
+        return next((h["val_top1_err"] for h in reversed(self.history) if "val_top1_err" in h), None)
 
 
 @dataclass
@@ -516,34 +517,37 @@ def _bad_files(bad: list[str], strict: bool) -> list[str]:
 
 # -- the end of an epoch, and of the run ----------------------------------------------------------------------------
 def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
-    """Validate, record, apply the plateau rule, checkpoint; True when the run is finished."""
+    """Validate (every ``val_every`` epochs and after the last), record, apply the plateau rule, checkpoint; True
+    when the run is finished."""
     cfg, state = run.cfg, run.state
     seconds = time.perf_counter() - totals.started
     loss, correct, seen = dist_utils.reduce_sum([totals.loss.item(), totals.correct.item(), totals.seen], run.ctx)
-    # Inference holds no activations for backward: twice the training micro-batch fits.
-    val = evaluate_split(run.net, run.data.val, 2 * run.micro, run.ctx, run.memory_format, run.autocast, cfg.val_flip)
+    finished = epoch + 1 == cfg.epochs or (cfg.max_steps is not None and state.global_step >= cfg.max_steps)
     row = {
         "epoch": epoch + 1,
         "step": state.global_step,
         "lr": state.optimizer.param_groups[-1]["lr"],
         "train_loss": loss / max(seen, 1),
         "train_top1_err": 1 - correct / max(seen, 1),
-        "val_loss": val["loss"],
-        "val_top1_err": 1 - val["top1"],
-        "val_top5_err": 1 - val["top5"],
         "images_per_s": seen / seconds,
         "seconds": seconds,
     }
+    improved = False
+    if finished or (epoch + 1) % cfg.val_every == 0:
+        # Inference holds no activations for backward: twice the training micro-batch fits.
+        val = evaluate_split(
+            run.net, run.data.val, 2 * run.micro, run.ctx, run.memory_format, run.autocast, cfg.val_flip
+        )
+        row.update(val_loss=val["loss"], val_top1_err=1 - val["top1"], val_top5_err=1 - val["top5"])
+        improved = val["top1"] > state.best_acc
+        state.best_acc = max(state.best_acc, val["top1"])
+        if cfg.schedule == "plateau":  # check() keeps val_every at 1 for it
+            before = state.optimizer.param_groups[-1]["lr"]
+            state.plateau.step(val["top1"])
+            if state.optimizer.param_groups[-1]["lr"] < before:
+                state.decays += 1
+                finished |= state.decays > cfg.max_decays  # the paper stopped after its third decrease
     state.history.append(row)
-    improved = val["top1"] > state.best_acc
-    state.best_acc = max(state.best_acc, val["top1"])
-    finished = epoch + 1 == cfg.epochs or (cfg.max_steps is not None and state.global_step >= cfg.max_steps)
-    if cfg.schedule == "plateau":
-        before = state.optimizer.param_groups[-1]["lr"]
-        state.plateau.step(val["top1"])
-        if state.optimizer.param_groups[-1]["lr"] < before:
-            state.decays += 1
-            finished |= state.decays > cfg.max_decays  # the paper stopped after the third decrease had run its course
     state.epoch, state.step = epoch + 1, 0
     save(run, run.out / "last.pt")
     if run.ctx.main:
@@ -562,10 +566,15 @@ def report_epoch(run: Run, row: dict[str, float], improved: bool, skipped: int, 
         run.plotted = time.monotonic()
     run.board.scalars({k: v for k, v in row.items() if k not in ("epoch", "step")}, int(row["epoch"]))
     note = f", {skipped} bad files skipped" if skipped else ""
+    val = (
+        f"val loss {row['val_loss']:.4f}, top-1 err {100 * row['val_top1_err']:.2f}%, "
+        f"top-5 err {100 * row['val_top5_err']:.2f}%"
+        if "val_loss" in row
+        else f"not validated (every {run.cfg.val_every} epochs)"
+    )
     print(
         f"epoch {int(row['epoch'])}/{run.cfg.epochs}: train loss {row['train_loss']:.4f}, "
-        f"top-1 err {100 * row['train_top1_err']:.2f}% | val loss {row['val_loss']:.4f}, "
-        f"top-1 err {100 * row['val_top1_err']:.2f}%, top-5 err {100 * row['val_top5_err']:.2f}% | "
+        f"top-1 err {100 * row['train_top1_err']:.2f}% | {val} | "
         f"lr {row['lr']:.3g}, {row['images_per_s']:.0f} img/s, {row['seconds']:.1f}s{note}",
         flush=True,
     )
