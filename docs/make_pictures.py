@@ -30,8 +30,8 @@ def sharpen(weights: str) -> tuple[torch.Tensor, ...]:
     torch.manual_seed(0)
     # --- the README's ten lines ---
     vgg = vggnet.load_model(weights)  # a trained VGG, with its input normalisation
-    content = PerceptualLoss(vgg, layers={"relu2_1": 1.0, "relu3_2": 1.0})
-    style = StyleLoss(vgg, layers={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_2": 1.0})
+    content = PerceptualLoss(vgg, layers={"relu2_1": 1.0, "relu3_1": 1.0})
+    style = StyleLoss(vgg, layers={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0})
     sharp = load_fashion_mnist(split="train").images[:2048].float() / 255  # N x 1 x 32 x 32, in [0, 1]
     blurred = F.interpolate(F.avg_pool2d(sharp, 4), scale_factor=4, mode="bilinear")
     conv, relu = torch.nn.Conv2d, torch.nn.ReLU
@@ -75,7 +75,7 @@ def main() -> int:
     x = (images.float() / 255 - torch.tensor(loaded.mean).view(1, -1, 1, 1)) / torch.tensor(loaded.std).view(
         1, -1, 1, 1
     )
-    cams = grad_cam(loaded.model, x, layer="relu3_2")  # the top class of each image; an 8 x 8 map
+    cams = grad_cam(loaded.model, x, layer="relu3_1")  # the top class of each image; an 8 x 8 map
     with torch.no_grad():
         top = loaded.model(x).argmax(1)
     fig, axes = plt.subplots(1, 8, figsize=(10, 1.9))

@@ -108,5 +108,6 @@ def test_flags_override_the_recipe(tmp_path):
     )
     assert code == 0
     saved = load_checkpoint(tmp_path / "run")["config"]
-    assert saved["width"] == 0.0625 and saved["arch"] == "vgg13_bn" and saved["dataset"] == "synthetic"
+    assert saved["width"] == 0.0625 and saved["dataset"] == "synthetic"
+    assert saved["arch"] == load_recipe("fashion_mnist")["arch"]
     assert saved["lr"] == load_recipe("fashion_mnist")["lr"]
