@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-# Built-in default: train a six-layer VGG (BN) on Fashion-MNIST to about 92% test accuracy in 4 epochs (1-3 minutes
+# Built-in default: train a six-layer VGG (BN) on Fashion-MNIST to about 92% test accuracy in 4 epochs (under 3 minutes
 # on 2 CPU cores, by CPU kind: BENCHMARKS.md).
 if [ $# -eq 0 ]; then
     out="runs/fashion_mnist_$(date +%Y%m%d_%H%M%S)"
