@@ -20,6 +20,8 @@ HELP = {
     "width": "multiplier on every convolution's width, for small experiments (default 1)",
     "pool_size": "side of the average pool before fc6: 7 as in the paper, 1 for a compact head on small images",
     "fc_width": "width of fc6 and fc7 (default 4096)",
+    "ceil_mode": "round pooled sizes up, as the authors' Caffe did (28 x 28 images pass five pools); default: down, "
+    "as torchvision does",
     "dropout": "dropout after fc6 and fc7 (default 0.5)",
     "init": "initialisation: normal (the paper's, std 0.01), xavier (Glorot) or kaiming (torchvision's)",
     "preinit": "weights or checkpoint of a trained net A: copy its first four convolutions and three FC layers",
@@ -30,7 +32,8 @@ HELP = {
     "dataset": "fashion-mnist, folder (DIR/train/<class>/*, DIR/val/<class>/*) or synthetic (default: from --data)",
     "data": "data folder: an ImageNet-style folder, or where Fashion-MNIST's idx files are",
     "subset": "train on a balanced subset of this many images",
-    "scale": "training scale S (smallest side after rescaling): one value, or Smin Smax for scale jittering",
+    "scale": "training scale S (smallest side after rescaling): one value, or Smin Smax for scale jittering "
+    "(default 256 for image folders; in-memory images are used at their own size unless given)",
     "crop": "side of the random training crop (default 224)",
     "colour_shift": "std of AlexNet's PCA colour shift (default 0.1; 0 turns it off)",
     "eigen": "colour-shift eigen-decomposition: imagenet (AlexNet's) or dataset (computed from training images)",
@@ -389,6 +392,70 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- reproduce ------------------------------------------------------------------------------------------------------
+def add_reproduce(sub) -> None:
+    from .reproduce import Settings
+
+    d = Settings()
+    p = sub.add_parser(
+        "reproduce",
+        help="the paper's Tables 3-6 in miniature: plan, train, evaluate, report with verdicts",
+        description="Run the paper's experiments (Sect. 4) on any data vggnet train takes (Fashion-MNIST by "
+        "default): A to E at the small S, C to E at the large and jittered S, multi-scale, dense and multi-crop "
+        "testing, and an ensemble, the paper's procedure (no BN, deeper nets from net A) at the scales' paper ratios "
+        "to the crop. Each run has its own folder under --out; running again skips finished runs and resumes an "
+        "interrupted one. Writes reproduce.md, reproduce.json and reproduce.png.",
+    )
+    p.add_argument("--data", help="an image folder (DIR/train, DIR/val) or Fashion-MNIST's idx files (default: "
+                   "Fashion-MNIST from Debian's package or downloaded)")  # fmt: skip
+    p.add_argument("--dataset", choices=["fashion-mnist", "folder", "synthetic"], help="default: from --data")
+    p.add_argument("--crop", type=int, default=d.crop, help=f"training crop, the paper's 224 (default {d.crop})")
+    p.add_argument("--width", type=float, default=d.width, help=f"width multiplier (default {d.width:g})")
+    p.add_argument("--fc-width", type=int, help="width of fc6 and fc7 (default 4096 x width)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs of the small-S stage (default {d.epochs})")
+    p.add_argument("--finetune-epochs", type=int, help="epochs of the large-S and jittered stages (default half)")
+    p.add_argument("--seeds", type=int, default=d.seeds, help=f"seeds per net (default {d.seeds})")
+    p.add_argument("--batch-norm", action="store_true", help="BN nets, each from scratch (its own tables)")
+    p.add_argument("--init", default=d.init, choices=["normal", "xavier", "kaiming"],
+                   help="initialisation of net A and of the layers not copied from it: normal (the paper's, std "
+                   "0.01) or xavier (Glorot, which the authors later found trains without pre-training)")  # fmt: skip
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate from scratch (default {d.lr:g})")
+    p.add_argument("--finetune-lr", type=float, default=d.finetune_lr, help="learning rate of the large-S and "
+                   f"jittered stages (default {d.finetune_lr:g}, the paper's)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch (default {d.batch_size})")
+    p.add_argument("--patience", type=int, default=d.patience, help="epochs without improvement before the rate "
+                   f"is divided by 10 (default {d.patience})")  # fmt: skip
+    p.add_argument("--subset", type=int, help="train on a balanced subset of this many images")
+    p.add_argument("--eval-limit", type=int, help="evaluate on the first N test images only")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "off"], help="autocast (default auto)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress lines while training")
+    p.add_argument("--out", help="folder of the runs and the report (default runs/reproduce, runs/reproduce_bn)")
+    p.add_argument("--plan", action="store_true", help="print the runs and their estimated cost; run nothing")
+    p.add_argument("--report-only", action="store_true", help="write the report from the runs already done")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import Settings, execute, measure_cost, plan, plan_table
+    from .reproduce_report import write_report
+
+    names = set(Settings.__dataclass_fields__)
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    values.setdefault("out", "runs/reproduce_bn" if args.batch_norm else "runs/reproduce")
+    settings = Settings(**values)
+    settings.check()
+    runs = plan(settings)
+    if args.plan:
+        print(plan_table(settings, runs, measure_cost(settings)))
+        return 0
+    if not args.report_only:
+        execute(settings, runs)
+    for path in write_report(settings, runs):
+        print(f"wrote {path}")
+    return 0
+
+
 # -- bench ------------------------------------------------------------------------------------------------------------
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="images/s and memory against torchvision's VGG, in one process")
@@ -424,7 +491,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # -- the command ------------------------------------------------------------------------------------------------------
-COMMANDS = (add_info, add_train, add_eval, add_predict, add_export, add_features, add_probe, add_bench)
+COMMANDS = (
+    add_info, add_train, add_eval, add_predict, add_export, add_features, add_probe, add_reproduce, add_bench
+)  # fmt: skip
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ from .transforms import (
     normalize,
     paper_train_transform,
     random_shifts,
+    rescale_crop,
     rgb_eigen,
     translate_flip,
 )
@@ -98,7 +99,7 @@ class DataSettings(Protocol):
     dataset: str | None
     data: str | None
     subset: int | None
-    scale: list[int]
+    scale: list[int] | None
     crop: int
     colour_shift: float
     eigen: str
@@ -106,6 +107,15 @@ class DataSettings(Protocol):
     workers: int
     seed: int
     decode: str
+
+
+DEFAULT_SCALE = 256  # the paper's S for image folders when none is given
+
+
+def scale_range(settings: DataSettings) -> tuple[int, int]:
+    """(Smin, Smax) of the training scale; Smin = Smax for a fixed S; the paper's 256 where none is set."""
+    scale = settings.scale or [DEFAULT_SCALE]
+    return scale[0], scale[-1]
 
 
 def derive_seed(*parts: int) -> int:
@@ -216,14 +226,22 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, split: str = "trai
             f"Fashion-MNIST files in {folder} disagree: {tuple(images.shape)} images, {len(labels)} labels"
         )
     images = torch.nn.functional.pad(images[:, None], (2, 2, 2, 2))
-    return InMemoryImages(images, labels, FASHION_MNIST_CLASSES, pad=2, flip=True, name=f"fashion-mnist/{split}")
+    return InMemoryImages(
+        images, labels, FASHION_MNIST_CLASSES, pad=2, flip=True, name=f"fashion-mnist/{split}", border=2
+    )
 
 
 # -- In-memory datasets -----------------------------------------------------------------------------------------------
 @dataclass
 class InMemoryImages:
-    """Images held as one uint8 tensor N x C x H x W, augmented a batch at a time on the training device (shift by
-    up to ``pad`` pixels, flip) once bound for training; normalised by ``mean`` and ``std``."""
+    """Images held as one uint8 tensor N x C x H x W, augmented a batch at a time on the training device once bound
+    for training; normalised by ``mean`` and ``std``.
+
+    Three geometries: by default, shifts by up to ``pad`` pixels and flips of the whole image; with ``crop``, random
+    ``crop`` x ``crop`` windows (the centre one at validation); with ``scale`` (Smin, Smax), the paper's: each
+    original image (without the stored ``border`` of zeros) rescaled isotropically to S, fixed or jittered per image,
+    then a random ``crop`` window and a flip; at validation Q = (Smin + Smax) // 2 and the centre window.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -236,6 +254,8 @@ class InMemoryImages:
     augment: bool = False
     seed: int = 0
     crop: int | None = None  # train on random crop x crop windows (validate on the centre one)
+    border: int = 0  # zero padding stored around each original image (Fashion-MNIST's 28 x 28 are stored as 32 x 32)
+    scale: tuple[int, int] | None = None  # rescale the originals to S in [Smin, Smax] before cropping
 
     def __post_init__(self) -> None:
         if len(self.images) == 0:
@@ -252,13 +272,31 @@ class InMemoryImages:
     def image_size(self) -> int:
         return self.crop or self.images.shape[-1]
 
+    @property
+    def originals(self) -> torch.Tensor:
+        """The images as they were before the stored border was added."""
+        b = self.border
+        return self.images[..., b : self.images.shape[-2] - b, b : self.images.shape[-1] - b] if b else self.images
+
+    def test_geometry(self) -> tuple[int, int]:
+        """(Q, pad): validation's input is the original image rescaled to side Q and padded by ``pad`` zeros, then
+        its centre ``crop`` taken. A test image, given as an original, must be brought there the same way."""
+        side = min(self.originals.shape[-2:])
+        if self.scale:
+            return (self.scale[0] + self.scale[1]) // 2, 0
+        stored = min(self.images.shape[-2:])
+        crop = self.crop or stored
+        # the least padding whose centre crop is still validation's window: none for crops of the original
+        return side, max(0, self.border - (stored - crop) // 2)
+
     def subset(self, count: int) -> InMemoryImages:
         keep = balanced_indices(self.labels, len(self.classes), count)
         return replace(self, images=self.images[keep], labels=self.labels[keep])
 
     def sample_pixels(self, count: int = 0, seed: int = 0) -> torch.Tensor:
-        """Every pixel (the images are in memory, so the statistics are exact)."""
-        return self.images.float().div_(255).transpose(0, 1).reshape(self.channels, -1).T
+        """Every pixel of the original images (in memory, so the statistics are exact; the stored border is not
+        part of them)."""
+        return self.originals.float().div_(255).transpose(0, 1).reshape(self.channels, -1).T
 
     def statistics(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and standard deviation of the pixels, in [0, 1]."""
@@ -270,8 +308,14 @@ class InMemoryImages:
 
     def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> InMemoryImages:
         """Normalised; for training, shifted and flipped. A ``crop`` smaller than the images (28 of Fashion-MNIST's
-        padded 32) trains on random windows of that side, the paper's random crop, and validates on the centre one."""
+        padded 32) trains on random windows of that side, the paper's random crop, and validates on the centre one.
+        A ``scale`` rescales the original images to S first (the paper's S, fixed or jittered)."""
         bound = self.bind(mean=stats["mean"], std=stats["std"], augment=train, seed=settings.seed)
+        if settings.scale is not None:
+            lo, hi = scale_range(settings)
+            if lo < settings.crop:
+                raise ValueError(f"training scale S must be at least the crop size {settings.crop}, got S={lo}")
+            return replace(bound, crop=settings.crop, scale=(lo, hi))
         side = min(self.images.shape[-2:])
         return replace(bound, crop=settings.crop) if settings.crop < side else bound
 
@@ -279,11 +323,13 @@ class InMemoryImages:
         self, indices: Sequence[int], batch_size: int, *, epoch: int, device: torch.device | str = "cpu", start: int = 0
     ) -> Iterator[Batch]:
         device = torch.device(device)
+        if self.scale:
+            yield from self._rescaled_batches(indices, batch_size, epoch, device, start)
+            return
         images = self.images.to(device, non_blocking=True)
         labels = self.labels.to(device, non_blocking=True)
         index = torch.as_tensor(list(indices), dtype=torch.long, device=device)
-        m = torch.tensor(self.mean if self.mean is not None else [0.0] * self.channels, device=device)
-        s = torch.tensor(self.std if self.std is not None else [1.0] * self.channels, device=device)
+        m, s = self._mean_std(device)
         room = (min(self.images.shape[-2:]) - self.crop) if self.crop else 2 * self.pad
         if self.augment:  # drawn for the whole epoch: an image's augmentation depends on its position only
             g = torch.Generator(device=device).manual_seed(derive_seed(self.seed, epoch))
@@ -298,6 +344,38 @@ class InMemoryImages:
                 x = crop_flip(x, self.crop, centre, centre)
             elif self.augment:
                 x = translate_flip(x, self.pad, dy[part], dx[part], mirror[part])
+            yield normalize(x, m, s), labels[take], []
+
+    def _mean_std(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        m = torch.tensor(self.mean if self.mean is not None else [0.0] * self.channels, device=device)
+        s = torch.tensor(self.std if self.std is not None else [1.0] * self.channels, device=device)
+        return m, s
+
+    def _rescaled_batches(
+        self, indices: Sequence[int], batch_size: int, epoch: int, device: torch.device, start: int
+    ) -> Iterator[Batch]:
+        """The paper's geometry: originals rescaled to S (jittered per image), random crop and flip; at validation
+        rescaled to Q and centre-cropped, as test images are (:func:`vggnet.inference.rescale`)."""
+        from torchvision.transforms.v2.functional import center_crop, resize
+
+        images = self.originals.to(device, non_blocking=True)
+        labels = self.labels.to(device, non_blocking=True)
+        index = torch.as_tensor(list(indices), dtype=torch.long, device=device)
+        m, s = self._mean_std(device)
+        (lo, hi), crop = self.scale, self.crop
+        if self.augment:  # drawn for the whole epoch: an image's augmentation depends on its position only
+            g = torch.Generator(device=device).manual_seed(derive_seed(self.seed, epoch))
+            side = torch.randint(lo, hi + 1, (len(index),), generator=g, device=device)
+            room = (side - crop + 1).float()
+            dy = (torch.rand(len(index), generator=g, device=device) * room).long()
+            dx = (torch.rand(len(index), generator=g, device=device) * room).long()
+            mirror = torch.rand(len(index), generator=g, device=device) < (0.5 if self.flip else 0.0)
+        for lo_i in range(start * batch_size, len(index), batch_size):
+            take, part = index[lo_i : lo_i + batch_size], slice(lo_i, lo_i + batch_size)
+            if self.augment:
+                x = rescale_crop(images[take], side[part], dy[part], dx[part], crop, mirror[part])
+            else:
+                x = center_crop(resize(images[take], [(lo + hi) // 2], antialias=True), [crop])
             yield normalize(x, m, s), labels[take], []
 
 
@@ -374,7 +452,7 @@ class ImageFolder:
         return bound
 
     def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> ImageFolder:
-        lo, hi = settings.scale[0], settings.scale[-1]
+        lo, hi = scale_range(settings)
         if train:
             transform = paper_train_transform(
                 (lo, hi), settings.crop, settings.colour_shift, stats["mean"], stats["std"], stats["eigval"],
@@ -473,17 +551,23 @@ def open_datasets(
     std, colour eigen-decomposition) are computed from the training set unless given (a resumed run's);
     ``normalize = "auto"`` takes ``weights_normalization`` where there is one. ``folder``: the class image folders
     open as (:class:`vggnet.device_data.DeviceImageFolder` decodes and augments on the GPU)."""
-    train_set, val_set = _open_raw(settings, folder or ImageFolder)
+    train_set, val_set = open_raw(settings, folder or ImageFolder)
     if stats is None:
         stats = data_statistics(train_set, settings, weights_normalization)
-        # the single test scale Q: the whole image for in-memory sets, (Smin + Smax) / 2 for folders (Sect. 3.2)
-        stats["scale"] = train_set.image_size or (settings.scale[0] + settings.scale[-1]) // 2
     train_set = train_set.prepared(settings, stats, train=True)
     val_set = val_set.prepared(settings, stats, train=False)
+    if "scale" not in stats:
+        # the single test scale Q, the paper's (Smin + Smax) / 2 for folders (Sect. 3.2); in-memory sets say what
+        # brings an original image to their validation's input
+        if isinstance(val_set, InMemoryImages):
+            stats["scale"], stats["pad"] = val_set.test_geometry()
+        else:
+            stats["scale"], stats["pad"] = sum(scale_range(settings)) // 2, 0
     return OpenedData(train_set, val_set, stats, train_set.image_size or settings.crop)
 
 
-def _open_raw(settings: DataSettings, folder: type[ImageFolder]) -> tuple[Dataset, Dataset]:
+def open_raw(settings: DataSettings, folder: type[ImageFolder]) -> tuple[Dataset, Dataset]:
+    """The training and validation sets ``settings`` name, as they are on disk (no statistics, no augmentation)."""
     kind, data = settings.dataset, settings.data
     if kind is None:
         kind = "folder" if data and (Path(data) / "train").is_dir() else "fashion-mnist"
@@ -563,16 +647,7 @@ def open_source(
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be positive, got {limit}")
     if data in (None, "fashion-mnist"):
-        images = load_fashion_mnist(None, split or "test")
-        n = min(len(images), limit or len(images))
-        files = [f"{images.name}/{i}" for i in range(n)]
-
-        def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            for lo in range(0, n, batch_size):
-                hi = min(n, lo + batch_size)
-                yield _channels(images.images[lo:hi], channels), images.labels[lo:hi]
-
-        return Source(images.name, images.classes, memory_batches, n, files=files)
+        return memory_source(load_fashion_mnist(None, split or "test"), batch_size, limit, channels)
     root = Path(data)
     if split is not None and not (root / split).is_dir():
         raise ValueError(f"{root} has no {split}/ folder")
@@ -598,6 +673,23 @@ def open_source(
 
     source.batches = folder_batches
     return source
+
+
+def memory_source(
+    images: InMemoryImages, batch_size: int = 64, limit: int | None = None, channels: int | None = None
+) -> Source:
+    """Test-time images from an in-memory set: its original images (Fashion-MNIST's 28 x 28, without the stored
+    border), as a user's image files would hold them."""
+    n = min(len(images), limit or len(images))
+    files = [f"{images.name}/{i}" for i in range(n)]
+
+    def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        originals = images.originals
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            yield _channels(originals[lo:hi], channels), images.labels[lo:hi]
+
+    return Source(images.name, images.classes, memory_batches, n, files=files)
 
 
 def _channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:

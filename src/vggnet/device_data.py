@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from torchvision.transforms.v2.functional import resize
 
-from .data import Batch, DataSettings, ImageFolder, derive_seed
+from .data import Batch, DataSettings, ImageFolder, derive_seed, scale_range
 from .images import BadImage, decode_on, quiet_decoder_warnings, read_checked
 
 DECODERS = ("auto", "cpu", "gpu")
@@ -88,7 +88,7 @@ class DeviceImageFolder(ImageFolder):
 
     def prepared(self, settings: DataSettings, stats: dict[str, Any], train: bool) -> DeviceImageFolder:
         bound = super().prepared(settings, stats, train)  # checks S against the crop, as on the CPU
-        lo, hi = settings.scale[0], settings.scale[-1]
+        lo, hi = scale_range(settings)
         bound.augmentation = Augmentation(
             (lo, hi), settings.crop, settings.colour_shift, tuple(stats["eigval"]),
             tuple(tuple(v) for v in stats["eigvec"]), tuple(stats["mean"]), tuple(stats["std"]), train,

@@ -17,7 +17,7 @@ import torch
 
 from .data import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
 from .files import atomic_write_text
-from .inference import PROTOCOLS, Loaded, posteriors, prepare, rescale
+from .inference import PROTOCOLS, Loaded, posteriors, prepare
 
 LABELS = {"center": "centre crop", "dense": "dense", "multicrop": "multi-crop", "dense+multicrop": "multi-crop & dense"}
 
@@ -45,8 +45,9 @@ def check_request(models: Sequence[Loaded], scale_sets: Sequence[Sequence[int]],
     if len(crops) > 1:
         raise ValueError(f"an ensemble needs one crop size; these models were trained at {sorted(crops)}")
     crop = crops.pop()
+    pad = min(m.pad for m in models)
     for q in (q for scales in scale_sets for q in scales):
-        if q < crop:
+        if q + 2 * pad < crop:
             raise ValueError(f"test scale Q={q} is smaller than the crop {crop}")
     return crop
 
@@ -65,7 +66,7 @@ def collect(
         labels.append(y)
         for i, (loaded, net) in enumerate(zip(models, nets)):
             for q in scales:
-                x = rescale(images, q, loaded.mean, loaded.std).contiguous(memory_format=torch.channels_last)
+                x = loaded.inputs(images, q).contiguous(memory_format=torch.channels_last)
                 for method in methods:
                     t0 = time.perf_counter()
                     p = posteriors(net, x, method, crop)

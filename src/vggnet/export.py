@@ -16,7 +16,7 @@ from torch import nn
 from .data import Source
 from .evaluate import label_map
 from .files import atomic_path
-from .inference import Loaded, fuse_batch_norm, prepare, rescale
+from .inference import Loaded, fuse_batch_norm, prepare
 from .model import VGG
 from .runtime import OnnxModel, onnx_metadata, write_metadata
 
@@ -46,8 +46,8 @@ class DenseClassifier(nn.Module):
 
 def check_sizes(model: VGG) -> list[tuple[int, int, int]]:
     """Batch and image sizes the exported model is checked at: the smallest input and a larger, non-square one."""
-    s = model.min_size * model.pool_size
-    return [(1, s, s), (2, s + model.min_size, s + 3 * model.min_size)]
+    s, step = model.min_input(model.pool_size), 2 ** model.config.count("M")
+    return [(1, s, s), (2, s + step, s + 3 * step)]
 
 
 def _compare(name: str, run, reference, model: VGG, tolerance: float) -> float:
@@ -144,9 +144,10 @@ def _metadata(loaded: Loaded, model: VGG, precision: str) -> dict[str, str]:
         std=loaded.std,
         crop=loaded.crop,
         scale=loaded.default_scale,
+        pad=loaded.pad,
         in_channels=model.in_channels,
         num_classes=model.num_classes,
-        min_size=model.min_size * model.pool_size,
+        min_size=model.min_input(model.pool_size),
         source=loaded.source,
         precision=precision,
     )
@@ -192,7 +193,7 @@ def export_int8(loaded: Loaded, float_path: Path, path: Path, settings: Int8Sett
         raise ValueError("--calibration and --check must be positive image counts")
     q = loaded.default_scale
     with atomic_path(path) as tmp:
-        calibration = _Calibration(settings.calibration, settings.calibration_count, q, loaded.mean, loaded.std)
+        calibration = _Calibration(settings.calibration, settings.calibration_count, loaded)
         quantize_onnx(float_path, tmp, calibration, scheme)
         write_metadata(tmp, _metadata(loaded, loaded.model, f"int8 {scheme}"))
         check = check_agreement(loaded, OnnxModel(tmp), settings.check, settings.check_count, q)
@@ -229,9 +230,9 @@ def quantize_onnx(float_path: Path, path: Path, calibration, scheme: str) -> Non
 class _Calibration:
     """onnxruntime's CalibrationDataReader over a Source: images rescaled to Q and normalised, up to ``count``."""
 
-    def __init__(self, source: Source, count: int, q: int, mean, std) -> None:
+    def __init__(self, source: Source, count: int, loaded: Loaded) -> None:
         self.batches = source.batches()
-        self.left, self.q, self.mean, self.std = count, q, mean, std
+        self.left, self.loaded = count, loaded
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.left <= 0:
@@ -241,7 +242,7 @@ class _Calibration:
             return None
         images = batch[0][: self.left]
         self.left -= len(images)
-        return {"image": rescale(images, self.q, self.mean, self.std).numpy()}
+        return {"image": self.loaded.inputs(images).numpy()}
 
 
 @torch.inference_mode()
@@ -252,7 +253,7 @@ def check_agreement(loaded: Loaded, runner: OnnxModel, source: Source, count: in
     agree = right_float = right_int8 = seen = 0
     for images, labels in source.batches():
         images, labels = images[: count - seen], labels[: count - seen]
-        x = rescale(images, q, loaded.mean, loaded.std)
+        x = loaded.inputs(images, q)
         mine = model.score_map(x.contiguous(memory_format=torch.channels_last)).mean((2, 3)).argmax(1)
         theirs = runner(x).argmax(1)
         truth = label_map(loaded.classes, source.classes, source.name)[labels]

@@ -55,12 +55,14 @@ def describe_images(
     std: Sequence[float],
     flip: bool = True,
     l2: bool = True,
+    pad: int = 0,
 ) -> torch.Tensor:
     """Descriptors N x D of uint8 images N x C x H x W: ``layer``'s dense map averaged over space, the mirror image
-    (``flip``) and the scales Q, then L2-normalised (``l2``)."""
+    (``flip``) and the scales Q, then L2-normalised (``l2``). ``pad``: zeros around each rescaled image (the model's
+    test geometry, :class:`vggnet.inference.Loaded`)."""
     total = None
     for q in scales:
-        x = rescale(images, q, mean, std).contiguous(memory_format=torch.channels_last)
+        x = rescale(images, q, mean, std, pad).contiguous(memory_format=torch.channels_last)
         for view in (x, x.flip(3)) if flip else (x,):
             out = net.extract(view, layer, dense=True)[layer].float()
             pooled = out.mean((2, 3)) if out.dim() == 4 else out
@@ -84,15 +86,16 @@ def extract_features(
         raise ValueError(f"{loaded.source} is an exported model; features need the PyTorch weights it came from")
     loaded.model.layer(layer)  # an unknown name fails here, before any image is read
     scales = list(scales or [loaded.default_scale])
-    smallest = loaded.model.min_size * (loaded.model.pool_size if layer in _head(loaded) else 1)
+    smallest = loaded.model.min_input(loaded.model.pool_size if layer in _head(loaded) else 1)
     for q in scales:
-        if q < smallest:
+        if q + 2 * loaded.pad < smallest:
             raise ValueError(f"Q={q} is too small for {layer}: the dense net needs images of at least {smallest}")
     device = torch.device(device)
     net = prepare(loaded.model, device)
     chunks, labels = [], []
     for images, y in source.batches():
-        chunks.append(describe_images(net, images.to(device), layer, scales, loaded.mean, loaded.std, flip, l2).cpu())
+        x = images.to(device)
+        chunks.append(describe_images(net, x, layer, scales, loaded.mean, loaded.std, flip, l2, loaded.pad).cpu())
         labels.append(y)
     if not chunks:
         raise ValueError(f"no readable image in {source.name}")

@@ -30,7 +30,9 @@ PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
 
 @dataclass
 class Loaded:
-    """A model with what is needed to feed it: class names, normalisation and the training crop size."""
+    """A model with what is needed to feed it: class names, normalisation, the training crop size, and the test
+    geometry it was validated at: an image rescaled isotropically to side ``scale`` (Q), ``pad`` zeros added around
+    it (Fashion-MNIST models trained on its 28 x 28 images stored as 32 x 32), then the protocol's crops."""
 
     model: VGG
     classes: list[str]
@@ -39,6 +41,11 @@ class Loaded:
     crop: int
     source: str
     scale: int | None = None  # the test scale Q the model was validated at, where its file says
+    pad: int = 0
+
+    def inputs(self, images: torch.Tensor, q: int | None = None) -> torch.Tensor:
+        """uint8 images N x C x H x W as this model takes them at test scale Q (default: its own)."""
+        return rescale(images, q or self.default_scale, self.mean, self.std, self.pad)
 
     @property
     def default_scale(self) -> int:
@@ -84,7 +91,8 @@ def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unkno
         mean, std = [0.5] * model.in_channels, [0.5] * model.in_channels
     if len(classes) != model.num_classes:
         raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
-    return Loaded(model, list(classes), list(mean), list(std), found.crop or 224, str(source), found.scale)
+    crop = found.crop or 224
+    return Loaded(model, list(classes), list(mean), list(std), crop, str(source), found.scale, found.pad)
 
 
 def _load_onnx(source: str | os.PathLike) -> Loaded:
@@ -94,8 +102,8 @@ def _load_onnx(source: str | os.PathLike) -> Loaded:
         raise ValueError(f"no such ONNX model: {source}")
     runner = OnnxModel(source)
     meta = runner.meta
-    crop, scale = int(meta["crop"]), meta.get("scale")
-    return Loaded(runner, list(meta["classes"]), list(meta["mean"]), list(meta["std"]), crop, str(source), scale)
+    crop, scale, pad = int(meta["crop"]), meta.get("scale"), int(meta.get("pad") or 0)
+    return Loaded(runner, list(meta["classes"]), list(meta["mean"]), list(meta["std"]), crop, str(source), scale, pad)
 
 
 def _build_for(arch: str, found: WeightsFile) -> VGG:
@@ -166,10 +174,13 @@ def grid_boxes(height: int, width: int, crop: int, grid: int = 5) -> list[tuple[
     return [(top, left) for top in steps(height) for left in steps(width)]
 
 
-def rescale(images: torch.Tensor, q: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 N x C x H x W to float, smallest side ``q`` (isotropic), normalised."""
+def rescale(images: torch.Tensor, q: int, mean: Sequence[float], std: Sequence[float], pad: int = 0) -> torch.Tensor:
+    """uint8 N x C x H x W to float, smallest side ``q`` (isotropic), ``pad`` zero pixels added on every side,
+    normalised."""
     if min(images.shape[-2:]) != q:
         images = resize(images, [q], antialias=True)
+    if pad:
+        images = F.pad(images, (pad, pad, pad, pad))
     return normalize(images, mean, std)
 
 

@@ -20,20 +20,24 @@ from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer, canon
 HEAD_NAMES = ("fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
 INIT_SCHEMES = ("kaiming", "normal", "xavier")
 # What ``to_config`` writes and ``from_config`` reads: enough to rebuild the same module.
-CONFIG_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width", "dropout", "arch")
+CONFIG_KEYS = (
+    "config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width", "dropout", "arch", "ceil_mode"
+)  # fmt: skip
 
 
 def make_features(
-    config: Sequence[Layer], in_channels: int = 3, batch_norm: bool = False, width: float = 1.0
+    config: Sequence[Layer], in_channels: int = 3, batch_norm: bool = False, width: float = 1.0, ceil_mode: bool = False
 ) -> tuple[nn.Sequential, list[str], int]:
-    """Build the convolutional trunk; return it, the Caffe name of each of its modules and its output width."""
+    """Build the convolutional trunk; return it, the Caffe name of each of its modules and its output width.
+    ``ceil_mode``: pooled sizes rounded up, as in the authors' Caffe (28 -> 14 -> 7 -> 4 -> 2 -> 1), instead of
+    torchvision's rounding down (which needs at least 32 pixels for five pools)."""
     layers: list[nn.Module] = []
     names: list[str] = []
     block, conv = 1, 0
     channels = in_channels
     for item in config:
         if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode))
             names.append(f"pool{block}")
             block, conv = block + 1, 0
         elif item == "LRN":
@@ -70,6 +74,9 @@ class VGG(nn.Module):
         fc_width: width of fc6 and fc7 (4096 in the paper).
         init: ``"kaiming"`` (torchvision's), ``"normal"`` (the paper's, std 0.01) or ``"xavier"`` (Glorot).
         arch: the name this model is known by (used to find official weights).
+        ceil_mode: round pooled sizes up, as the authors' Caffe did (any input of at least one pixel then passes the
+            five pools: a 28 x 28 image ends as a 1 x 1 map), instead of down as torchvision does. Weights are the
+            same either way; only the maps' sizes (and so dense evaluation) differ.
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class VGG(nn.Module):
         fc_width: int = 4096,
         init: str = "kaiming",
         arch: str | None = None,
+        ceil_mode: bool = False,
     ) -> None:
         super().__init__()
         validate(list(config))
@@ -107,8 +115,9 @@ class VGG(nn.Module):
         self.pool_size = pool_size
         self.fc_width = fc_width
         self.dropout = dropout
-        self.min_size = 2 ** self.config.count("M")
-        self.features, feature_names, channels = make_features(self.config, in_channels, batch_norm, width)
+        self.ceil_mode = bool(ceil_mode)
+        self.min_size = self.min_input(1)
+        self.features, feature_names, channels = make_features(self.config, in_channels, batch_norm, width, ceil_mode)
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
         self.classifier = nn.Sequential(
@@ -138,6 +147,7 @@ class VGG(nn.Module):
             "fc_width": self.fc_width,
             "dropout": self.dropout,
             "arch": self.arch,
+            "ceil_mode": self.ceil_mode,
         }
 
     @classmethod
@@ -163,6 +173,17 @@ class VGG(nn.Module):
             else:
                 config.append((next(widths), item[1]))
         return config
+
+    def min_input(self, side: int) -> int:
+        """The smallest input side that leaves a map of at least ``side`` x ``side`` after the pools."""
+        reduction = 2 ** self.config.count("M")
+        return (side - 1) * reduction + 1 if self.ceil_mode else side * reduction
+
+    def map_size(self, size: int) -> int:
+        """The side of pool5's map for an input of side ``size``."""
+        for _ in range(self.config.count("M")):
+            size = -(-size // 2) if self.ceil_mode else size // 2
+        return size
 
     # -- the uniform interface of timm -------------------------------------------------------------------------
     @property
@@ -239,8 +260,9 @@ class VGG(nn.Module):
         p = self.pool_size
         n, _, h, w = x.shape
         if h < p or w < p:
+            side = self.min_input(p)
             raise ValueError(
-                f"dense evaluation needs an input of at least {p * self.min_size}x{p * self.min_size} "
+                f"dense evaluation needs an input of at least {side}x{side} "
                 f"(a {p}x{p} feature map), got a {h}x{w} feature map"
             )
         shape = (n, -1, h - p + 1, w - p + 1)

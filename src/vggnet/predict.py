@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from .explain import grad_cam
 from .files import atomic_write
 from .images import read_image
-from .inference import Loaded, posteriors, prepare, rescale
+from .inference import Loaded, posteriors, prepare
 from .model import VGG
 
 
 def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):
     """The image as decoded (C x H x W uint8, CPU) and as the net takes it: rescaled to Q, normalised, NHWC."""
     img = read_image(path, loaded.model.in_channels)
-    x = rescale(img[None].to(device), q, loaded.mean, loaded.std)
+    x = loaded.inputs(img[None].to(device), q)
     return img, x.contiguous(memory_format=torch.channels_last)
 
 

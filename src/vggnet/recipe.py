@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ class TrainConfig:
     width: float = 1.0
     pool_size: int = 7
     fc_width: int = 4096
+    ceil_mode: bool = False
     dropout: float = 0.5
     init: str = "normal"
     preinit: str | None = None
@@ -40,7 +41,7 @@ class TrainConfig:
     dataset: str | None = None
     data: str | None = None
     subset: int | None = None
-    scale: list[int] = field(default_factory=lambda: [256])
+    scale: list[int] | None = None  # None: 256 for image folders, in-memory images at their own size
     crop: int = 224
     colour_shift: float = 0.1
     eigen: str = "imagenet"
@@ -91,7 +92,9 @@ class TrainConfig:
             if value not in allowed:
                 shown = ", ".join(str(a) for a in allowed if a is not None)
                 raise ValueError(f"unknown {name} {value!r}; expected one of {shown}")
-        if not 1 <= len(self.scale) <= 2 or min(self.scale) < 1 or self.scale[-1] < self.scale[0]:
+        if self.scale is not None and (
+            not 1 <= len(self.scale) <= 2 or min(self.scale) < 1 or self.scale[-1] < self.scale[0]
+        ):
             raise ValueError(f"scale is S or Smin Smax (Smin <= Smax, positive), got {self.scale}")
         for name in ("epochs", "batch_size", "crop", "pool_size", "fc_width", "micro_batch", "subset", "max_steps",
                      "val_every"):  # fmt: skip
@@ -167,6 +170,8 @@ def _is_instance(value: Any, kind: Any) -> bool:
 def _type_name(kind: Any) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if args and typing.get_origin(args[0]) is list:
+        kind, args = args[0], list(typing.get_args(args[0]))
     if typing.get_origin(kind) is list:
         return f"a list of {names[args[0]].split(' ', 1)[1]}s"
     return names.get(args[0] if args else kind, str(kind)) + (

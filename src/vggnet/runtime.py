@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
-METADATA = ("classes", "mean", "std", "crop", "scale", "in_channels", "num_classes", "min_size", "source", "precision")
+METADATA = (
+    "classes", "mean", "std", "crop", "scale", "pad", "in_channels", "num_classes", "min_size", "source", "precision"
+)  # fmt: skip
 
 
 class OnnxModel:

@@ -232,22 +232,23 @@ def make_model(
 
 
 def _cfg_shape(cfg: TrainConfig) -> dict[str, Any]:
-    return dict(width=cfg.width, pool_size=cfg.pool_size, fc_width=cfg.fc_width, batch_norm=cfg.batch_norm)
+    keys = ("width", "pool_size", "fc_width", "batch_norm", "ceil_mode")
+    return {k: getattr(cfg, k) for k in keys}
 
 
 def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile) -> None:
     """A vggnet weights file says what network it holds; shape settings that contradict it are an error rather than
     silently replaced."""
     defaults = TrainConfig()
-    shape = ("arch", "batch_norm", "width", "pool_size", "fc_width")
+    shape = ("arch", "batch_norm", "width", "pool_size", "fc_width", "ceil_mode")
     chosen = [k for k in shape if getattr(cfg, k) != getattr(defaults, k)]
     if not chosen:
         return
     with torch.device("meta"):
         wanted = build(cfg.arch, **_cfg_shape(cfg)).to_config()
     held = weights.config
-    keys = ("config", "batch_norm", "pool_size", "fc_width")
-    if any(json.dumps(wanted[k]) != json.dumps(held[k]) for k in keys):
+    keys = ("config", "batch_norm", "pool_size", "fc_width", "ceil_mode")
+    if any(json.dumps(wanted[k]) != json.dumps(held.get(k, False)) for k in keys):
         raise ValueError(
             f"{weights.source} holds a {held.get('arch') or 'custom VGG'} (pool {held['pool_size']}, fc "
             f"{held['fc_width']}) that --{' --'.join(c.replace('_', '-') for c in chosen)} contradict; drop them "
@@ -303,8 +304,15 @@ def autocast_mode(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated, and slow."""
+def cpu_has_bf16(flags: str | None = None) -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX). oneDNN also runs bf16 on plain AVX-512
+    (Ice Lake, Cascade Lake) by converting to float32, about half float32's speed there, so its own answer
+    (``_is_mkldnn_bf16_supported``) is not enough: the CPU's flags decide where Linux lists them."""
+    if flags is None:
+        info = Path("/proc/cpuinfo")
+        flags = info.read_text() if info.exists() else ""
+    if "flags" in flags:
+        return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -600,6 +608,7 @@ def finish(run: Run) -> RunResult:
             "mean": json.dumps(state.stats["mean"]),
             "std": json.dumps(state.stats["std"]),
             "scale": json.dumps(state.stats.get("scale")),
+            "pad": json.dumps(state.stats.get("pad", 0)),
         },
     )
     result.best, result.weights = str(out / "best.pt"), str(final)

@@ -236,3 +236,30 @@ def crop_flip(
     batch = torch.arange(n, device=dev)[:, None, None, None]
     out = images[batch, torch.arange(c, device=dev)[None, :, None, None], rows, cols]
     return out if mirror is None else torch.where(mirror.to(dev)[:, None, None, None], out.flip(3), out)
+
+
+def rescale_crop(
+    images: torch.Tensor,
+    side: torch.Tensor,
+    dy: torch.Tensor,
+    dx: torch.Tensor,
+    size: int,
+    mirror: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Batched isotropic rescaling and cropping of square images N x C x H x H: each image rescaled to its own
+    ``side`` S (bilinear), then the ``size`` x ``size`` window at (dy, dx) of it, mirrored where ``mirror``. One
+    ``grid_sample`` computes only the window's pixels, so jittered S costs no more than a fixed one. Returns float
+    images on the 0-255 scale of the input."""
+    n, dev = len(images), images.device
+    steps = torch.arange(size, device=dev, dtype=torch.float32) + 0.5
+    s = side.to(dev, torch.float32)[:, None]
+    # pixel centres of the window in the rescaled image, as coordinates in [-1, 1] of the original (align_corners
+    # False: the same mapping as torchvision's resize)
+    ys = 2 * (dy.to(dev)[:, None] + steps) / s - 1
+    xs = 2 * (dx.to(dev)[:, None] + steps) / s - 1
+    if mirror is not None:
+        xs = torch.where(mirror.to(dev)[:, None], xs.flip(1), xs)
+    grid = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), -1)  # N x size x size x (x, y)
+    return nn.functional.grid_sample(
+        images.float(), grid.view(n, size, size, 2), mode="bilinear", padding_mode="border", align_corners=False
+    )

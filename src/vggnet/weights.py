@@ -26,6 +26,7 @@ from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
 OFFICIAL = ("torchvision", "imagenet", "default")
 SHAPE_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width")
+OPTIONAL_SHAPE_KEYS = ("dropout", "arch", "ceil_mode")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class WeightsFile:
     normalization: Normalization | None = None
     crop: int | None = None
     scale: int | None = None  # the test scale Q the model was validated at
+    pad: int = 0  # zeros added around an image rescaled to Q before the crop (see vggnet.inference.Loaded)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,6 +129,7 @@ def _from_checkpoint(checkpoint: dict[str, Any], source: str) -> WeightsFile:
         std=checkpoint["stats"].get("std"),
         crop=checkpoint.get("crop"),
         scale=checkpoint["stats"].get("scale"),
+        pad=checkpoint["stats"].get("pad", 0),
     )
     return describe(checkpoint["model"], source, meta)
 
@@ -135,7 +138,7 @@ def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) 
     """A :class:`WeightsFile` from a state dict and the metadata vggnet stores beside it."""
     config = None
     if all(meta.get(k) is not None for k in SHAPE_KEYS):
-        config = {k: meta[k] for k in (*SHAPE_KEYS, "dropout", "arch") if k in meta}
+        config = {k: meta[k] for k in (*SHAPE_KEYS, *OPTIONAL_SHAPE_KEYS) if k in meta}
     return WeightsFile(
         convert(state),
         source,
@@ -144,6 +147,7 @@ def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) 
         normalization=Normalization.from_metadata(meta),
         crop=int(meta["crop"]) if meta.get("crop") else None,
         scale=int(meta["scale"]) if meta.get("scale") else None,
+        pad=int(meta.get("pad") or 0),
         meta=meta,
     )
 
