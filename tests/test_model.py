@@ -261,3 +261,54 @@ def test_built_models_run_nhwc_but_hand_back_standard_tensors(tmp_path):
     # saved weights are plain tensors (torchvision's keys and shapes are checked above)
     saved = vggnet.weights.read_file(vggnet.save_weights(model, tmp_path / "w.safetensors"))
     assert all(v.is_contiguous() for v in saved.values())
+
+
+def test_pools_rounded_up_pass_28_pixels_and_keep_weight_parity(tmp_path):
+    floor, ceil = tiny("vgg13_bn", pool_size=1), tiny("vgg13_bn", pool_size=1, ceil_mode=True)
+    ceil.load_state_dict(floor.state_dict())  # the same weights fit both
+    assert [floor.map_size(s) for s in (28, 32, 36)] == [0, 1, 1]
+    assert [ceil.map_size(s) for s in (28, 32, 36, 48)] == [1, 1, 2, 2]
+    assert (floor.min_size, ceil.min_size, ceil.min_input(2)) == (32, 1, 33)
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        assert ceil.extract(x, "pool5")["pool5"].shape == (2, 32, 1, 1)
+        torch.testing.assert_close(ceil.score_map(x).mean((2, 3)), ceil(x))
+        x32 = torch.randn(2, 3, 32, 32)
+        torch.testing.assert_close(ceil(x32), floor(x32))  # 32 pixels pool the same either way
+    with pytest.raises(ValueError, match="at least 32x32, got 28x28"):
+        floor(x)
+    saved = vggnet.load_model(vggnet.save_weights(ceil, tmp_path / "c.safetensors"))
+    assert saved.model.ceil_mode and saved.model.to_config() == ceil.to_config()
+
+
+@pytest.mark.parametrize("arch", ["vgg11_bn", "vgg16_conv1", "vgg11_lrn"])
+def test_torchvisions_fx_feature_extraction_traces_a_vggnet_model(arch):
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    model = tiny(arch, pool_size=1)
+    names = ["relu1_1", "pool2", "relu5_2", "relu7", "fc8"]
+    nodes = {f"{'features' if model.layer_index(n) < len(model.features) else 'classifier'}."
+             f"{model.layer_index(n) - (0 if model.layer_index(n) < len(model.features) else len(model.features))}": n
+             for n in names}  # fmt: skip
+    assert set(nodes) <= set(get_graph_node_names(model)[1])
+    extractor = create_feature_extractor(model, return_nodes=nodes)
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        got, expected = extractor(x), model.extract(x, names)
+    for name in names:
+        torch.testing.assert_close(got[name], expected[name])
+    traced = torch.fx.symbolic_trace(model)  # and the whole model, as torch.fx itself traces it
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model(x))
+
+
+def test_torch_export_with_dynamic_batch_and_size_needs_no_knowledge_of_the_layout():
+    from torch.export import Dim, export
+
+    model = tiny("vgg11_bn", pool_size=1)
+    batch, height, width = Dim("batch", min=1, max=64), Dim("height", min=32, max=512), Dim("width", min=32, max=512)
+    program = export(model, (torch.randn(2, 3, 64, 64),), dynamic_shapes=({0: batch, 2: height, 3: width},))
+    for shape in [(1, 3, 32, 32), (5, 3, 97, 200)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(x), model(x))

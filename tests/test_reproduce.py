@@ -70,16 +70,11 @@ def test_each_run_is_the_papers_recipe_in_miniature(tmp_path):
     settings = Settings(seeds=1, out=str(tmp_path))
     runs = by_name(plan(settings))
     a = train_config(runs["A_256_seed0"], settings)
-    assert (a.arch, a.batch_norm, a.init, a.ceil_mode, a.pool_size, a.fc_width) == (
-        "vgg11",
-        None,
-        "normal",
-        True,
-        1,
-        512,
-    )
+    shape = (a.arch, a.batch_norm, a.init, a.ceil_mode, a.pool_size, a.fc_width)
+    assert shape == ("vgg11", None, "xavier", True, 1, 512)
+    assert train_config(runs["A_256_seed0"], replace(settings, init="normal")).init == "normal"  # the paper's
     assert (a.scale, a.crop, a.normalize, a.schedule, a.momentum, a.weight_decay, a.dropout, a.batch_size) == (
-        [32], 28, "mean", "plateau", 0.9, 5e-4, 0.5, 256)  # fmt: skip
+        [32], 28, "mean", "plateau", 0.9, 5e-4, 0.5, 64)  # fmt: skip
     d = train_config(runs["D_256_seed0"], settings)
     assert d.arch == "vgg16" and d.preinit == str(tmp_path / "A_256_seed0" / "model.safetensors") and not d.weights
     jit = train_config(runs["E_jitter_seed0"], settings)

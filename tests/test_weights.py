@@ -3,6 +3,7 @@ import torch
 from helpers import tiny
 
 import vggnet
+import vggnet.download
 from vggnet.weights import read_metadata
 
 
@@ -42,11 +43,11 @@ def test_official_short_name_goes_through_the_hub_cache(hub_dir, monkeypatch):
     fetched = []
     served = tiny("vgg13")
 
-    def fake_download(src, dst, progress=True):
+    def fake_download(src, dst, advice):
         fetched.append(src)
         torch.save(served.state_dict(), dst)
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    monkeypatch.setattr(vggnet.download, "fetch", fake_download)
     loaded = vggnet.load_weights(tiny("vgg13"), "IMAGENET1K_V1")
     assert fetched == [vggnet.weights.official_weights("vgg13").url]
     torch.testing.assert_close(loaded.features[0].weight, served.features[0].weight)

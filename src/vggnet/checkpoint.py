@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .files import atomic_write
+from .files import save_torch
 from .weights import model_metadata
 
 # The parts of a TrainState that are live objects; a checkpoint holds their state dicts.
@@ -81,7 +81,7 @@ class TrainState:
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` (tensors, numbers, strings, lists, dicts) to ``path`` via a temporary file, fsync and rename."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return save_torch(state, path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import typing
 from dataclasses import fields
+
+from .checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, arg
+from .files import folder_lock
 
 HELP = {
     "arch": "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1, a paper letter (default vgg11, net A), or a "
@@ -76,8 +80,8 @@ HELP = {
 def add_info(sub) -> None:
     p = sub.add_parser("info", help="Table 1, parameters, GMACs and memory; or one architecture layer by layer")
     p.add_argument("arch", nargs="?", help="an architecture (vgg16, D, vgg19_bn ...); omit for the whole family")
-    p.add_argument("--size", type=int, default=224, help="input image side (default 224)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classes of fc8 (default 1000)")
+    p.add_argument("--size", type=arg(int, Range(32)), default=224, help="input image side (default 224)")
+    p.add_argument("--num-classes", type=arg(int, AT_LEAST_ONE), default=1000, help="classes of fc8 (default 1000)")
     p.set_defaults(func=cmd_info)
 
 
@@ -87,8 +91,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .info import family_report, layer_report
     from .model import build
 
-    if args.size < 32:
-        raise ValueError(f"--size must be at least 32 (five 2x2 pools), got {args.size}")
     if args.arch is None:
         print(family_report(args.size))
     else:
@@ -101,7 +103,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 # -- train ------------------------------------------------------------------------------------------------------------
 def add_train(sub) -> None:
     """One flag per TrainConfig field, typed from its annotation; unset flags leave the recipe's value."""
-    from .recipe import TrainConfig
+    from .recipe import RANGES, TrainConfig
 
     p = sub.add_parser(
         "train",
@@ -118,12 +120,13 @@ def add_train(sub) -> None:
         if typing.get_origin(kind) is not list and options:  # X | None
             kind = options[0]
         common = dict(default=argparse.SUPPRESS, help=HELP[f.name])
+        allowed = RANGES.get(f.name, Range())
         if kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         elif typing.get_origin(kind) is list:
-            p.add_argument(flag, type=typing.get_args(kind)[0], nargs="+", **common)
+            p.add_argument(flag, type=arg(typing.get_args(kind)[0], allowed), nargs="+", **common)
         else:
-            p.add_argument(flag, type=kind, **common)
+            p.add_argument(flag, type=arg(kind, allowed) if kind in (int, float) else kind, **common)
     p.set_defaults(func=cmd_train)
 
 
@@ -195,7 +198,7 @@ def add_eval(sub) -> None:
     )
     p.add_argument(
         "--scales",
-        type=int,
+        type=arg(int, AT_LEAST_ONE),
         nargs="+",
         action="append",
         help="test scales Q: one for single-scale, several for multi-scale (e.g. 256 384 512); repeat "
@@ -208,8 +211,9 @@ def add_eval(sub) -> None:
         choices=PROTOCOLS,
         help="centre crop (torchvision's), dense, multi-crop (5x5 grid x 2 flips), or dense+multicrop",
     )
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch for equal-sized data (default 64)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--batch-size", type=arg(int, AT_LEAST_ONE), default=64,
+                   help="images per batch for equal-sized data (default 64)")  # fmt: skip
+    p.add_argument("--limit", type=arg(int, AT_LEAST_ONE), help="evaluate only the first N images")
     p.add_argument("--strict", action="store_true", help="stop at an unreadable image instead of skipping it")
     p.add_argument("--out", default="runs/eval", help="folder for eval.md and eval.json (default runs/eval)")
     p.add_argument(
@@ -236,9 +240,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     decode_device = device if decodes_on_device(args.decode, device) else None
     source = open_source(args.data, args.batch_size, args.strict, args.limit, None, channels, decode_device)
     scale_sets = args.scales or [[models[0].default_scale]]
-    report = evaluate(models, source, scale_sets, args.protocols, args.device)
-    print(markdown(report), end="")
-    md, js = write_report(report, args.out)
+    with folder_lock(args.out, "evaluation folder"):
+        report = evaluate(models, source, scale_sets, args.protocols, args.device)
+        print(markdown(report), end="")
+        md, js = write_report(report, args.out)
     print(f"wrote {md} and {js}")
     return 0
 
@@ -252,8 +257,9 @@ def add_predict(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes of images, and a heat map of the dense class scores")
     add_model_arguments(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
-    p.add_argument("--scale", type=int, help="test scale Q (default 256, or the training size for small images)")
+    p.add_argument("--top", type=arg(int, AT_LEAST_ONE), default=5, help="how many classes to print (default 5)")
+    p.add_argument("--scale", type=arg(int, AT_LEAST_ONE),
+                   help="test scale Q (default: the one the model was validated at)")  # fmt: skip
     p.add_argument("--heatmap", metavar="OUT.png", help="draw the dense score map of the top class over the image")
     p.add_argument("--cam", metavar="OUT.png", help="draw the Grad-CAM map of the top class over the image")
     p.add_argument("--cam-layer", default="relu5_3", help="Grad-CAM's layer (default relu5_3, or the last ReLU)")
@@ -263,8 +269,6 @@ def add_predict(sub) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import cam, heatmap, predict
 
-    if args.top < 1:
-        raise ValueError(f"--top must be positive, got {args.top}")
     for flag, value in (("--heatmap", args.heatmap), ("--cam", args.cam)):
         if value and len(args.images) != 1:
             raise ValueError(f"{flag} draws one image; give a single IMAGE")
@@ -285,12 +289,14 @@ def add_export(sub) -> None:
     add_model_arguments(p)
     p.add_argument("--out", default="runs/export", help="output folder (default runs/export)")
     p.add_argument("--format", nargs="+", default=["torchscript", "onnx"], choices=["torchscript", "onnx"])
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=arg(int), default=17, help="ONNX opset (default 17; 13 and up with --int8)")
     p.add_argument("--int8", action="store_true", help="also write model.int8.onnx, statically quantised (QDQ)")
     p.add_argument("--data", default="fashion-mnist", help="int8: an image folder (train/ calibrates, val/ checks) "
                    "or fashion-mnist (training set calibrates, test set checks)")  # fmt: skip
-    p.add_argument("--calibration", type=int, default=500, metavar="N", help="int8: calibration images (default 500)")
-    p.add_argument("--check", type=int, default=1000, metavar="N", help="int8: held-out images checked (default 1000)")
+    p.add_argument("--calibration", type=arg(int, AT_LEAST_ONE), default=500, metavar="N",
+                   help="int8: calibration images (default 500)")  # fmt: skip
+    p.add_argument("--check", type=arg(int, AT_LEAST_ONE), default=1000, metavar="N",
+                   help="int8: held-out images checked (default 1000)")  # fmt: skip
     p.add_argument(
         "--int8-scheme",
         default="auto",
@@ -301,38 +307,35 @@ def add_export(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .export import Int8Settings, check_options, export, int8_sources
 
     check_out_folder(args.out)
+    numbers = (args.calibration, args.check) if args.int8 else (1, 1)
+    check_options(tuple(args.format), args.opset, Int8Settings(None, None, *numbers, args.int8_scheme) if args.int8
+                  else None)  # fmt: skip
     (loaded,) = load_all(args)
-    int8 = int8_settings(args, loaded.model.in_channels) if args.int8 else None
+    int8 = None
+    if args.int8:
+        sources = int8_sources(args.data, args.calibration, args.check, loaded.model.in_channels)
+        int8 = Int8Settings(*sources, args.calibration, args.check, args.int8_scheme)
     results = export(loaded, args.out, tuple(args.format), opset=args.opset, int8=int8)
     for fmt, r in results.items():
-        if fmt == "int8":
+        if fmt == "removed":
+            print(f"removed {', '.join(r['files'])} of the earlier export (not part of this one)")
+        elif fmt == "int8":
+            accuracy = (
+                f"accuracy float32 {100 * r['float_accuracy']:.2f}%, int8 {100 * r['int8_accuracy']:.2f}%"
+                if r["float_accuracy"] is not None
+                else f"accuracy not measured: {r['accuracy_note']}"
+            )
             print(
                 f"int8: {r['path']} ({r['scheme']}; checked on {r['images']} held-out images: top-1 agreement with "
-                f"float32 {100 * r['agreement']:.2f}%, accuracy float32 {100 * r['float_accuracy']:.2f}%, "
-                f"int8 {100 * r['int8_accuracy']:.2f}%)"
+                f"float32 {100 * r['agreement']:.2f}%, {accuracy})"
             )
         else:
             error = r["max_rel_error"]
             print(f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {error:.1e})")
     return 0
-
-
-def int8_settings(args: argparse.Namespace, channels: int):
-    from .data import open_source
-    from .export import Int8Settings, resolve_scheme
-
-    resolve_scheme(args.int8_scheme)
-    fm = args.data == "fashion-mnist"
-    calibration = open_source(args.data, 64, False, None, "train" if fm else _split(args.data, "train"), channels)
-    check = open_source(args.data, 64, False, None, "test" if fm else _split(args.data, "val"), channels)
-    return Int8Settings(calibration, check, args.calibration, args.check, args.int8_scheme)
-
-
-def _split(folder: str, name: str) -> str | None:
-    return name if os.path.isdir(os.path.join(folder, name)) else None
 
 
 # -- features and the linear probe ------------------------------------------------------------------------------------
@@ -350,10 +353,11 @@ def add_features(sub) -> None:
     p.add_argument(
         "--layer", default="relu7", help="a Caffe layer name (default relu7: fc7 after its ReLU, the paper's)"
     )
-    p.add_argument("--scales", type=int, nargs="+", help="test scales Q, averaged (default 256, or the training size)")
+    p.add_argument("--scales", type=arg(int, AT_LEAST_ONE), nargs="+",
+                   help="test scales Q, averaged (default: the one the model was validated at)")  # fmt: skip
     p.add_argument("--no-flip", dest="flip", action="store_false", help="leave out the mirror image")
     p.add_argument("--no-l2", dest="l2", action="store_false", help="leave the descriptors unnormalised")
-    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--limit", type=arg(int, AT_LEAST_ONE), help="only the first N images")
     p.add_argument("--out", required=True, metavar="FILE.safetensors", help="where to write the features")
     p.set_defaults(func=cmd_features)
 
@@ -366,8 +370,9 @@ def cmd_features(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .safetensors, got {args.out}")
     (loaded,) = load_all(args)
     source = open_source(args.data, 64, False, args.limit, args.split, loaded.model.in_channels)
-    found = extract_features(loaded, source, args.layer, args.scales, args.flip, args.l2, args.device)
-    path = save_features(found, args.out)
+    with folder_lock(args.out, "feature file"):
+        found = extract_features(loaded, source, args.layer, args.scales, args.flip, args.l2, args.device)
+        path = save_features(found, args.out)
     print(f"wrote {path}: {found.features.shape[0]} images x {found.features.shape[1]} ({args.layer}), "
           f"{len(found.classes)} classes")  # fmt: skip
     return 0
@@ -377,7 +382,7 @@ def add_probe(sub) -> None:
     p = sub.add_parser("probe", help="a linear SVM on feature files: mean class accuracy and a per-class table")
     p.add_argument("--train", required=True, metavar="A.safetensors", help="features to fit on (vggnet features)")
     p.add_argument("--test", required=True, metavar="B.safetensors", help="features to score")
-    p.add_argument("--c", type=float, default=1.0, help="the SVM's regularisation C (default 1)")
+    p.add_argument("--c", type=arg(float, POSITIVE), default=1.0, help="the SVM's regularisation C (default 1)")
     p.set_defaults(func=cmd_probe)
 
 
@@ -409,24 +414,32 @@ def add_reproduce(sub) -> None:
     p.add_argument("--data", help="an image folder (DIR/train, DIR/val) or Fashion-MNIST's idx files (default: "
                    "Fashion-MNIST from Debian's package or downloaded)")  # fmt: skip
     p.add_argument("--dataset", choices=["fashion-mnist", "folder", "synthetic"], help="default: from --data")
-    p.add_argument("--crop", type=int, default=d.crop, help=f"training crop, the paper's 224 (default {d.crop})")
-    p.add_argument("--width", type=float, default=d.width, help=f"width multiplier (default {d.width:g})")
-    p.add_argument("--fc-width", type=int, help="width of fc6 and fc7 (default 4096 x width)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs of the small-S stage (default {d.epochs})")
-    p.add_argument("--finetune-epochs", type=int, help="epochs of the large-S and jittered stages (default half)")
-    p.add_argument("--seeds", type=int, default=d.seeds, help=f"seeds per net (default {d.seeds})")
+    numbers = [
+        ("--crop", int, AT_LEAST_ONE, f"training crop, the paper's 224 (default {d.crop})"),
+        ("--width", float, POSITIVE, f"width multiplier (default {d.width:g})"),
+        ("--fc-width", int, AT_LEAST_ONE, "width of fc6 and fc7 (default 4096 x width)"),
+        ("--epochs", int, AT_LEAST_ONE, f"epochs of the small-S stage (default {d.epochs})"),
+        ("--finetune-epochs", int, AT_LEAST_ONE, "epochs of the large-S and jittered stages (default half)"),
+        ("--seeds", int, AT_LEAST_ONE, f"seeds per net (default {d.seeds})"),
+        ("--lr", float, POSITIVE, f"learning rate from scratch (default {d.lr:g})"),
+        ("--finetune-lr", float, POSITIVE, f"rate of the large-S and jittered stages ({d.finetune_lr:g}, the paper's)"),
+        ("--batch-size", int, AT_LEAST_ONE, f"batch (default {d.batch_size})"),
+        (
+            "--patience",
+            int,
+            NON_NEGATIVE,
+            f"epochs without improvement before the rate drops 10x ({d.patience})",
+        ),
+        ("--subset", int, AT_LEAST_ONE, "train on a balanced subset of this many images"),
+        ("--eval-limit", int, AT_LEAST_ONE, "evaluate on the first N test images only"),
+    ]
+    for flag, kind, allowed, text in numbers:
+        default = getattr(d, flag[2:].replace("-", "_"))
+        p.add_argument(flag, type=arg(kind, allowed), default=default, help=text)
     p.add_argument("--batch-norm", action="store_true", help="BN nets, each from scratch (its own tables)")
     p.add_argument("--init", default=d.init, choices=["normal", "xavier", "kaiming"],
                    help="initialisation of net A and of the layers not copied from it: normal (the paper's, std "
                    "0.01) or xavier (Glorot, which the authors later found trains without pre-training)")  # fmt: skip
-    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate from scratch (default {d.lr:g})")
-    p.add_argument("--finetune-lr", type=float, default=d.finetune_lr, help="learning rate of the large-S and "
-                   f"jittered stages (default {d.finetune_lr:g}, the paper's)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch (default {d.batch_size})")
-    p.add_argument("--patience", type=int, default=d.patience, help="epochs without improvement before the rate "
-                   f"is divided by 10 (default {d.patience})")  # fmt: skip
-    p.add_argument("--subset", type=int, help="train on a balanced subset of this many images")
-    p.add_argument("--eval-limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "off"], help="autocast (default auto)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress lines while training")
@@ -449,10 +462,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.plan:
         print(plan_table(settings, runs, measure_cost(settings)))
         return 0
-    if not args.report_only:
-        execute(settings, runs)
-    for path in write_report(settings, runs):
-        print(f"wrote {path}")
+    with folder_lock(settings.out, "reproduction folder"):
+        if not args.report_only:
+            execute(settings, runs)
+        for path in write_report(settings, runs):
+            print(f"wrote {path}")
     return 0
 
 
@@ -468,13 +482,15 @@ def add_bench(sub) -> None:
         choices=["inference", "train", "dense", "data", "int8"],
         help="which measurements (default all but int8: onnxruntime float32 and int8 against PyTorch float32)",
     )
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="inference batch sizes (default 1 8)")
-    p.add_argument("--train-batch", type=int, default=8, help="training-step batch size (default 8)")
-    p.add_argument("--q", type=int, default=384, help="test scale of the dense vs multi-crop run (default 384)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats of each run (default 5)")
+    p.add_argument("--batch", type=arg(int, AT_LEAST_ONE), nargs="+", default=[1, 8],
+                   help="inference batch sizes (default 1 8)")  # fmt: skip
+    p.add_argument("--train-batch", type=arg(int, AT_LEAST_ONE), default=8, help="training-step batch (default 8)")
+    p.add_argument("--q", type=arg(int, Range(224)), default=384,
+                   help="test scale of the dense vs multi-crop run (default 384)")  # fmt: skip
+    p.add_argument("--repeats", type=arg(int, AT_LEAST_ONE), default=5, help="timed repeats of each run (default 5)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd vggnet")
     p.add_argument("--amp", action="store_true", help="also time bf16 autocast (skipped where bf16 is emulated)")
-    p.add_argument("--threads", type=int, help="torch threads (default: PyTorch's)")
+    p.add_argument("--threads", type=arg(int, AT_LEAST_ONE), help="torch threads (default: PyTorch's)")
     p.add_argument("--images", default="runs/bench_jpegs", help="folder of JPEGs for the data pipeline (made if empty)")
     p.add_argument("--out", help="also write the table to this Markdown file")
     p.set_defaults(func=cmd_bench)
@@ -484,8 +500,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     check_device(args.device)
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be positive, got {args.threads}")
     run_bench(args)
     return 0
 
@@ -504,17 +518,27 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame) -> None:
+    # SIGTERM as an exception: every `finally` and `with` runs, so temporary files and staged outputs are removed
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except (ValueError, OSError) as err:  # bad input: a sentence, not a traceback
         print(f"vggnet {args.command}: error: {_sentence(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"vggnet {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"vggnet {args.command}: interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
         return 130
+    except SystemExit as stop:
+        if stop.code == 128 + signal.SIGTERM:
+            print(f"vggnet {args.command}: stopped by SIGTERM; nothing half-written was left", file=sys.stderr)
+        raise
     except Exception as err:  # a bug: still one line, and the traceback on request
         if os.environ.get("VGGNET_DEBUG"):
             raise
@@ -524,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sentence(err: BaseException) -> str:

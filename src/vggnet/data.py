@@ -191,21 +191,15 @@ def cache_dir() -> Path:
 
 def download_fashion_mnist(folder: str | os.PathLike, base_url: str | None = None) -> Path:
     """Fetch Fashion-MNIST's four idx files from ``base_url`` (the official source by default) into ``folder``."""
-    from torch.hub import download_url_to_file
+    from .download import fetch
 
     base_url = base_url or FASHION_MNIST_URL
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in FASHION_MNIST_NAMES:
         if not (folder / name).is_file():
-            print(f"downloading {base_url}{name}", file=sys.stderr)
-            try:
-                download_url_to_file(base_url.rstrip("/") + "/" + name, str(folder / name), progress=False)
-            except OSError as err:
-                raise ValueError(
-                    f"could not download {base_url}{name} ({err}); give --data DIR with the idx "
-                    "files, or on Debian: apt-get install dataset-fashion-mnist"
-                ) from None
+            fetch(base_url.rstrip("/") + "/" + name, folder / name, f"Give --data DIR with the four idx files (or "
+                  f"put them in {folder}), or on Debian: apt-get install dataset-fashion-mnist")  # fmt: skip
     return folder
 
 
@@ -653,8 +647,42 @@ def open_source(
         raise ValueError(f"{root} has no {split}/ folder")
     folder = root / split if split else (root / "val" if (root / "val").is_dir() else root)
     classes, samples = list_images(folder)
-    samples = samples[: limit or len(samples)]
-    source = Source(str(folder), classes, None, len(samples))
+    return files_source(str(folder), classes, samples[: limit or len(samples)], strict, channels, decode_device)
+
+
+def any_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Every image under ``root``, however it is laid out: labelled by their first-level folder when all of them sit
+    in one (``root/<class>/...``), else unlabelled (label -1, no classes)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist")
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(q.startswith(".") for q in p.relative_to(root).parts)
+    )
+    if not files:
+        raise ValueError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    tops = [p.relative_to(root).parts for p in files]
+    if all(len(t) > 1 for t in tops):
+        classes = sorted({t[0] for t in tops})
+        return classes, [(p, classes.index(t[0])) for p, t in zip(files, tops)]
+    return [], [(p, -1) for p in files]
+
+
+def files_source(
+    name: str,
+    classes: list[str],
+    samples: Sequence[tuple[Path, int]],
+    strict: bool = False,
+    channels: int | None = None,
+    decode_device: torch.device | str | None = None,
+) -> Source:
+    """Test-time images from a list of (file, label), one at a time; unreadable files skipped with a warning (or an
+    error with ``strict``)."""
+    source = Source(name, classes, None, len(samples))
 
     def folder_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for path, label in samples:

@@ -15,7 +15,7 @@ from torch import nn
 
 from .data import Source
 from .evaluate import label_map
-from .files import atomic_path
+from .files import Staging, folder_lock
 from .inference import Loaded, fuse_batch_norm, prepare
 from .model import VGG
 from .runtime import OnnxModel, onnx_metadata, write_metadata
@@ -70,6 +70,35 @@ def _compare(name: str, run, reference, model: VGG, tolerance: float) -> float:
     return worst
 
 
+FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def opset_range(int8: bool = False) -> range:
+    """The ONNX opsets export can write: what PyTorch's exporter supports (and onnxruntime runs), from 13 for int8
+    (per-channel QuantizeLinear)."""
+    from torch.onnx import _constants
+
+    low = 13 if int8 else getattr(_constants, "ONNX_MIN_OPSET", 7)
+    return range(low, getattr(_constants, "ONNX_MAX_OPSET", 20) + 1)
+
+
+def check_options(formats: tuple[str, ...], opset: int, int8: Int8Settings | None = None) -> None:
+    """Refuse what export cannot honour before any work is done."""
+    for f in formats:
+        if f not in ("torchscript", "onnx"):
+            raise ValueError(f"unknown export format {f!r}; expected torchscript or onnx")
+    works = opset_range(int8 is not None)
+    if opset not in works:
+        raise ValueError(
+            f"ONNX opset {opset} cannot be written{' with --int8' if int8 else ''}; opsets "
+            f"{works.start}-{works.stop - 1} work"
+        )
+    if int8 is not None:
+        resolve_scheme(int8.scheme)
+        if int8.calibration_count < 1 or int8.check_count < 1:
+            raise ValueError("--calibration and --check must be positive image counts")
+
+
 def export(
     loaded: Loaded,
     out: str | os.PathLike,
@@ -80,13 +109,35 @@ def export(
 ) -> dict[str, dict[str, object]]:
     """Write ``model.torchscript.pt`` and/or ``model.onnx`` under ``out`` (dynamic batch and image size), each checked
     at two sizes against PyTorch (ONNX through onnxruntime); with ``int8``, also ``model.int8.onnx``, statically
-    quantised and checked on held-out images. Returns each file's path and how it was checked."""
-    for f in formats:
-        if f not in ("torchscript", "onnx"):
-            raise ValueError(f"unknown export format {f!r}; expected torchscript or onnx")
+    quantised and checked on held-out images. Returns each file's path and how it was checked.
+
+    Every file is built and checked aside; only when all of them are complete do they replace the folder's earlier
+    set together (an earlier file this export does not write is removed, so no folder mixes two exports). The
+    folder is locked meanwhile."""
+    check_options(formats, opset, int8)
     if not isinstance(loaded.model, VGG):
         raise ValueError(f"{loaded.source} is already an exported model; export the PyTorch weights it came from")
     out = Path(out)
+    with folder_lock(out, "export folder"), Staging(out) as stage:
+        results = _build(loaded, stage, formats, opset, tolerance, int8)
+        written = [Path(r["path"]).name for r in results.values()]
+        for r in results.values():
+            r["path"] = str(out / Path(r["path"]).name)
+        removed = stage.commit(written, replaces=list(FILES.values()))
+    if removed:
+        results["removed"] = {"files": removed}
+    return results
+
+
+def _build(
+    loaded: Loaded,
+    stage: Staging,
+    formats: tuple[str, ...],
+    opset: int,
+    tolerance: float,
+    int8: Int8Settings | None,
+) -> dict[str, dict[str, object]]:
+    """Write and check every requested file in the staging folder."""
     model = fuse_batch_norm(loaded.model).eval()
     wrapper = DenseClassifier(model).eval()
     _, h, w = check_sizes(model)[0]
@@ -98,25 +149,21 @@ def export(
         return original.score_map(x).mean((2, 3))
 
     if "torchscript" in formats:
-        path = out / "model.torchscript.pt"
+        path = stage.path(FILES["torchscript"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the input checks are constant-folded by tracing, as intended
             traced = torch.jit.trace(wrapper, example, check_trace=False)
-        with atomic_path(path) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TorchScript's deprecation notice; the format still serves C++ users
-            traced.save(str(tmp))
-            loaded_back = torch.jit.load(str(tmp))
-            error = _compare("TorchScript", lambda x: loaded_back(x), reference, model, tolerance)
+            traced.save(str(path))  # (TorchScript's deprecation notice: the format still serves C++ users)
+            loaded_back = torch.jit.load(str(path))
+        error = _compare("TorchScript", lambda x: loaded_back(x), reference, model, tolerance)
         results["torchscript"] = {"path": str(path), "max_rel_error": error}
     if "onnx" in formats or int8 is not None:
-        path = out / "model.onnx"
-        with atomic_path(path) as tmp:
-            _export_onnx(wrapper, example, tmp, opset, loaded, "float32")
-            runner = OnnxModel(tmp)
-            error = _compare("ONNX", runner, reference, model, tolerance)
+        path = stage.path(FILES["onnx"])
+        _export_onnx(wrapper, example, path, opset, loaded, "float32")
+        error = _compare("ONNX", OnnxModel(path), reference, model, tolerance)
         results["onnx"] = {"path": str(path), "max_rel_error": error}
     if int8 is not None:
-        results["int8"] = export_int8(loaded, out / "model.onnx", out / "model.int8.onnx", int8)
+        results["int8"] = export_int8(loaded, stage.path(FILES["onnx"]), stage.path(FILES["int8"]), int8)
     return results
 
 
@@ -172,6 +219,32 @@ class Int8Settings:
     min_agreement: float = 0.95
 
 
+def int8_sources(data: str, calibration: int, check: int, channels: int) -> tuple[Source, Source]:
+    """Calibration and held-out check images for int8: Fashion-MNIST's training and test sets; a folder's train/ and
+    val/; or any other folder of images (flat, or in folders of any names: calibration needs no labels), shuffled
+    once, the first ``calibration`` calibrating and the next ``check`` checking."""
+    from .data import any_images, files_source, open_source
+
+    if data == "fashion-mnist":
+        return (open_source(data, 64, split="train", channels=channels),
+                open_source(data, 64, split="test", channels=channels))  # fmt: skip
+    root = Path(data)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        parts = [any_images(root / "train"), any_images(root / "val")]
+        return tuple(files_source(str(root / n), c, s, channels=channels) for n, (c, s) in zip(("train", "val"), parts))
+    classes, samples = any_images(root)
+    if len(samples) <= calibration:
+        raise ValueError(
+            f"{root} holds {len(samples)} images: int8 calibrates on --calibration {calibration} and checks on the "
+            "rest, so give more images, a smaller --calibration, or DIR/train and DIR/val"
+        )
+    order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(0)).tolist()
+    picked = [samples[i] for i in order]
+    held_out = picked[calibration : calibration + check]
+    return (files_source(f"{root} (calibration)", classes, picked[:calibration], channels=channels),
+            files_source(f"{root} (held out)", classes, held_out, channels=channels))  # fmt: skip
+
+
 def cpu_has_vnni() -> bool:
     """Whether this CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX)."""
     info = Path("/proc/cpuinfo")
@@ -186,23 +259,23 @@ def resolve_scheme(scheme: str) -> str:
 
 
 def export_int8(loaded: Loaded, float_path: Path, path: Path, settings: Int8Settings) -> dict[str, object]:
-    """Quantise the float32 ONNX model statically (QDQ, per-channel weights, onnxruntime's tools), check it on
-    held-out images against the float32 model, and only then put it at ``path``."""
+    """Quantise the float32 ONNX model statically (QDQ, per-channel weights, onnxruntime's tools) into ``path`` and
+    check it on held-out images against the float32 model; ``ValueError`` (and ``path`` removed) when they disagree
+    too often."""
     scheme = resolve_scheme(settings.scheme)
     if settings.calibration_count < 1 or settings.check_count < 1:
         raise ValueError("--calibration and --check must be positive image counts")
-    q = loaded.default_scale
-    with atomic_path(path) as tmp:
-        calibration = _Calibration(settings.calibration, settings.calibration_count, loaded)
-        quantize_onnx(float_path, tmp, calibration, scheme)
-        write_metadata(tmp, _metadata(loaded, loaded.model, f"int8 {scheme}"))
-        check = check_agreement(loaded, OnnxModel(tmp), settings.check, settings.check_count, q)
-        if check["agreement"] < settings.min_agreement:
-            raise ValueError(
-                f"the int8 model agrees with the float32 one on {100 * check['agreement']:.1f}% of "
-                f"{check['images']} held-out images, below {100 * settings.min_agreement:.0f}%: not written "
-                "(try more --calibration images, or --int8-scheme u8u8)"
-            )
+    calibration = _Calibration(settings.calibration, settings.calibration_count, loaded)
+    quantize_onnx(float_path, path, calibration, scheme)
+    write_metadata(path, _metadata(loaded, loaded.model, f"int8 {scheme}"))
+    check = check_agreement(loaded, OnnxModel(path), settings.check, settings.check_count, loaded.default_scale)
+    if check["agreement"] < settings.min_agreement:
+        path.unlink()
+        raise ValueError(
+            f"the int8 model agrees with the float32 one on {100 * check['agreement']:.1f}% of "
+            f"{check['images']} held-out images, below {100 * settings.min_agreement:.0f}%: not written "
+            "(try more --calibration images, or --int8-scheme u8u8)"
+        )
     return {"path": str(path), "scheme": scheme, **check}
 
 
@@ -246,28 +319,40 @@ class _Calibration:
 
 
 @torch.inference_mode()
-def check_agreement(loaded: Loaded, runner: OnnxModel, source: Source, count: int, q: int) -> dict[str, float]:
-    """Top-1 agreement of the exported model with the PyTorch model on ``count`` labelled images at Q = ``q``, and
-    the accuracy of both."""
+def check_agreement(loaded: Loaded, runner: OnnxModel, source: Source, count: int, q: int) -> dict[str, object]:
+    """Top-1 agreement of the exported model with the PyTorch model on ``count`` images at Q = ``q`` (no labels
+    needed), and the accuracy of both where the images' labels name the model's classes (``None`` otherwise, with
+    the reason under ``accuracy_note``)."""
     model = prepare(loaded.model)
+    truth_of, note = None, None
+    try:
+        if source.classes:
+            truth_of = label_map(loaded.classes, source.classes, source.name)
+        else:
+            note = f"the images of {source.name} are not in class folders"
+    except ValueError:
+        note = f"{source.name}'s classes ({', '.join(source.classes[:4])}...) are not the model's"
     agree = right_float = right_int8 = seen = 0
     for images, labels in source.batches():
         images, labels = images[: count - seen], labels[: count - seen]
         x = loaded.inputs(images, q)
         mine = model.score_map(x.contiguous(memory_format=torch.channels_last)).mean((2, 3)).argmax(1)
         theirs = runner(x).argmax(1)
-        truth = label_map(loaded.classes, source.classes, source.name)[labels]
         agree += int((mine == theirs).sum())
-        right_float += int((mine == truth).sum())
-        right_int8 += int((theirs == truth).sum())
+        if truth_of is not None:
+            truth = truth_of[labels]
+            right_float += int((mine == truth).sum())
+            right_int8 += int((theirs == truth).sum())
         seen += len(labels)
         if seen >= count:
             break
     if not seen:
         raise ValueError(f"no readable image in {source.name} to check the int8 model on")
+    measured = truth_of is not None
     return {
         "images": seen,
         "agreement": agree / seen,
-        "float_accuracy": right_float / seen,
-        "int8_accuracy": right_int8 / seen,
+        "float_accuracy": right_float / seen if measured else None,
+        "int8_accuracy": right_int8 / seen if measured else None,
+        "accuracy_note": note,
     }

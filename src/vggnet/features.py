@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from .data import Source
-from .files import atomic_write
+from .files import save_safetensors
 from .inference import Loaded, prepare, rescale
 from .model import VGG
 
@@ -116,7 +115,7 @@ def save_features(features: FeatureSet, path: str | os.PathLike) -> Path:
         raise ValueError(f"features are written as safetensors; give a path ending in .safetensors, got {path}")
     tensors = {"features": features.features.float().contiguous(), "labels": features.labels.long().contiguous()}
     meta = {**features.meta, "classes": json.dumps(features.classes), "files": json.dumps(features.files)}
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return save_safetensors(tensors, path, meta)
 
 
 def load_features(path: str | os.PathLike) -> FeatureSet:
@@ -137,4 +136,13 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
         classes, files = json.loads(meta.pop("classes")), json.loads(meta.pop("files"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: its classes or files are not JSON lists ({err})") from None
-    return FeatureSet(features.float(), labels.long(), classes, files, meta)
+    bad = (~torch.isfinite(features.float())).any(1) if features.dim() == 2 else None
+    if bad is not None and bad.any():
+        raise ValueError(
+            f"{path}: {int(bad.sum())} of {len(features)} feature vectors hold NaN or infinite values (the first at "
+            f"row {int(bad.nonzero()[0])}); extract them again (vggnet features)"
+        )
+    try:
+        return FeatureSet(features.float(), labels.long(), classes, files, meta)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None

@@ -155,11 +155,9 @@ def prepare(
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     if not compile:
         return model
-    import torch._inductor.config as inductor
-
-    # Inference only: weights become constants, so oneDNN/cuDNN can pre-pack them and fuse the ReLUs.
-    inductor.freezing = True
-    return torch.compile(model)
+    # Inference only: weights become constants, so oneDNN/cuDNN can pre-pack them and fuse the ReLUs. Given as this
+    # compilation's option, not set in inductor's global config: other torch.compile calls are left as they were.
+    return torch.compile(model, options={"freezing": True})
 
 
 # -- test-time geometry ---------------------------------------------------------------------------------------------

@@ -10,29 +10,53 @@ stops at the deepest layer asked for.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .inference import Loaded
-from .model import VGG
+from .model import VGG, build
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
 CRITERIA = ("mse", "l1")
 
 
+def layer_weights(layers: Mapping[str, float] | Sequence[str] | str) -> dict[str, float]:
+    """``{"relu2_2": 1.0, ...}`` from a mapping of layer weights, or a list of names (equal weights)."""
+    if isinstance(layers, str):
+        layers = [layers]
+    if isinstance(layers, Mapping):
+        found = dict(layers)
+    elif isinstance(layers, (list, tuple)) and all(isinstance(n, str) for n in layers):
+        found = dict.fromkeys(layers, 1.0)
+    else:
+        raise ValueError(f"layers must map Caffe names to weights, or list names, got {layers!r}")
+    if not found:
+        raise ValueError("give at least one layer, e.g. {'relu2_2': 1.0} or ['relu2_2']")
+    for name, weight in found.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ValueError(f"the weight of layer {name} must be a finite number, got {weight!r}")
+    return {name: float(w) for name, w in found.items()}
+
+
 class FeatureTaps(nn.Module):
     """The first layers of a VGG's trunk, frozen and folded for inference, returning the activations named."""
+
+    @staticmethod
+    def check_names(model: VGG, names: list[str]) -> None:
+        """``ValueError`` for a name the model lacks or one in its classifier head."""
+        for name in names:
+            if model.layer_index(name) >= len(model.features):
+                raise ValueError(f"{name} is in the classifier head; feature losses tap the convolutional trunk")
 
     def __init__(self, model: VGG, names: list[str]) -> None:
         super().__init__()
         from .inference import fold_batch_norm_
 
-        for name in names:
-            if model.layer_index(name) >= len(model.features):
-                raise ValueError(f"{name} is in the classifier head; feature losses tap the convolutional trunk")
+        self.check_names(model, names)
         deepest = max(model.layer_index(n) for n in names)
         self.layers = fold_batch_norm_(copy.deepcopy(model.features[: deepest + 1]).eval())
         self.names = list(model.layer_names[: deepest + 1])
@@ -69,20 +93,24 @@ class _TapLoss(nn.Module):
         model: VGG | Loaded | None,
         arch: str,
         weights: str | None,
-        layers: Mapping[str, float],
+        layers: Mapping[str, float] | Sequence[str],
         input_range: tuple[float, float],
         normalization: Normalization | None,
     ) -> None:
         super().__init__()
-        if not layers:
-            raise ValueError("give at least one layer, e.g. {'relu2_2': 1.0}")
+        layers = layer_weights(layers)
         lo, hi = input_range
         if not hi > lo:
             raise ValueError(f"input_range must be (low, high) with low < high, got {input_range}")
         from .inference import load_model
+        from .weights import is_official_name
 
         if model is None:
-            model = load_model(weights or "torchvision", arch, arch_if_unknown=True)
+            source = weights or "torchvision"
+            if is_official_name(source):  # check the names against the architecture before a download
+                with torch.device("meta"):
+                    FeatureTaps.check_names(build(arch), list(layers))
+            model = load_model(source, arch, arch_if_unknown=True)
         if isinstance(model, Loaded):  # a loaded model brings the normalisation of its weights
             if normalization is None:
                 normalization = Normalization(model.mean, model.std, source=model.source)
@@ -92,7 +120,7 @@ class _TapLoss(nn.Module):
         if normalization is None:
             c = model.in_channels
             normalization = Normalization(IMAGENET_MEAN, IMAGENET_STD).for_channels(c)
-        self.layer_weights = {name: float(w) for name, w in layers.items()}
+        self.layer_weights = layers
         self.taps = FeatureTaps(model, list(self.layer_weights))
         self.normalization = normalization
         self.input_range = (float(lo), float(hi))
@@ -163,7 +191,7 @@ class PerceptualLoss(_TapLoss):
         model: VGG | Loaded | None = None,
         arch: str = "vgg16",
         weights: str | None = "torchvision",
-        layers: Mapping[str, float] | None = None,
+        layers: Mapping[str, float] | Sequence[str] | None = None,
         criterion: str = "mse",
         input_range: tuple[float, float] = (0.0, 1.0),
         normalization: Normalization | None = None,
@@ -193,7 +221,7 @@ class StyleLoss(_TapLoss):
         model: VGG | Loaded | None = None,
         arch: str = "vgg16",
         weights: str | None = "torchvision",
-        layers: Mapping[str, float] | None = None,
+        layers: Mapping[str, float] | Sequence[str] | None = None,
         input_range: tuple[float, float] = (0.0, 1.0),
         normalization: Normalization | None = None,
     ) -> None:

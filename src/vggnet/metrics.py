@@ -89,16 +89,23 @@ class TensorBoard:
 
 class Progress:
     """Progress through an epoch: a tqdm bar on a terminal; where the output is a log file (not a TTY), a plain line
-    every ``every`` seconds instead of thousands of carriage-return frames."""
+    every ``every`` seconds instead of thousands of carriage-return frames; nothing at all unless ``enabled``."""
 
     def __init__(
-        self, total: int, initial: int = 0, desc: str = "", every: float = 30.0, stream: TextIO | None = None
+        self,
+        total: int,
+        initial: int = 0,
+        desc: str = "",
+        every: float = 30.0,
+        stream: TextIO | None = None,
+        enabled: bool = True,
     ) -> None:
         self.stream = stream or sys.stderr
         self.total, self.n, self.desc, self.every = total, initial, desc, every
+        self.enabled = enabled
         self.last = time.monotonic()
         self.bar = None
-        if self.stream.isatty():
+        if enabled and self.stream.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(
@@ -112,7 +119,7 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(status, refresh=False)
             self.bar.update(n - self.bar.n)
-        elif time.monotonic() - self.last >= self.every:
+        elif self.enabled and time.monotonic() - self.last >= self.every:
             self.last = time.monotonic()
             print(f"{self.desc}: step {n}/{self.total} ({100 * n / max(self.total, 1):.0f}%), {status}",
                   file=self.stream, flush=True)  # fmt: skip

@@ -217,7 +217,11 @@ class VGG(nn.Module):
         self.num_classes = num_classes
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is an N x C x H x W batch this model can take."""
+        """Raise ``ValueError`` unless ``x`` is an N x C x H x W batch this model can take. Under FX's symbolic
+        tracing (torchvision's feature extraction) there are no values to check, and the check is left out of the
+        traced graph."""
+        if torch.fx._symbolic_trace.is_fx_tracing():
+            return
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"expected a 4-D N x C x H x W tensor, got {shape}")
@@ -233,7 +237,8 @@ class VGG(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:6](x)
+        for i in range(6):  # the registered modules themselves (a slice would build a new Sequential each call)
+            x = self.classifier[i](x)
         return x if pre_logits else self.classifier[6](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -332,9 +337,9 @@ class VGG(nn.Module):
     # -- fine-tuning --------------------------------------------------------------------------------------------
     def freeze(self, spec: str = "features") -> list[str]:
         """Stop training the first layers: ``"none"``, ``"features"`` (the whole convolutional trunk) or a Caffe
-        name (``"conv4_3"``: that layer and every layer before it). Frozen parameters no longer require gradients
-        and frozen batch-norm layers stay in inference mode (running statistics unchanged) even under ``train()``.
-        Returns the names of the frozen layers."""
+        name (``"conv4_3"``: that layer, its batch norm if it has one, and every layer before it). Frozen parameters
+        no longer require gradients and frozen batch-norm layers stay in inference mode (running statistics
+        unchanged) even under ``train()``. Returns the names of the frozen layers."""
         if spec == "none":
             last = -1
         elif spec == "features":
@@ -343,6 +348,8 @@ class VGG(nn.Module):
             last = self.layer_index(spec)
             if last >= self.layer_index("fc8"):
                 raise ValueError(f"freezing {spec} would leave nothing to train; freeze at most fc7")
+            while last + 1 < len(self.features) and self.layer_names[last + 1].startswith("bn"):
+                last += 1  # a frozen convolution's batch norm belongs to it: frozen with it
         for i in range(len(self.layer_names)):
             for p in self._module_at(i).parameters():
                 p.requires_grad_(i > last)

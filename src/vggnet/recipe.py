@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .checks import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Range
 from .data import DATASETS, NORMALIZATIONS
 from .device_data import DECODERS
 
@@ -17,6 +18,18 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 # Settings that say how a run runs, not what it computes: the only ones a resumed run may change.
 RUNTIME = ("epochs", "device", "workers", "progress", "max_steps", "strict", "compile", "save_every", "tensorboard",
            "log_every", "out", "resume", "decode", "val_every")  # fmt: skip
+
+
+# The range of every numeric setting: checked by TrainConfig.check and, as they are parsed, by the command line.
+RANGES: dict[str, Range] = {
+    **dict.fromkeys(("epochs", "batch_size", "crop", "pool_size", "fc_width", "micro_batch", "subset", "max_steps",
+                     "val_every", "scale"), AT_LEAST_ONE),
+    **dict.fromkeys(("lr", "width", "pretrained_lr_scale", "log_every"), POSITIVE),
+    **dict.fromkeys(("colour_shift", "weight_decay", "patience", "max_decays", "warmup_epochs", "save_every", "seed"),
+                    NON_NEGATIVE),
+    **dict.fromkeys(("momentum", "label_smoothing", "dropout"), FRACTION),
+    "workers": Range(-1),
+}  # fmt: skip
 
 
 @dataclass
@@ -96,24 +109,12 @@ class TrainConfig:
             not 1 <= len(self.scale) <= 2 or min(self.scale) < 1 or self.scale[-1] < self.scale[0]
         ):
             raise ValueError(f"scale is S or Smin Smax (Smin <= Smax, positive), got {self.scale}")
-        for name in ("epochs", "batch_size", "crop", "pool_size", "fc_width", "micro_batch", "subset", "max_steps",
-                     "val_every"):  # fmt: skip
+        for name, allowed in RANGES.items():
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be positive, got {value}")
-        for name in ("lr", "width", "pretrained_lr_scale", "log_every"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("colour_shift", "weight_decay", "patience", "max_decays", "warmup_epochs", "save_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
-        for name in ("momentum", "label_smoothing", "dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+            for v in value if isinstance(value, list) else [value]:
+                allowed.check(name.replace("_", "-"), v)
         if self.schedule == "plateau" and self.val_every != 1:
             raise ValueError(f"the plateau schedule validates every epoch; val-every {self.val_every} needs onecycle")
-        if self.workers < -1:
-            raise ValueError(f"workers must be -1 (automatic) or more, got {self.workers}")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ValueError(f"--out {self.out} is a file; give a folder for the run's outputs")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .files import atomic_write, atomic_write_text
+from .files import atomic_write_text, save_safetensors
 
 LETTERS = ("A", "A-LRN", "B", "C", "D", "E")
 NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_conv1", "D": "vgg16", "E": "vgg19"}
@@ -45,10 +45,14 @@ class Settings:
     finetune_epochs: int | None = None  # the large-S and jittered-S stages; default: half of epochs
     seeds: int = 2
     batch_norm: bool = False
-    init: str = "normal"
+    # The paper's N(0, 0.01) leaves a narrow net's output ~1e-9 of its input (each layer scales the signal by about
+    # 0.01 * sqrt(fan-in / 2), under 0.2 at 1/8 width): it never leaves chance. Glorot's, which the paper names as
+    # the alternative that needs no pre-training, keeps the signal's scale at any width.
+    init: str = "xavier"
     lr: float = 0.01
     finetune_lr: float = 0.001
-    batch_size: int = 256
+    # The paper's 256 is 1/5000 of an ImageNet epoch; on 60,000 images 64 keeps ~940 steps an epoch.
+    batch_size: int = 64
     patience: int = 1
     subset: int | None = None
     eval_limit: int | None = None
@@ -269,8 +273,6 @@ def execute(settings: Settings, runs: list[RunSpec] | None = None, log=print) ->
 def evaluate_run(spec: RunSpec, settings: Settings) -> Path:
     """Soft-max posteriors of the run's model on the test images, per protocol and Q, kept for the report (tables,
     ensembles) in ``posteriors.safetensors``."""
-    from safetensors.torch import save_file
-
     from .evaluate import collect
     from .inference import load_model
 
@@ -292,7 +294,7 @@ def evaluate_run(spec: RunSpec, settings: Settings) -> Path:
         "epochs": json.dumps(len(history)),
         "data": source.name,
     }
-    return atomic_write(folder / "posteriors.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return save_safetensors(tensors, folder / "posteriors.safetensors", meta)
 
 
 def test_source(cfg, limit: int | None, channels: int):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import signal
 import sys
 import time
@@ -30,6 +29,7 @@ from . import distributed as dist_utils
 from .checkpoint import TrainState, load_checkpoint, unwrap
 from .data import Batch, ImageFolder, OpenedData, open_datasets
 from .device_data import DeviceImageFolder, decodes_on_device
+from .files import atomic_copy, atomic_write_text, folder_lock
 from .metrics import Progress, TensorBoard, plot_curves, write_csv
 from .model import VGG, build, preinit_from
 from .recipe import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
@@ -110,15 +110,17 @@ def train(cfg: TrainConfig, given: set[str] | None = None) -> RunResult:
     cfg.check()
     ctx = dist_utils.setup(cfg.device)
     try:
-        run = start(cfg, ctx, given)
-        with StopRequest() as stop:
-            for epoch in range(run.state.epoch, run.cfg.epochs):
-                outcome = train_one_epoch(run, epoch, stop)
-                if isinstance(outcome, RunResult):
-                    return outcome
-                if end_epoch(run, epoch, outcome):
-                    break
-        return finish(run)
+        # one run per folder: a second one (or a second command) is refused while this one holds it
+        with folder_lock(cfg.out, "run folder") if ctx.main else nullcontext():
+            run = start(cfg, ctx, given)
+            with StopRequest() as stop:
+                for epoch in range(run.state.epoch, run.cfg.epochs):
+                    outcome = train_one_epoch(run, epoch, stop)
+                    if isinstance(outcome, RunResult):
+                        return outcome
+                    if end_epoch(run, epoch, outcome):
+                        break
+            return finish(run)
     finally:
         dist_utils.teardown()
 
@@ -141,7 +143,7 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
     weights = rgb_input(read_weights(cfg.weights, _arch_name(cfg.arch))) if cfg.weights and not saved else None
     folder = DeviceImageFolder if decodes_on_device(cfg.decode, device) else ImageFolder
     data = open_datasets(cfg, _normalization_of(weights), saved["stats"] if saved else None, folder)
-    model, report = make_model(cfg, data, weights, saved)
+    model, report = make_model(cfg, data, weights, saved, given)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     if ctx.distributed and model.batch_norm and device.type == "cuda":
@@ -207,7 +209,11 @@ def _normalization_of(weights: WeightsFile | None) -> Normalization | None:
 
 
 def make_model(
-    cfg: TrainConfig, data: OpenedData, weights: WeightsFile | None = None, saved: dict[str, Any] | None = None
+    cfg: TrainConfig,
+    data: OpenedData,
+    weights: WeightsFile | None = None,
+    saved: dict[str, Any] | None = None,
+    given: set[str] | None = None,
 ) -> tuple[VGG, LoadReport | None]:
     """The run's model for its data: restored from a checkpoint's shape (resume), shaped as the pretrained weights
     (a vggnet file records its shape) or as ``cfg`` says; pre-initialised from net A, loaded for fine-tuning and
@@ -218,7 +224,7 @@ def make_model(
         model.freeze(cfg.freeze)
         return model, None
     if weights is not None and weights.config is not None:
-        _check_shape_matches(cfg, weights)
+        _check_shape_matches(cfg, weights, given)
         model = VGG.from_config(weights.config, init=cfg.init, dropout=cfg.dropout, **shape)
     else:
         model = build(cfg.arch, init=cfg.init, dropout=cfg.dropout, **_cfg_shape(cfg), **shape)
@@ -236,24 +242,42 @@ def _cfg_shape(cfg: TrainConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in keys}
 
 
-def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile) -> None:
+def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile, given: set[str] | None = None) -> None:
     """A vggnet weights file says what network it holds; shape settings that contradict it are an error rather than
-    silently replaced."""
+    silently replaced. ``given``: the settings the user chose (a flag typed counts even when it equals the default);
+    without it, those that differ from their defaults."""
     defaults = TrainConfig()
     shape = ("arch", "batch_norm", "width", "pool_size", "fc_width", "ceil_mode")
-    chosen = [k for k in shape if getattr(cfg, k) != getattr(defaults, k)]
-    if not chosen:
-        return
-    with torch.device("meta"):
-        wanted = build(cfg.arch, **_cfg_shape(cfg)).to_config()
+    if given is None:
+        chosen = [k for k in shape if getattr(cfg, k) != getattr(defaults, k)]
+    else:
+        chosen = [k for k in shape if k in given]
     held = weights.config
-    keys = ("config", "batch_norm", "pool_size", "fc_width", "ceil_mode")
-    if any(json.dumps(wanted[k]) != json.dumps(held.get(k, False)) for k in keys):
+    clashes = [k for k in ("batch_norm", "pool_size", "fc_width", "ceil_mode")
+               if k in chosen and getattr(cfg, k) is not None and getattr(cfg, k) != held.get(k, False)]  # fmt: skip
+    arch = cfg.arch if "arch" in chosen else held.get("arch")
+    if ("arch" in chosen or "width" in chosen) and arch is not None:
+        width = cfg.width if "width" in chosen else 1.0
+        with torch.device("meta"):
+            wanted = build(arch, width=width, batch_norm=cfg.batch_norm).to_config()
+        mine, theirs = wanted["config"], held["config"]
+        if "width" not in chosen:  # the layer sequence, whatever the widths
+            mine, theirs = _structure(mine), _structure(theirs)
+        if json.dumps(mine) != json.dumps(theirs) or ("arch" in chosen and wanted["batch_norm"] != held["batch_norm"]):
+            clashes += [k for k in ("arch", "width") if k in chosen]
+    if clashes:
         raise ValueError(
             f"{weights.source} holds a {held.get('arch') or 'custom VGG'} (pool {held['pool_size']}, fc "
-            f"{held['fc_width']}) that --{' --'.join(c.replace('_', '-') for c in chosen)} contradict; drop them "
+            f"{held['fc_width']}) that --{' --'.join(c.replace('_', '-') for c in clashes)} contradict; drop them "
             "(the weights give the network's shape) or use other weights"
         )
+
+
+def _structure(config: list) -> list[str]:
+    """A configuration's layer kinds without their widths: ["3x3", "M", "1x1", ...]."""
+    return [
+        i if isinstance(i, str) else ("1x1" if isinstance(i, (list, tuple)) and i[1] == 1 else "3x3") for i in config
+    ]
 
 
 def split_batch(cfg: TrainConfig, world: int) -> tuple[int, int]:
@@ -321,8 +345,8 @@ def announce(run: Run, report: LoadReport | None, amp_dtype: torch.dtype | None,
         return
     cfg, model, data = run.cfg, unwrap(run.net), run.data
     run.out.mkdir(parents=True, exist_ok=True)
-    (run.out / "data_stats.json").write_text(json.dumps(data.stats, indent=1))
-    (run.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    atomic_write_text(run.out / "data_stats.json", json.dumps(data.stats, indent=1))
+    atomic_write_text(run.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(
@@ -401,7 +425,9 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> Totals | RunResu
         order, run.micro, epoch=epoch, device=run.ctx.device, start=state.step * run.accumulate
     )
     totals = Totals.on(run.ctx.device)
-    progress = Progress(run.steps_per_epoch, state.step, f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every)
+    progress = Progress(
+        run.steps_per_epoch, state.step, f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every, enabled=cfg.progress
+    )
     left = len(order) - state.step * run.per_rank
     # Reading a number off the GPU waits for it; so on CUDA the loss is looked at every few steps, not every step.
     look_every = 1 if run.ctx.device.type == "cpu" else 20
@@ -566,7 +592,7 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
 def report_epoch(run: Run, row: dict[str, float], improved: bool, skipped: int, finished: bool) -> None:
     out = run.out
     if improved:
-        shutil.copyfile(out / "last.pt", out / "best.pt")
+        atomic_copy(out / "last.pt", out / "best.pt")
     write_csv(run.state.history, out / "metrics.csv")
     # Drawing takes ~0.4 s: at most every 30 s of a run of short epochs, and always at its end.
     if finished or time.monotonic() - run.plotted >= 30:

@@ -18,10 +18,10 @@ from urllib.parse import unquote, urlparse
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from .files import atomic_write
+from .files import save_safetensors
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
 OFFICIAL = ("torchvision", "imagenet", "default")
@@ -74,11 +74,10 @@ def download(url: str) -> Path:
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(parsed.path)
     if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(url, str(cached), progress=True)
-        except OSError as err:  # URLError, HTTPError and socket errors are all OSErrors
-            raise ValueError(f"could not download weights from {url}: {err}") from None
+        from .download import fetch
+
+        fetch(url, cached, f"To supply the file by hand, put it at {cached} (torch's hub cache), or pass its path as "
+                           "--weights FILE")  # fmt: skip
     return cached
 
 
@@ -345,7 +344,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
         raise ValueError(f"save_weights writes safetensors; give a path ending in .safetensors, got {path}")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {**model_metadata(model), **(metadata or {})}
-    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    return save_safetensors(state, path, meta)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

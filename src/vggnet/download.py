@@ -1,0 +1,82 @@
+"""Downloads that cannot hang: a connect and read timeout, a line saying what is fetched from where and how big it
+is, progress while it comes, the file put in place atomically (and checked against the hash its name carries), and
+one sentence on failure saying how to supply the file by hand."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .files import atomic_path
+
+TIMEOUT = 30.0  # seconds to connect, and for each read: a server that stops answering fails instead of hanging
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torchvision's file names end in a sha256 prefix
+
+
+class DownloadError(ValueError):
+    """A download that failed, with what to do instead."""
+
+
+def timeout() -> float:
+    return float(os.environ.get("VGGNET_DOWNLOAD_TIMEOUT", TIMEOUT))
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "size unknown"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.1f} kB"
+
+
+def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -> Path:
+    """Download ``url`` to ``dest`` (atomically); ``DownloadError`` naming the URL, the cause and ``advice``."""
+    dest = Path(dest)
+    name = os.path.basename(urlparse(url).path) or dest.name
+    wait = timeout()
+    try:
+        response = urllib.request.urlopen(url, timeout=wait)
+    except (urllib.error.URLError, OSError) as err:
+        raise DownloadError(f"could not download {url}: {_reason(err, wait)}. {advice}") from None
+    with response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        print(f"downloading {name} ({_size(total)}) from {url} into {dest.parent}", file=sys.stderr, flush=True)
+        digest = hashlib.sha256()
+        with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+            got, last = 0, time.monotonic()
+            while True:
+                try:
+                    chunk = response.read(1 << 20)
+                except (urllib.error.URLError, OSError) as err:
+                    raise DownloadError(f"could not download {url}: {_reason(err, wait)} after {_size(got)}. "
+                                        f"{advice}") from None  # fmt: skip
+                if not chunk:
+                    break
+                f.write(chunk)
+                digest.update(chunk)
+                got += len(chunk)
+                if time.monotonic() - last >= every:
+                    last = time.monotonic()
+                    share = f" ({100 * got / total:.0f}%)" if total else ""
+                    print(f"  {name}: {_size(got)}{share}", file=sys.stderr, flush=True)
+            if total is not None and got != total:
+                raise DownloadError(f"could not download {url}: the connection closed after {_size(got)} of "
+                                    f"{_size(total)}. {advice}")  # fmt: skip
+            expected = HASH_IN_NAME.search(name)
+            if expected and not digest.hexdigest().startswith(expected.group(1)):
+                raise DownloadError(f"{url} arrived corrupted: its sha256 does not start with {expected.group(1)}, "
+                                    f"as its name says. {advice}")  # fmt: skip
+    return dest
+
+
+def _reason(err: BaseException, wait: float) -> str:
+    reason = getattr(err, "reason", err)
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return f"no answer within {wait:g} s (VGGNET_DOWNLOAD_TIMEOUT sets the limit)"
+    return str(reason)
