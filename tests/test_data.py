@@ -149,3 +149,42 @@ def test_in_memory_crops_train_on_random_windows_and_validate_on_the_centre():
     )[0]
     assert not torch.equal(first, centre)  # the windows move
     assert open_datasets(TrainConfig(dataset="synthetic", normalize="meanstd")).crop == 32  # crop 224: whole images
+
+
+def test_the_papers_scales_in_memory_rescale_the_originals_then_crop():
+    from vggnet.data import open_datasets, open_raw
+    from vggnet.inference import rescale
+    from vggnet.recipe import TrainConfig
+
+    cfg = TrainConfig(dataset="synthetic", crop=28, scale=[32, 64], normalize="meanstd", seed=3, ceil_mode=True)
+    data = open_datasets(cfg)
+    assert (data.crop, data.stats["scale"], data.stats["pad"]) == (28, 48, 0)  # Q = (Smin + Smax) / 2
+    x, _, _ = next(data.val.batches(range(8), 8, epoch=0))
+    raw = open_raw(cfg, ImageFolder)[1].images[:8]
+    expected = rescale(raw, 48, data.stats["mean"], data.stats["std"])[..., 10:38, 10:38]  # as test time does it
+    torch.testing.assert_close(x, expected, rtol=0, atol=1e-5)
+    train_batches = list(data.train.batches(range(64), 32, epoch=1))
+    assert train_batches[0][0].shape == (32, 3, 28, 28)
+    tail = list(data.train.batches(range(64), 32, epoch=1, start=1))
+    assert torch.equal(tail[0][0], train_batches[1][0])  # resumable: a function of (seed, epoch, position)
+    # jittered S: the square in each image is drawn at its own scale (it covers a different share of the window)
+    bright = (train_batches[0][0] > train_batches[0][0].mean()).float().mean((1, 2, 3))
+    assert bright.std() > 0.02
+    with pytest.raises(ValueError, match="training scale S must be at least the crop size 28, got S=20"):
+        open_datasets(TrainConfig(dataset="synthetic", crop=28, scale=[20]))
+
+
+@needs_fashion
+def test_test_images_are_the_originals_and_models_record_how_to_reach_their_input():
+    from vggnet.data import open_datasets, open_source
+    from vggnet.recipe import TrainConfig
+
+    images, _ = next(open_source("fashion-mnist", 16, limit=16).batches())
+    assert images.shape == (16, 1, 28, 28)  # as the files a user has: no stored border
+    for settings, geometry in [
+        ({}, (28, 2, 32)),
+        ({"crop": 28}, (28, 0, 28)),
+        ({"crop": 28, "scale": [32]}, (32, 0, 28)),
+    ]:
+        data = open_datasets(TrainConfig(dataset="fashion-mnist", subset=100, **settings))
+        assert (data.stats["scale"], data.stats["pad"], data.crop) == geometry

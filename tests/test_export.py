@@ -1,4 +1,9 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -9,9 +14,10 @@ import torch
 from helpers import loaded, make_folder, randomise_bn, tiny
 
 import vggnet
+import vggnet.export
 from vggnet.cli import main
 from vggnet.data import open_source
-from vggnet.export import Int8Settings, export
+from vggnet.export import Int8Settings, export, int8_sources
 from vggnet.inference import Loaded, load_model, rescale
 from vggnet.recipe import TrainConfig
 from vggnet.train import train
@@ -115,3 +121,81 @@ def test_onnx_files_that_are_not_ours_are_named_errors(tmp_path):
         load_model(tmp_path / "other.onnx")
     with pytest.raises(ValueError, match="no such ONNX model"):
         load_model(tmp_path / "missing.onnx")
+
+
+def test_a_failed_export_leaves_the_earlier_set_whole(tmp_path):
+    model = compact()
+    first = export(Loaded(model, ["cat", "dog"], [0.5] * 3, [0.25] * 3, 32, "tiny"), tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert set(before) >= {"model.onnx", "model.torchscript.pt"}
+
+    def failing(*args, **kwargs):
+        raise ValueError("the int8 check failed")
+
+    other = Loaded(compact(), ["cat", "dog"], [0.5] * 3, [0.25] * 3, 32, "tiny")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vggnet.export, "export_int8", failing)
+        with pytest.raises(ValueError, match="the int8 check failed"):
+            export(other, tmp_path / "out", int8=Int8Settings(None, None))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # no new file, no temporary
+    assert first["onnx"]["path"] == str(tmp_path / "out" / "model.onnx")
+    again = export(other, tmp_path / "out", ("onnx",))  # a smaller set replaces the whole earlier one
+    assert again["removed"] == {"files": ["model.torchscript.pt"]}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".vggnet.lock", "model.onnx"]
+
+
+def contents(folder):
+    """Every file's bytes but the lock's (it holds the last holder's process id)."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".vggnet.lock"}
+
+
+@pytest.mark.slow
+def test_sigterm_during_export_leaves_no_mixture_and_no_temporaries(tmp_path):
+    model = compact()
+    vggnet.save_weights(model, tmp_path / "m.safetensors", metadata={"classes": '["cat", "dog"]', "crop": "32"})
+    assert main(["export", "--weights", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]) == 0
+    before = contents(tmp_path / "out")
+    slow = ("import sys, time, vggnet.export as e\nreal = e._compare\n"
+            "def slow(*a, **k):\n    time.sleep(30)\n    return real(*a, **k)\n"
+            "e._compare = slow\nfrom vggnet.cli import main\nsys.exit(main(sys.argv[1:]))")  # fmt: skip
+    vggnet.save_weights(compact(), tmp_path / "n.safetensors", metadata={"classes": '["cat", "dog"]', "crop": "32"})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    argv = [sys.executable, "-c", slow, "export", "--weights", str(tmp_path / "n.safetensors"), "--out",
+            str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # until the new files are being built aside
+        assert proc.poll() is None, proc.stderr.read()
+        staged = list((tmp_path / "out").glob(".staging-*/*"))
+        if staged:
+            break
+        time.sleep(0.1)
+    assert staged, "the export never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in proc.stderr.read()
+    assert contents(tmp_path / "out") == before
+
+
+@pytest.mark.slow
+def test_int8_calibrates_on_a_folder_of_any_layout_and_says_when_accuracy_cannot_be_measured(tmp_path, capsys):
+    loaded, _ = int8_setup(tmp_path)
+    flat = tmp_path / "photos"
+    flat.mkdir()
+    for i, png in enumerate(sorted((tmp_path / "data").rglob("*.png"))):
+        png.rename(flat / f"{i}.png")  # no class folders at all
+    result = export(loaded, tmp_path / "flat_out", ("onnx",),
+                    int8=Int8Settings(*int8_sources(str(flat), 14, 10, 3), 14, 10, min_agreement=0.0))  # fmt: skip
+    r = result["int8"]
+    assert r["images"] == 10 and r["float_accuracy"] is None and "not in class folders" in r["accuracy_note"]
+    named = tmp_path / "named"
+    for i, png in enumerate(sorted(flat.iterdir())):
+        (named / ("ships" if i % 2 else "planes")).mkdir(parents=True, exist_ok=True)
+        png.rename(named / ("ships" if i % 2 else "planes") / png.name)
+    weights = tmp_path / "run" / "model.safetensors"
+    argv = ["export", "--weights", str(weights), "--out", str(tmp_path / "named_out"), "--format", "onnx", "--int8",
+            "--data", str(named), "--calibration", "14", "--check", "10"]  # fmt: skip
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0 or "below 95%" in out, out
+    if code == 0:
+        assert "accuracy not measured: " in out and "classes (planes, ships" in out

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import TINY_TRAIN, make_folder, tiny
+from helpers import TINY_TRAIN, make_folder, randomise_bn, tiny
 
 import vggnet
 from vggnet.cli import main
@@ -79,11 +79,11 @@ def test_adapt_input_conv_matches_timms_rules():
 def test_freezing_names_layers_and_keeps_bn_in_inference_mode():
     model = tiny("vgg16_bn")
     frozen = model.freeze("conv2_1")
-    assert frozen[-1] == "conv2_1" and frozen[0] == "conv1_1" and "bn1_2" in frozen and "bn2_1" not in frozen
+    assert frozen[-1] == "bn2_1" and frozen[0] == "conv1_1" and "bn1_2" in frozen  # conv2_1 with its batch norm
     trainable = {n for n in model.layer_names if any(p.requires_grad for p in model.layer(n).parameters())}
-    assert "conv2_1" not in trainable and "bn2_1" in trainable and "conv1_2" not in trainable
+    assert "conv2_1" not in trainable and "bn2_1" not in trainable and "bn2_2" in trainable
     model.train()
-    assert not model.layer("bn1_1").training and model.layer("bn2_1").training and model.training
+    assert not model.layer("bn2_1").training and model.layer("bn2_2").training and model.training
     assert len(model.freeze("features")) == len(model.features)
     assert all(not p.requires_grad for p in model.features.parameters())
     assert all(p.requires_grad for p in model.classifier.parameters())
@@ -110,7 +110,7 @@ def test_frozen_layers_are_bit_for_bit_what_was_loaded_after_training(tmp_path):
     after = read_file(result.weights)
     before = source.state_dict()
     model = vggnet.build("vgg11_bn", width=1 / 16, pool_size=1, fc_width=32, num_classes=4)
-    frozen = set(model.layer_names[: model.layer_index("conv3_2") + 1])
+    frozen = set(model.layer_names[: model.layer_index("bn3_2") + 1])  # conv3_2 and its batch norm
     for key, value in after.items():
         index = int(key.split(".")[1])
         name = model.layer_names[index] if key.startswith("features") else None
@@ -194,3 +194,23 @@ def test_fc8_follows_class_names_where_both_sides_have_them(tmp_path):
     report = load_pretrained(other, path, ["sandal", "shirt", "bag"])  # same count, other classes
     assert report.new == [f"fc8 (3 classes; not {path}'s cat, dog, owl...)"]
     assert torch.equal(other.classifier[6].weight, fresh) and "fc8" not in report.loaded
+
+
+def test_freezing_a_convolution_freezes_its_batch_norm_too(tmp_path, capsys):
+    model = tiny("vgg11_bn", pool_size=1)
+    assert model.freeze("conv2_1")[-1] == "bn2_1" and model.layer("bn2_1").training is False
+    assert not any(p.requires_grad for p in model.layer("bn2_1").parameters())
+    assert all(p.requires_grad for p in model.layer("conv3_1").parameters())
+    weights = vggnet.save_weights(
+        randomise_bn(tiny("vgg11_bn", pool_size=1, num_classes=4)), tmp_path / "w.safetensors"
+    )
+    before = vggnet.weights.read_file(weights)
+    args = ["train", "--dataset", "synthetic", "--weights", str(weights), "--freeze", "conv2_1", "--epochs", "1",
+            "--batch-size", "16", "--amp", "off", "--no-progress", "--no-tensorboard"]  # fmt: skip
+    args += ["--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    assert "frozen: conv1_1 ... bn2_1 (" in capsys.readouterr().out
+    after = vggnet.weights.read_file(tmp_path / "run" / "model.safetensors")
+    for key in ("features.5.weight", "features.5.bias", "features.5.running_mean", "features.5.running_var"):
+        assert torch.equal(after[key], before[key]), key  # bn2_1: its scale, shift and statistics
+    assert not torch.equal(after["features.9.running_mean"], before["features.9.running_mean"])  # bn3_1 trains

@@ -89,3 +89,11 @@ def test_imagenet_names_for_1000_class_models(tmp_path):
     model = tiny("vgg11", num_classes=1000)
     path = vggnet.save_weights(model, tmp_path / "imagenet_like.safetensors")
     assert load_model(path).classes == names
+
+
+def test_compiling_for_inference_leaves_the_global_compiler_config_alone():
+    import torch._inductor.config as inductor
+
+    before = inductor.freezing
+    compiled = vggnet.prepare(tiny("vgg11_bn"), compile=True)
+    assert inductor.freezing == before and callable(compiled)

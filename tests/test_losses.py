@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from helpers import tiny
 
 import vggnet
+import vggnet.download
 from vggnet.losses import PerceptualLoss, StyleLoss, gram
 from vggnet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
@@ -128,3 +129,28 @@ def test_a_fixed_target_any_size_and_batch():
     with pytest.raises(ValueError, match="unknown layer 'relu9_9'"):
         PerceptualLoss(model, layers={"relu9_9": 1.0})
     assert gram(torch.ones(2, 3, 4, 5)).shape == (2, 3, 3)
+
+
+def test_arguments_are_checked_before_any_download(hub_dir, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("downloaded before checking the arguments")
+
+    monkeypatch.setattr(vggnet.download, "fetch", no_network)
+    with pytest.raises(ValueError, match="unknown layer 'relu9_9'; this model has: conv1_1"):
+        PerceptualLoss(layers={"relu9_9": 1.0})
+    with pytest.raises(ValueError, match="fc7 is in the classifier head"):
+        StyleLoss(layers=["relu1_2", "fc7"])
+    with pytest.raises(ValueError, match="the weight of layer relu2_2 must be a finite number"):
+        PerceptualLoss(layers={"relu2_2": float("nan")})
+    with pytest.raises(ValueError, match="layers must map Caffe names to weights, or list names"):
+        PerceptualLoss(layers=[1, 2])
+
+
+def test_a_list_of_layers_weighs_them_equally():
+    model = small()
+    listed = PerceptualLoss(model, layers=["relu1_2", "relu2_2"])
+    weighted = PerceptualLoss(model, layers={"relu1_2": 1.0, "relu2_2": 1.0})
+    assert listed.layer_weights == {"relu1_2": 1.0, "relu2_2": 1.0}
+    x, y = torch.rand(2, 3, 40, 40), torch.rand(2, 3, 40, 40)
+    torch.testing.assert_close(listed(x, y), weighted(x, y))
+    assert StyleLoss(model, layers="relu1_1").layer_weights == {"relu1_1": 1.0}

@@ -302,13 +302,16 @@ def test_torchvisions_fx_feature_extraction_traces_a_vggnet_model(arch):
         torch.testing.assert_close(traced(x), model(x))
 
 
-def test_torch_export_with_dynamic_batch_and_size_needs_no_knowledge_of_the_layout():
+@pytest.mark.parametrize(("pool", "low", "example"), [(7, 224, 256), (1, 64, 96)])
+def test_torch_export_with_dynamic_batch_and_size_needs_no_knowledge_of_the_layout(pool, low, example):
     from torch.export import Dim, export
 
-    model = tiny("vgg11_bn", pool_size=1)
-    batch, height, width = Dim("batch", min=1, max=64), Dim("height", min=32, max=512), Dim("width", min=32, max=512)
-    program = export(model, (torch.randn(2, 3, 64, 64),), dynamic_shapes=({0: batch, 2: height, 3: width},))
-    for shape in [(1, 3, 32, 32), (5, 3, 97, 200)]:
+    model = tiny("vgg11_bn", pool_size=pool)  # channels_last weights, as every vggnet model has
+    batch, height, width = Dim("batch", min=1, max=64), Dim("height", min=low, max=512), Dim("width", min=low, max=512)
+    program = export(model, (torch.randn(2, 3, example, example),), dynamic_shapes=({0: batch, 2: height, 3: width},))
+    for shape in [(1, 3, low, low), (5, 3, low + 33, 500)]:
         x = torch.randn(*shape)
         with torch.no_grad():
             torch.testing.assert_close(program.module()(x), model(x))
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)  # eager keeps its layout

@@ -55,13 +55,15 @@ def test_bad_recipes_are_named_errors(tmp_path, text, message):
     ("setting", "message"),
     [
         ({"lr": -1.0}, "lr must be positive"),
-        ({"epochs": 0}, "epochs must be positive"),
+        ({"epochs": 0}, "epochs must be at least 1, got 0"),
+        ({"weight_decay": float("nan")}, "weight-decay must be a finite number, got nan"),
+        ({"lr": float("inf")}, "lr must be a finite number, got inf"),
         ({"scale": [512, 256]}, "Smin <= Smax"),
         ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
         ({"schedule": "cosine"}, "unknown schedule 'cosine'"),
         ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
-        ({"subset": 0}, "subset must be positive"),
-        ({"workers": -2}, "workers must be -1"),
+        ({"subset": 0}, "subset must be at least 1"),
+        ({"workers": -2}, "workers must be at least -1"),
         ({"freeze": 3}, "freeze = 3 is not a string"),
     ],
 )

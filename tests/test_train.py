@@ -10,6 +10,7 @@ import torch
 from helpers import TINY_TRAIN, TINY_TRAIN_ARGS, make_folder, needs_fashion
 from safetensors.torch import load_file
 
+import vggnet
 from vggnet.checkpoint import load_checkpoint
 from vggnet.cli import main
 from vggnet.recipe import TrainConfig
@@ -244,3 +245,32 @@ def vggnet_tiny():
     with torch.no_grad():
         model.classifier[6].weight.mul_(20)  # confident enough that the mirror changes the posteriors
     return model
+
+
+def test_no_progress_means_no_progress_lines(tmp_path, capsys):
+    cfg = TrainConfig(**{**TINY_TRAIN, "progress": True}, dataset="synthetic", epochs=1, batch_size=8, log_every=1e-9)
+    train(TrainConfig(**{**cfg.to_dict(), "out": str(tmp_path / "on")}))
+    assert "epoch 1/1: step " in capsys.readouterr().err  # a line per step in a log
+    train(TrainConfig(**{**cfg.to_dict(), "progress": False, "out": str(tmp_path / "off")}))
+    assert "step " not in capsys.readouterr().err
+
+
+def test_cpu_bf16_is_native_only_with_avx512_bf16_or_amx():
+    from vggnet.train import cpu_has_bf16
+
+    ice_lake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
+    assert not cpu_has_bf16(ice_lake)  # oneDNN would emulate bf16 there, at half float32's speed
+    assert cpu_has_bf16(ice_lake.replace("avx512_vnni", "avx512_vnni avx512_bf16"))  # Zen 4/5, Cooper Lake
+    assert cpu_has_bf16(ice_lake.replace("avx512_vnni", "amx_bf16 amx_tile"))  # Sapphire Rapids
+
+
+def test_a_typed_arch_that_contradicts_the_weights_is_refused_even_if_it_is_the_default(tmp_path, capsys):
+    weights = vggnet.save_weights(vggnet.build("vgg13_bn", width=1 / 16, pool_size=1, fc_width=32, num_classes=4),
+                                  tmp_path / "b.safetensors")  # fmt: skip
+    base = ["train", "--dataset", "synthetic", "--weights", str(weights), "--epochs", "1", "--batch-size", "16",
+            "--amp", "off", "--no-progress", "--no-tensorboard"]  # fmt: skip
+    assert main([*base, "--arch", "vgg11", "--out", str(tmp_path / "a")]) == 2  # vgg11 is the default --arch
+    assert "holds a vgg13_bn (pool 1, fc 32) that --arch contradict" in capsys.readouterr().err
+    assert main([*base, "--arch", "vgg13_bn", "--out", str(tmp_path / "b")]) == 0  # agrees, whatever the width
+    assert main([*base, "--width", "0.25", "--out", str(tmp_path / "c")]) == 2
+    assert "that --width contradict" in capsys.readouterr().err

@@ -254,12 +254,16 @@ def check_out_folder(out: str) -> None:
 
 
 def add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="top-k classes of images, and a heat map of the dense class scores")
+    p = sub.add_parser("predict", help="top-k classes of images, Grad-CAM, and a heat map of the dense class scores")
     add_model_arguments(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=arg(int, AT_LEAST_ONE), default=5, help="how many classes to print (default 5)")
     p.add_argument("--scale", type=arg(int, AT_LEAST_ONE),
                    help="test scale Q (default: the one the model was validated at)")  # fmt: skip
+    p.add_argument("--protocol", default="center", choices=["center", "dense", "multicrop"],
+                   help="center (default): the centre crop at the model's test scale and its mirror, as its "
+                   "validation measured; dense: the paper's fully convolutional net on the whole image; multicrop: "
+                   "5 x 5 crops x 2 flips")  # fmt: skip
     p.add_argument("--heatmap", metavar="OUT.png", help="draw the dense score map of the top class over the image")
     p.add_argument("--cam", metavar="OUT.png", help="draw the Grad-CAM map of the top class over the image")
     p.add_argument("--cam-layer", default="relu5_3", help="Grad-CAM's layer (default relu5_3, or the last ReLU)")
@@ -273,7 +277,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if value and len(args.images) != 1:
             raise ValueError(f"{flag} draws one image; give a single IMAGE")
     (loaded,) = load_all(args)
-    for result in predict(loaded, args.images, args.top, args.scale, args.device):
+    for result in predict(loaded, args.images, args.top, args.scale, args.device, args.protocol):
         print(result["image"])
         for name, p in result["top"]:
             print(f"  {100 * p:6.2f}%  {name}")

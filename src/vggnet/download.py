@@ -76,6 +76,8 @@ def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -
 
 
 def _reason(err: BaseException, wait: float) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"the server answered HTTP {err.code} ({err.reason})"
     reason = getattr(err, "reason", err)
     if isinstance(reason, TimeoutError) or "timed out" in str(reason):
         return f"no answer within {wait:g} s (VGGNET_DOWNLOAD_TIMEOUT sets the limit)"

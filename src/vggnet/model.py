@@ -59,6 +59,18 @@ def make_features(
     return nn.Sequential(*layers), names, channels
 
 
+def _exporting() -> bool:
+    check = getattr(torch.compiler, "is_exporting", None)  # PyTorch 2.5 and later
+    return bool(check()) if check is not None else False
+
+
+def _fx_tracing() -> bool:
+    """Whether torch.fx is tracing symbolically (torchvision's feature extraction), not torch.export or compile."""
+    fx = torch.fx._symbolic_trace
+    check = getattr(fx, "is_fx_symbolic_tracing", None)  # newer PyTorch; older ones only have is_fx_tracing
+    return check() if check is not None else fx.is_fx_tracing()
+
+
 class VGG(nn.Module):
     """VGG (Simonyan & Zisserman 2014) with torchvision's layout, a dense form and named taps.
 
@@ -220,7 +232,7 @@ class VGG(nn.Module):
         """Raise ``ValueError`` unless ``x`` is an N x C x H x W batch this model can take. Under FX's symbolic
         tracing (torchvision's feature extraction) there are no values to check, and the check is left out of the
         traced graph."""
-        if torch.fx._symbolic_trace.is_fx_tracing():
+        if _fx_tracing():
             return
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -230,10 +242,23 @@ class VGG(nn.Module):
         if x.shape[2] < self.min_size or x.shape[3] < self.min_size:
             raise ValueError(f"input must be at least {self.min_size}x{self.min_size}, got {x.shape[2]}x{x.shape[3]}")
 
+    def _trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional trunk. Under ``torch.export`` the convolutions take their weights in the standard
+        layout: channels_last weights make every activation channels_last, and batch norm's symbolic strides then
+        carry guards that no dynamic image size can satisfy. Exporting needs no knowledge of the layout."""
+        if not _exporting():
+            return self.features(x)
+        for module in self.features:
+            if isinstance(module, nn.Conv2d):
+                x = F.conv2d(x, module.weight.contiguous(), module.bias, module.stride, module.padding)
+            else:
+                x = module(x)
+        return x
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """pool5's output, in the standard (contiguous) layout."""
         self.check_input(x)
-        return self.features(x).contiguous()
+        return self._trunk(x).contiguous()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)
@@ -243,7 +268,7 @@ class VGG(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.forward_head(self.features(x))
+        return self.forward_head(self._trunk(x))
 
     # -- the paper's dense evaluation ---------------------------------------------------------------------------
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,7 +278,7 @@ class VGG(nn.Module):
         parameters (no copies). Its spatial mean is the image's class scores; at 224x224 it equals ``forward``.
         """
         self.check_input(x)
-        *_, (_, scores) = self._dense_head(self.features(x))
+        *_, (_, scores) = self._dense_head(self._trunk(x))
         return scores
 
     def _dense_head(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:

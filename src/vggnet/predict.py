@@ -23,19 +23,41 @@ def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | t
     return img, x.contiguous(memory_format=torch.channels_last)
 
 
+PREDICT_PROTOCOLS = ("center", "dense", "multicrop")
+
+
+def image_posteriors(loaded: Loaded, net: torch.nn.Module, x: torch.Tensor, protocol: str = "center") -> torch.Tensor:
+    """Posteriors N x K of images already at the model's test scale. ``center``: the model's own validation, the
+    centre crop and its mirror, posteriors averaged (what its training report measured); ``dense``: the paper's
+    fully convolutional net over the whole image and its mirror; ``multicrop``: 5 x 5 crops x 2 flips."""
+    if protocol not in PREDICT_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PREDICT_PROTOCOLS)}")
+    if protocol != "center":
+        return posteriors(net, x, protocol, loaded.crop)
+    return (posteriors(net, x, "center", loaded.crop) + posteriors(net, x.flip(3), "center", loaded.crop)) / 2
+
+
 @torch.inference_mode()
 def predict(
-    loaded: Loaded, paths: list[str], top: int = 5, scale: int | None = None, device: str | torch.device = "cpu"
+    loaded: Loaded,
+    paths: list[str],
+    top: int = 5,
+    scale: int | None = None,
+    device: str | torch.device = "cpu",
+    protocol: str = "center",
 ) -> list[dict[str, Any]]:
-    """Top-``top`` classes and probabilities of each image: dense evaluation at Q=``scale``, with its mirror image."""
+    """Top-``top`` classes and probabilities of each image at test scale Q = ``scale`` (default: the model's own),
+    by ``protocol`` (see :func:`image_posteriors`; by default the geometry the model was validated at)."""
     if not paths:
         raise ValueError("no images given")
+    if protocol not in PREDICT_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PREDICT_PROTOCOLS)}")
     q = scale or loaded.default_scale
     net = prepare(loaded.model, device)
     results = []
     for path in paths:
         _, x = dense_input(loaded, path, q, device)
-        p = posteriors(net, x, "dense", loaded.crop)[0].cpu()
+        p = image_posteriors(loaded, net, x, protocol)[0].cpu()
         values, indices = p.topk(min(top, len(p)))
         results.append(
             {"image": str(path), "top": [(loaded.classes[i], v) for v, i in zip(values.tolist(), indices.tolist())]}
@@ -77,10 +99,17 @@ def cam(
     q = scale or loaded.default_scale
     img, x = dense_input(loaded, path, q, device)
     net = prepare(loaded.model, device)
+    # the model looks at the centre crop of the image at its test scale, as in its validation: so does Grad-CAM
+    (h, w), crop = x.shape[-2:], min(loaded.crop, *x.shape[-2:])
+    top, left = (h - crop) // 2, (w - crop) // 2
+    window = x[..., top : top + crop, left : left + crop]
     with torch.no_grad():
-        probs = F.softmax(net(x).float(), 1)[0]
+        probs = F.softmax(net(window).float(), 1)[0]
     chosen = int(probs.argmax()) if target is None else target
-    heat = grad_cam(net, x, chosen, layer)[0]
+    heat = torch.zeros(h, w, device=x.device)
+    heat[top : top + crop, left : left + crop] = grad_cam(net, window, chosen, layer)[0]
+    if loaded.pad:  # the zeros added around the image are not part of it
+        heat = heat[loaded.pad : h - loaded.pad, loaded.pad : w - loaded.pad]
     grid = F.interpolate(heat[None, None], size=img.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
     title = f"{Path(path).name}: Grad-CAM of {loaded.classes[chosen]} ({100 * float(probs[chosen]):.1f}%) at Q={q}"
     return draw_overlay(img, grid.clamp(0, 1), title, "Grad-CAM", out)
