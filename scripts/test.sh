@@ -3,6 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# The service's page is tested in a real browser: Debian's chromium and its driver (the test says so and skips
+# where they cannot be installed).
+if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
+    echo "setup: installing chromium and chromium-driver for the browser test" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+        || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } \
+        || echo "setup: could not install chromium; the browser test will be skipped" >&2
+fi
 .venv/bin/ruff check src tests benchmarks docs
 .venv/bin/ruff format --check src tests benchmarks docs
 .venv/bin/python -m pytest "$@"

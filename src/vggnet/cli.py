@@ -301,6 +301,10 @@ def add_export(sub) -> None:
                    help="int8: calibration images (default 500)")  # fmt: skip
     p.add_argument("--check", type=arg(int, AT_LEAST_ONE), default=1000, metavar="N",
                    help="int8: held-out images checked (default 1000)")  # fmt: skip
+    p.add_argument("--triton", metavar="DIR", help="also write a Triton model repository: DIR/NAME/1/model.onnx "
+                   "(int8 with --int8), config.pbtxt (dynamic batching; checked against Triton's schema), "
+                   "labels.txt")  # fmt: skip
+    p.add_argument("--name", default="vggnet", help="the model's name in the Triton repository (default vggnet)")
     p.add_argument(
         "--int8-scheme",
         default="auto",
@@ -318,14 +322,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_options(tuple(args.format), args.opset, Int8Settings(None, None, *numbers, args.int8_scheme) if args.int8
                   else None)  # fmt: skip
     (loaded,) = load_all(args)
+    if args.triton:  # the repository's config is checked before any work is done
+        from .export import check_triton_config, triton_config
+
+        check_out_folder(args.triton)
+        check_triton_config(triton_config(args.name, loaded))
+        args.format = sorted({*args.format, "onnx"})
     int8 = None
     if args.int8:
         sources = int8_sources(args.data, args.calibration, args.check, loaded.model.in_channels)
         int8 = Int8Settings(*sources, args.calibration, args.check, args.int8_scheme)
     results = export(loaded, args.out, tuple(args.format), opset=args.opset, int8=int8)
+    if args.triton:
+        from .export import write_triton
+
+        onnx = results["int8" if args.int8 else "onnx"]["path"]
+        folder = write_triton(loaded, onnx, args.triton, args.name)
+        results["triton"] = {"path": str(folder)}
     for fmt, r in results.items():
         if fmt == "removed":
             print(f"removed {', '.join(r['files'])} of the earlier export (not part of this one)")
+        elif fmt == "triton":
+            print(f"triton: {r['path']} (1/model.onnx, config.pbtxt with dynamic batching, labels.txt; the config "
+                  "parses as Triton's ModelConfig)")  # fmt: skip
         elif fmt == "int8":
             accuracy = (
                 f"accuracy float32 {100 * r['float_accuracy']:.2f}%, int8 {100 * r['int8_accuracy']:.2f}%"
@@ -474,6 +493,61 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve ----------------------------------------------------------------------------------------------------------
+def add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP: the Open Inference Protocol (Triton/KServe v2), /predict, a page at /",
+        description="An inference service for one model: requests are batched dynamically, images of any size are "
+        "brought to the model's test geometry, /metrics speaks Prometheus, SIGTERM finishes the requests in flight "
+        "and exits. Every error is JSON with one sentence.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=arg(int, Range(0, 65535)), default=8000, help="port (default 8000)")
+    p.add_argument("--name", default="vggnet", help="the model's name in the protocol (default vggnet)")
+    p.add_argument("--max-batch", type=arg(int, AT_LEAST_ONE), default=16, help="images per forward pass (16)")
+    p.add_argument("--max-wait-ms", type=arg(float, NON_NEGATIVE), default=5.0,
+                   help="how long a request waits for others to share its forward pass (default 5 ms)")  # fmt: skip
+    p.add_argument("--max-queue", type=arg(int, AT_LEAST_ONE), default=256,
+                   help="images allowed to wait; past it requests get 503 with Retry-After (default 256)")  # fmt: skip
+    p.add_argument("--max-body", type=arg(int, AT_LEAST_ONE), default=10 * 2**20,
+                   help="largest request body in bytes (default 10 MiB); more is refused with 413")  # fmt: skip
+    p.add_argument("--max-pixels", type=arg(int, AT_LEAST_ONE), default=40_000_000,
+                   help="largest image in pixels, read from its header before decoding (default 40 M)")  # fmt: skip
+    p.add_argument("--timeout", type=arg(float, POSITIVE), default=30.0,
+                   help="seconds a request may wait for the model before 504 (default 30)")  # fmt: skip
+    p.add_argument("--threads", type=arg(int, AT_LEAST_ONE), help="threads of the model (default: PyTorch's)")
+    p.add_argument("--no-mirror", dest="mirror", action="store_false",
+                   help="classify the image only, not its mirror too (twice as fast, a bit less accurate)")  # fmt: skip
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+
+    try:
+        from .serving import Engine, ServeSettings, serve
+    except ImportError as err:
+        raise ValueError(f"serving needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
+    if len(args.weights) != 1:
+        raise ValueError("give the model with one --weights (a vggnet file, an exported .onnx, or weights with --arch)")
+    if args.max_queue < args.max_batch:
+        raise ValueError(f"--max-queue {args.max_queue} must be at least --max-batch {args.max_batch}")
+    check_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    engine = Engine.load(args.weights[0], args.arch, args.mirror, args.max_pixels)
+    settings = ServeSettings(args.name, args.max_batch, args.max_wait_ms, args.max_queue, args.max_body, args.timeout)
+    loaded = engine.loaded
+    print(f"serving {loaded.source} as {args.name!r} ({len(loaded.classes)} classes; images rescaled to "
+          f"{loaded.default_scale}, centre {loaded.crop} x {loaded.crop}) on http://{args.host}:{args.port}/",
+          flush=True)  # fmt: skip
+    serve(engine, settings, args.host, args.port)
+    print("stopped: every request in flight was answered", flush=True)
+    return 0
+
+
 # -- bench ------------------------------------------------------------------------------------------------------------
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="images/s and memory against torchvision's VGG, in one process")
@@ -510,7 +584,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # -- the command ------------------------------------------------------------------------------------------------------
 COMMANDS = (
-    add_info, add_train, add_eval, add_predict, add_export, add_features, add_probe, add_reproduce, add_bench
+    add_info, add_train, add_eval, add_predict, add_export, add_features, add_probe, add_reproduce, add_serve,
+    add_bench,
 )  # fmt: skip
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -355,3 +357,58 @@ def check_agreement(loaded: Loaded, runner: OnnxModel, source: Source, count: in
         "int8_accuracy": right_int8 / seen if measured else None,
         "accuracy_note": note,
     }
+
+
+# -- a Triton model repository ---------------------------------------------------------------------------------------
+def triton_config(name: str, loaded: Loaded, max_batch: int = 32, queue_delay_us: int = 5000) -> str:
+    """``config.pbtxt`` for the exported ONNX model (Triton's onnxruntime backend): dynamic batching, the input
+    ``image`` (C x H x W, any size the dense net takes) and output ``scores`` with the class labels file, and what a
+    client needs to prepare images as parameters."""
+    channels, classes = loaded.model.in_channels, len(loaded.classes)
+    params = {"mean": loaded.mean, "std": loaded.std, "scale": loaded.default_scale, "pad": loaded.pad,
+              "crop": loaded.crop}  # fmt: skip
+    lines = [
+        f'name: "{name}"',
+        'platform: "onnxruntime_onnx"',
+        f"max_batch_size: {max_batch}",
+        f'input [ {{ name: "image" data_type: TYPE_FP32 dims: [ {channels}, -1, -1 ] }} ]',
+        f'output [ {{ name: "scores" data_type: TYPE_FP32 dims: [ {classes} ] label_filename: "labels.txt" }} ]',
+        f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}",
+        "instance_group [ { kind: KIND_CPU count: 1 } ]",
+    ]
+    for key, value in params.items():
+        lines.append(f'parameters {{ key: "vggnet_{key}" value {{ string_value: {json.dumps(json.dumps(value))} }} }}')
+    return "\n".join(lines) + "\n"
+
+
+def check_triton_config(text: str) -> None:
+    """Parse ``text`` with Triton's own schema (the ``model_config`` protobuf shipped in tritonclient's gRPC package);
+    ``ValueError`` if it does not parse, or if that package is missing."""
+    try:
+        from google.protobuf import text_format
+        from tritonclient.grpc import model_config_pb2
+    except ImportError as err:
+        raise ValueError(
+            f"checking a Triton config needs tritonclient[grpc] (pip install 'vggnet[triton]'): {err}"
+        ) from None
+    try:
+        text_format.Parse(text, model_config_pb2.ModelConfig())
+    except text_format.ParseError as err:
+        raise ValueError(f"the Triton config does not parse as Triton's ModelConfig: {err}") from None
+
+
+def write_triton(loaded: Loaded, onnx_path: str | os.PathLike, repo: str | os.PathLike, name: str = "vggnet",
+                 max_batch: int = 32) -> Path:  # fmt: skip
+    """``repo/name/`` as a Triton model repository: ``1/model.onnx`` (a copy of ``onnx_path``, float32 or int8),
+    ``config.pbtxt`` (checked against Triton's schema before anything is written) and ``labels.txt``."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"the Triton model name must be a plain folder name, got {name!r}")
+    config = triton_config(name, loaded, max_batch)
+    check_triton_config(config)
+    folder = Path(repo) / name
+    with folder_lock(folder, "Triton model folder"), Staging(folder) as stage:
+        shutil.copyfile(onnx_path, stage.path("1/model.onnx"))
+        stage.path("config.pbtxt").write_text(config)
+        stage.path("labels.txt").write_text("\n".join(loaded.classes) + "\n")
+        stage.commit(["1/model.onnx", "config.pbtxt", "labels.txt"])
+    return folder

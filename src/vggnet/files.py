@@ -210,7 +210,9 @@ class Staging:
         return self
 
     def path(self, name: str) -> Path:
+        """Where to build ``name`` (a relative path: ``1/model.onnx`` is fine)."""
         assert self.folder is not None
+        (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
         return self.folder / name
 
     def commit(self, names: list[str], replaces: list[str] = ()) -> list[str]:
@@ -223,6 +225,7 @@ class Staging:
                 os.fsync(f.fileno())
             os.chmod(staged, _umask_mode())
         for name in names:
+            (self.out / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.folder / name, self.out / name)
         removed = [n for n in replaces if n not in names and (self.out / n).exists()]
         for name in removed:

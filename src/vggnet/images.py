@@ -16,32 +16,41 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".ti
 
 
 class BadImage(ValueError):
-    pass
+    """An image that cannot be used; ``kind`` says why: ``empty``, ``format`` (not an image), ``size`` (more pixels
+    than allowed: a decompression bomb is refused from its header, before decoding), ``truncated`` or ``corrupt``."""
+
+    def __init__(self, message: str, kind: str = "corrupt") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
-def read_checked(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
-    """An image file's bytes and format (``"JPEG"``, ``"PNG"`` ...), after the checks that need no decoding: not
-    empty, a known image format, at most ``max_pixels`` (read from the header), a JPEG's end-of-image marker.
-    Raises ``BadImage`` naming what is wrong."""
+def check_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> str:
+    """The format (``"JPEG"``, ``"PNG"`` ...) of an image's bytes, after the checks that need no decoding: not empty,
+    a known image format, at most ``max_pixels`` (read from the header), a JPEG's end-of-image marker. Raises
+    ``BadImage`` naming what is wrong."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    data = path.read_bytes()
     if not data:
-        raise BadImage("empty file")
+        raise BadImage("empty file", "empty")
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
             fmt = im.format
     except (UnidentifiedImageError, OSError) as err:
-        raise BadImage(f"not an image ({err.__class__.__name__})") from None
-    except Image.DecompressionBombError:
-        raise BadImage("too large to decode safely") from None
+        raise BadImage(f"not an image ({err.__class__.__name__})", "format") from None
+    except Image.DecompressionBombError as err:
+        raise BadImage(f"too many pixels to decode safely ({str(err).split(',')[0]})", "size") from None
     if width * height > max_pixels:
-        raise BadImage(f"{width}x{height} pixels is more than the {max_pixels:,} allowed")
+        raise BadImage(f"{width}x{height} pixels is more than the {max_pixels:,} allowed", "size")
     if fmt == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        raise BadImage("truncated JPEG (no end-of-image marker)")
-    return data, fmt
+        raise BadImage("truncated JPEG (no end-of-image marker)", "truncated")
+    return fmt
+
+
+def read_checked(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
+    """An image file's bytes and format, checked as :func:`check_bytes` does."""
+    data = Path(path).read_bytes()
+    return data, check_bytes(data, max_pixels)
 
 
 def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:

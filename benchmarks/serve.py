@@ -1,0 +1,247 @@
+"""vggnet serve under load, on loopback: requests/s and p50/p95/p99 latency at 1, 8 and 32 concurrent clients, with
+dynamic batching against one image at a time (--max-batch 1), errors counted; then an overload of 4x the queue
+bound (only 503s beyond it, memory flat, a good request answered within a second of the burst ending).
+
+Each configuration is a real ``vggnet serve`` in a subprocess; the clients are asyncio + httpx in this process,
+each posting an image file to /predict, bounded in requests and in time (the script stops by itself).
+
+    python benchmarks/serve.py --weights runs/fashion_mnist/model.safetensors --image some.png
+    python benchmarks/serve.py --vgg16   # VGG-16 at 224 x 224 (random weights: speed only), float32 and int8 ONNX
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+@dataclass
+class Level:
+    clients: int
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """``vggnet serve`` in a subprocess, ready when it says so."""
+
+    def __init__(self, weights: str, flags: list[str]) -> None:
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        argv = [sys.executable, "-m", "vggnet", "serve", "--weights", weights, "--port", str(self.port), *flags]
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (the access log, a line per request, until stop())
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"vggnet serve exited: {self.log.read().strip()}")
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("vggnet serve did not start")
+
+    def rss(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) * 1024
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=120)
+        self.log.close()
+        return code
+
+
+async def load(url: str, image: bytes, clients: int, requests: int, limit: float) -> Level:
+    """``clients`` concurrent clients posting ``image`` until ``requests`` answers or ``limit`` seconds."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    left = requests
+    stop_at = time.perf_counter() + limit
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal left, errors
+        while left > 0 and time.perf_counter() < stop_at:
+            left -= 1
+            started = time.perf_counter()
+            answer = await http.post(url + "/predict", content=image)
+            latencies.append(time.perf_counter() - started)
+            errors += answer.status_code != 200
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        await client(http)  # one warm-up request, not counted
+        latencies.clear()
+        errors, left = 0, requests
+        started = time.perf_counter()
+        await asyncio.gather(*[client(http) for _ in range(clients)])
+        seconds = time.perf_counter() - started
+    return Level(clients, len(latencies), seconds, latencies, errors)
+
+
+async def overload(service: Service, image: bytes, burst: int) -> dict[str, float]:
+    """``burst`` requests at once: their statuses, the memory before and after, and how soon a good one is answered."""
+    import httpx
+
+    before = service.rss()
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=burst)) as http:
+        answers = await asyncio.gather(*[http.post(service.url + "/predict", content=image) for _ in range(burst)])
+        ended = time.perf_counter()
+        good = await http.post(service.url + "/predict", content=image)
+        recovered = time.perf_counter() - ended
+    codes = [a.status_code for a in answers]
+    return {"ok": codes.count(200), "503": codes.count(503), "other": len(codes) - codes.count(200) - codes.count(503),
+            "retry_after": all(a.headers.get("retry-after") for a in answers if a.status_code == 503),
+            "rss_growth_mib": (service.rss() - before) / 2**20, "recovered_s": recovered,
+            "good_after": good.status_code}  # fmt: skip
+
+
+def run_model(label: str, weights: str, image: bytes, args: argparse.Namespace, extra: list[str]) -> list[str]:
+    rows = []
+    rates: dict[str, dict[int, Level]] = {}
+    batching = ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+    for mode, flags in (("dynamic batching", batching), ("one at a time", ["--max-batch", "1"])):
+        service = Service(weights, [*flags, "--max-queue", str(args.max_queue), *extra])
+        try:
+            for clients in args.clients:
+                level = asyncio.run(load(service.url, image, clients, args.requests, args.seconds))
+                rates.setdefault(mode, {})[clients] = level
+                rows.append(f"| {label} | {mode} | {clients} | {level.requests} | {level.rate:.1f} | "
+                            f"{1000 * level.percentile(50):.1f} | {1000 * level.percentile(95):.1f} | "
+                            f"{1000 * level.percentile(99):.1f} | {level.errors} |")  # fmt: skip
+                print(rows[-1], flush=True)
+        finally:
+            service.stop()
+    top = max(args.clients)
+    gain = rates["dynamic batching"][top].rate / rates["one at a time"][top].rate
+    p = rates["dynamic batching"][top]
+    rows.append(f"| {label} | batching / one at a time at {top} clients | | | **{gain:.2f}x** | p99 / p50 = "
+                f"{p.percentile(99) / p.percentile(50):.2f} | | | |")  # fmt: skip
+    print(rows[-1], flush=True)
+    return rows
+
+
+def make_vgg16(folder: Path) -> tuple[str, str]:
+    """VGG-16 (random weights: for speed only) as vggnet weights, and as an int8 ONNX model made with onnxruntime's
+    static quantisation (calibrated on random images)."""
+    import torch
+
+    import vggnet
+    from vggnet.export import export, quantize_onnx
+    from vggnet.inference import load_model
+    from vggnet.runtime import write_metadata
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "vgg16.safetensors"
+    if not weights.exists():
+        vggnet.save_weights(vggnet.vgg16(), weights, metadata={"crop": "224", "scale": "256"})
+    int8 = folder / "model.int8.onnx"
+    if not int8.exists():
+        loaded = load_model(weights)
+        export(loaded, folder, ("onnx",))
+
+        class Random:
+            left = 8
+
+            def get_next(self):
+                self.left -= 1
+                return {"image": torch.randn(1, 3, 256, 256).numpy()} if self.left >= 0 else None
+
+        quantize_onnx(folder / "model.onnx", int8, Random(), "u8s8")
+        from vggnet.export import _metadata
+
+        write_metadata(int8, _metadata(loaded, loaded.model, "int8 u8s8"))
+    return str(weights), str(int8)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", help="the model to serve (e.g. the main job's runs/fashion_mnist/model.safetensors)")
+    p.add_argument("--image", help="the image every request posts (default: a Fashion-MNIST test image)")
+    p.add_argument("--vgg16", action="store_true", help="VGG-16 at 224 x 224, float32 eager and int8 ONNX")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--requests", type=int, default=400, help="requests per level (default 400)")
+    p.add_argument("--seconds", type=float, default=60, help="time limit per level (default 60)")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-wait-ms", type=float, default=5)
+    p.add_argument("--max-queue", type=int, default=64)
+    args = p.parse_args()
+    image = Path(args.image).read_bytes() if args.image else fashion_image()
+    rows = ["| model | mode | clients | requests | requests/s | p50 ms | p95 ms | p99 ms | errors |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    if args.weights:
+        rows += run_model(Path(args.weights).name, args.weights, image, args, [])
+        service = Service(args.weights, ["--max-batch", str(args.max_batch), "--max-queue", str(args.max_queue)])
+        try:
+            found = asyncio.run(overload(service, image, 4 * args.max_queue))
+        finally:
+            code = service.stop()
+        print(f"\noverload of {4 * args.max_queue} requests at once (queue bound {args.max_queue}): {found}; "
+              f"exit status after SIGTERM {code}")  # fmt: skip
+    if args.vgg16:
+        weights, int8 = make_vgg16(ROOT / "runs" / "bench_serve")
+        big = photo()
+        rows += run_model("VGG-16 float32 (PyTorch)", weights, big, args, [])
+        rows += run_model("VGG-16 int8 (ONNX)", int8, big, args, [])
+    print("\n" + "\n".join(rows))
+    return 0
+
+
+def fashion_image() -> bytes:
+    from PIL import Image
+
+    from vggnet.data import load_fashion_mnist
+
+    buffer = io.BytesIO()
+    Image.fromarray(load_fashion_mnist(split="test").originals[0, 0].numpy()).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def photo() -> bytes:
+    """A 500 x 375 JPEG (a typical photo's size) of smooth random colour."""
+    import torch
+    from torchvision.io import encode_jpeg
+    from torchvision.transforms.v2.functional import resize
+
+    g = torch.Generator().manual_seed(0)
+    small = (torch.rand(3, 12, 16, generator=g) * 255).to(torch.uint8)
+    return encode_jpeg(resize(small, [375, 500], antialias=True), quality=90).numpy().tobytes()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""What the service runs: a loaded model (PyTorch weights, or an exported ONNX model through onnxruntime), the test
+geometry it was validated at, and the three things asked of it: bring an image to that geometry, classify a batch,
+explain one image."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..images import BadImage, check_bytes, decode_bytes
+from ..inference import Loaded, load_model, prepare
+from ..model import VGG
+
+
+@dataclass
+class Engine:
+    """A model ready to serve. ``mirror``: average each image's posteriors with its mirror image's, as the paper's
+    validation (and vggnet's ``val_flip``) does."""
+
+    loaded: Loaded
+    net: torch.nn.Module
+    mirror: bool = True
+    max_pixels: int = 40_000_000
+
+    @classmethod
+    def load(cls, weights: str, arch: str | None = None, mirror: bool = True, max_pixels: int = 40_000_000) -> Engine:
+        loaded = load_model(weights, arch)
+        net = prepare(loaded.model) if isinstance(loaded.model, VGG) else loaded.model
+        return cls(loaded, net, mirror, max_pixels)
+
+    @property
+    def channels(self) -> int:
+        return self.loaded.model.in_channels
+
+    @property
+    def input_shape(self) -> list[int]:
+        """One image as the model takes it: C x crop x crop."""
+        return [self.channels, self.loaded.crop, self.loaded.crop]
+
+    @property
+    def platform(self) -> str:
+        return "pytorch_libtorch" if isinstance(self.loaded.model, VGG) else "onnxruntime_onnx"
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        """An image's encoded bytes to uint8 C x H x W with the model's channels; ``BadImage`` (with its kind) for
+        anything that is not a whole image of a sane size, checked from its header before it is decoded."""
+        check_bytes(data, self.max_pixels)
+        img = decode_bytes(data)
+        if self.channels == 1:
+            from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+            img = rgb_to_grayscale(img)
+        return img
+
+    def full_view(self, img: torch.Tensor) -> torch.Tensor:
+        """uint8 C x H x W at the test scale: rescaled to Q, padded, normalised (1 x C x H' x W')."""
+        return self.loaded.inputs(img[None])
+
+    def preprocess(self, data: bytes) -> torch.Tensor:
+        """An encoded image to the model's input, C x crop x crop: rescaled to its test scale Q, padded as in its
+        validation, the centre crop taken."""
+        x = self.full_view(self.decode(data))
+        return centre_crop(x, self.loaded.crop)[0]
+
+    @torch.inference_mode()
+    def classify(self, batch: torch.Tensor) -> torch.Tensor:
+        """Posteriors N x K of a batch of model inputs N x C x crop x crop."""
+        x = batch.contiguous(memory_format=torch.channels_last)
+        probs = F.softmax(self.net(x).float(), 1)
+        if self.mirror:
+            probs = (probs + F.softmax(self.net(x.flip(3)).float(), 1)) / 2
+        return probs
+
+    def explain(self, data: bytes, layer: str = "relu5_3") -> dict[str, object]:
+        """The top class of an image, its Grad-CAM map and the dense score map of that class, as PNGs (data URLs)
+        the size of the image at its test scale."""
+        from ..explain import grad_cam
+
+        if not isinstance(self.loaded.model, VGG):
+            raise NotImplementedError(
+                f"{self.loaded.source} is an exported model: explaining needs the PyTorch weights it came from"
+            )
+        x = self.full_view(self.decode(data)).contiguous(memory_format=torch.channels_last)
+        crop = min(self.loaded.crop, *x.shape[-2:])
+        window = centre_crop(x, crop)
+        probs = self.classify(window)[0]
+        best = int(probs.argmax())
+        heat = torch.zeros(x.shape[-2:])
+        (h, w), top, left = x.shape[-2:], (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+        heat[top : top + crop, left : left + crop] = grad_cam(self.net, window, best, layer)[0].cpu()
+        with torch.inference_mode():
+            dense = F.softmax(self.net.score_map(x).float(), 1)[0, best]
+        dense = F.interpolate(dense[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        return {
+            "class": self.loaded.classes[best],
+            "probability": float(probs[best]),
+            "cam": png_data_url(heat),
+            "dense": png_data_url(dense.clamp(0, 1)),
+            "size": [h, w],
+        }
+
+
+def centre_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - crop) // 2, (w - crop) // 2
+    return x[..., top : top + crop, left : left + crop]
+
+
+def png_data_url(values: torch.Tensor) -> str:
+    """A map in [0, 1] (H x W) as a colour-mapped PNG data URL (matplotlib's jet), for an <img> over the picture."""
+    import matplotlib
+    from torchvision.io import encode_png
+
+    colours = matplotlib.colormaps["jet"](values.clamp(0, 1).numpy())  # H x W x 4 in [0, 1]
+    rgb = torch.from_numpy((colours[..., :3] * 255).round().astype("uint8")).permute(2, 0, 1).contiguous()
+    return "data:image/png;base64," + base64.b64encode(encode_png(rgb).numpy().tobytes()).decode()
+
+
+def describe_bad_image(err: BadImage) -> tuple[int, str]:
+    """The HTTP status and sentence for an image that cannot be used."""
+    status = {"format": 415, "empty": 400, "size": 413, "truncated": 400, "corrupt": 400}.get(err.kind, 400)
+    return status, f"the upload is not a usable image: {err}"

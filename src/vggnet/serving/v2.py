@@ -1,0 +1,151 @@
+"""The Open Inference Protocol (KServe "v2", as NVIDIA Triton speaks it over HTTP): inference requests and
+responses in JSON, with the binary tensor extension (a JSON header of ``Inference-Header-Content-Length`` bytes,
+then the tensors' raw bytes) that ``tritonclient.http`` uses by default, and Triton's classification extension
+(``"classification": k`` on an output: the top k as ``"score:index:label"`` strings).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+HEADER = "Inference-Header-Content-Length"
+IMAGE, IMAGE_BYTES, PROBABILITIES = "image", "image_bytes", "probabilities"
+NUMPY = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32,
+         "UINT8": np.uint8, "INT8": np.int8, "BOOL": np.bool_}  # fmt: skip
+
+
+class ProtocolError(ValueError):
+    """A request the protocol (or this model) cannot take: answered 400 with the sentence."""
+
+
+@dataclass
+class Tensor:
+    name: str
+    datatype: str
+    shape: list[int]
+    data: Any  # numpy array, or a list of bytes for BYTES
+
+
+@dataclass
+class Request:
+    id: str | None
+    inputs: dict[str, Tensor]
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    binary_output: bool = False
+
+
+def parse_request(body: bytes, header_length: int | None) -> Request:
+    """Decode an inference request, JSON or JSON with binary tensors."""
+    head, rest = (body, b"") if header_length is None else (body[:header_length], body[header_length:])
+    try:
+        spec = json.loads(head)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ProtocolError(f"the request is not JSON ({err})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("inputs"), list) or not spec["inputs"]:
+        raise ProtocolError('the request needs "inputs": a list of tensors')
+    inputs, offset = {}, 0
+    for raw in spec["inputs"]:
+        tensor, used = _tensor(raw, rest, offset)
+        inputs[tensor.name], offset = tensor, offset + used
+    if offset != len(rest):
+        raise ProtocolError(f"the request carries {len(rest)} bytes of tensor data, its inputs describe {offset}")
+    params = spec.get("parameters") or {}
+    outputs = spec.get("outputs") or []
+    return Request(spec.get("id"), inputs, outputs, bool(params.get("binary_data_output")))
+
+
+def _tensor(raw: dict[str, Any], rest: bytes, offset: int) -> tuple[Tensor, int]:
+    try:
+        name, datatype, shape = str(raw["name"]), str(raw["datatype"]), [int(d) for d in raw["shape"]]
+    except (KeyError, TypeError, ValueError):
+        raise ProtocolError('each input needs "name", "datatype" and "shape"') from None
+    if any(d < 0 for d in shape):
+        raise ProtocolError(f"input {name}: shape {shape} has a negative dimension")
+    count = int(np.prod(shape)) if shape else 1
+    size = (raw.get("parameters") or {}).get("binary_data_size")
+    if datatype == "BYTES":
+        if size is not None:
+            items = _split_bytes(rest[offset : offset + int(size)], count, name)
+            return Tensor(name, datatype, shape, items), int(size)
+        items = raw.get("data")
+        if not isinstance(items, list) or len(items) != count:
+            raise ProtocolError(f"input {name}: {count} BYTES elements expected (binary, or base64 strings)")
+        try:
+            return Tensor(name, datatype, shape, [base64.b64decode(v, validate=True) for v in items]), 0
+        except (ValueError, TypeError):
+            raise ProtocolError(f"input {name}: BYTES elements in JSON must be base64 strings") from None
+    if datatype not in NUMPY:
+        raise ProtocolError(f"input {name}: unknown datatype {datatype}")
+    dtype = NUMPY[datatype]
+    if size is not None:
+        chunk = rest[offset : offset + int(size)]
+        if len(chunk) != count * np.dtype(dtype).itemsize:
+            raise ProtocolError(f"input {name}: {len(chunk)} bytes for a {datatype} tensor of shape {shape}")
+        return Tensor(name, datatype, shape, np.frombuffer(chunk, dtype=dtype).reshape(shape)), int(size)
+    try:
+        array = np.asarray(raw["data"], dtype=dtype).reshape(shape)
+    except (KeyError, ValueError, TypeError):
+        raise ProtocolError(f"input {name}: its data do not make a {datatype} tensor of shape {shape}") from None
+    return Tensor(name, datatype, shape, array), 0
+
+
+def _split_bytes(buffer: bytes, count: int, name: str) -> list[bytes]:
+    """BYTES elements in the binary extension: each a 4-byte little-endian length, then that many bytes."""
+    items, at = [], 0
+    for _ in range(count):
+        if at + 4 > len(buffer):
+            raise ProtocolError(f"input {name}: its binary BYTES data end early")
+        (n,) = struct.unpack_from("<I", buffer, at)
+        items.append(buffer[at + 4 : at + 4 + n])
+        at += 4 + n
+        if at > len(buffer):
+            raise ProtocolError(f"input {name}: its binary BYTES data end early")
+    return items
+
+
+def classification(probs: np.ndarray, k: int, classes: list[str]) -> list[list[str]]:
+    """Triton's classification output: per row, the top ``k`` as ``"score:index:label"``."""
+    top = np.argsort(-probs, axis=1)[:, :k]
+    return [[f"{probs[r, i]:f}:{i}:{classes[i]}" for i in row] for r, row in enumerate(top)]
+
+
+def encode_response(model: str, request: Request, probs: np.ndarray, classes: list[str]) -> tuple[bytes, int | None]:
+    """The response to ``request``: the ``probabilities`` output (N x K FP32), or the outputs it asked for, in
+    binary where it asked for binary."""
+    wanted = request.outputs or [{"name": PROBABILITIES, "parameters": {"binary_data": request.binary_output}}]
+    outputs, blobs = [], []
+    for out in wanted:
+        name, params = out.get("name"), out.get("parameters") or {}
+        if name != PROBABILITIES:
+            raise ProtocolError(f"unknown output {name!r}; this model has {PROBABILITIES!r}")
+        k = int(params.get("classification", 0) or 0)
+        if k:
+            rows = classification(probs, min(k, probs.shape[1]), classes)
+            entry = {"name": name, "datatype": "BYTES", "shape": [len(rows), len(rows[0]) if rows else 0]}
+            flat = [s for row in rows for s in row]
+            if params.get("binary_data", False):
+                blob = b"".join(struct.pack("<I", len(s.encode())) + s.encode() for s in flat)
+                entry["parameters"] = {"binary_data_size": len(blob)}
+                blobs.append(blob)
+            else:
+                entry["data"] = flat
+        else:
+            entry = {"name": name, "datatype": "FP32", "shape": list(probs.shape)}
+            if params.get("binary_data", False):
+                blob = np.ascontiguousarray(probs, dtype=np.float32).tobytes()
+                entry["parameters"] = {"binary_data_size": len(blob)}
+                blobs.append(blob)
+            else:
+                entry["data"] = probs.astype(np.float32).ravel().tolist()
+        outputs.append(entry)
+    head = {"model_name": model, "model_version": "1", "outputs": outputs}
+    if request.id is not None:
+        head["id"] = request.id
+    text = json.dumps(head).encode()
+    return (text + b"".join(blobs), len(text)) if blobs else (text, None)

@@ -1,0 +1,372 @@
+"""vggnet serve as a user meets it: started by its command on a free port, spoken to over loopback by real clients
+(httpx, tritonclient, a browser), stopped by SIGTERM. The batcher's own rules are checked in-process."""
+
+import asyncio
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from helpers import randomise_bn
+from PIL import Image
+
+import vggnet
+from vggnet.serving import Engine
+from vggnet.serving.batcher import Batcher, Overloaded
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["cat", "dog", "owl"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png(width: int, height: int, seed: int) -> bytes:
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (height, width, 3), generator=g, dtype=torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A small model whose test geometry is not trivial: images rescaled to Q = 40, the centre 32 classified."""
+    model = randomise_bn(vggnet.build("vgg11_bn", width=1 / 8, pool_size=1, fc_width=32, num_classes=3)).eval()
+    meta = {"classes": json.dumps(CLASSES), "mean": "[0.4, 0.45, 0.5]", "std": "[0.25, 0.25, 0.25]", "crop": "32",
+            "scale": "40"}  # fmt: skip
+    return vggnet.save_weights(model, tmp_path_factory.mktemp("model") / "m.safetensors", metadata=meta)
+
+
+class Server:
+    """``vggnet serve`` in a subprocess, as a user starts it."""
+
+    def __init__(self, weights: Path, *flags: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+        argv = [sys.executable, "-m", "vggnet", "serve", "--weights", str(weights), "--port", str(self.port), *flags]
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vggnet serve exited: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("vggnet serve did not become ready")
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def server(weights):
+    s = Server(weights, "--max-batch", "8", "--max-wait-ms", "100", "--max-body", "300000")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def local(weights):
+    """The same model in this process, to say what the service must answer."""
+    return Engine.load(str(weights))
+
+
+@pytest.mark.slow
+def test_the_protocol_endpoints_and_a_triton_client_round_trip(server, local):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("vggnet")
+    meta = client.get_model_metadata("vggnet")
+    assert meta["inputs"][0] == {"name": "image", "datatype": "FP32", "shape": [-1, 3, 32, 32]}
+    assert meta["outputs"][0]["shape"] == [-1, 3] and meta["parameters"]["classes"] == CLASSES
+    assert (meta["parameters"]["scale"], meta["parameters"]["crop"]) == (40, 32)
+    x = torch.randn(3, 3, 32, 32)
+    tensor = triton.InferInput("image", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x.numpy())
+    got = client.infer("vggnet", [tensor]).as_numpy("probabilities")  # binary tensors, tritonclient's default
+    np.testing.assert_allclose(got, local.classify(x).numpy(), rtol=1e-4, atol=1e-6)
+    images = [png(50, 40, 1), png(33, 70, 2)]
+    encoded = triton.InferInput("image_bytes", [2], "BYTES")
+    encoded.set_data_from_numpy(np.array(images, dtype=np.object_))
+    wanted = [triton.InferRequestedOutput("probabilities", binary_data=False)]
+    got = client.infer("vggnet", [encoded], outputs=wanted).as_numpy("probabilities")
+    expected = local.classify(torch.stack([local.preprocess(b) for b in images]))
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-6)
+    top = client.infer("vggnet", [tensor], outputs=[triton.InferRequestedOutput("probabilities", class_count=2)])
+    first = top.as_numpy("probabilities")[0, 0].decode().split(":")
+    assert first[2] == CLASSES[int(first[1])] and int(first[1]) == int(local.classify(x)[0].argmax())
+
+
+@pytest.mark.slow
+def test_predict_and_explain_take_an_image_file(server, local):
+    image = png(64, 48, 3)
+    by_form = httpx.post(server.url + "/predict", files={"file": ("x.png", image, "image/png")}, timeout=30)
+    raw = httpx.post(server.url + "/predict?top=2", content=image, timeout=30)
+    assert by_form.status_code == raw.status_code == 200, by_form.text
+    expected = local.classify(local.preprocess(image)[None])[0]
+    assert [t["class"] for t in by_form.json()["top"]] == [CLASSES[i] for i in expected.argsort(descending=True)]
+    assert by_form.json()["top"][:2] == raw.json()["top"] and len(raw.json()["top"]) == 2
+    assert abs(by_form.json()["top"][0]["probability"] - float(expected.max())) < 1e-5
+    why = httpx.post(server.url + "/explain", files={"file": ("x.png", image, "image/png")}, timeout=60).json()
+    assert why["class"] == by_form.json()["top"][0]["class"] and why["size"] == [40, 53]  # 48 x 64 at Q = 40
+    for key in ("cam", "dense"):
+        picture = Image.open(io.BytesIO(__import__("base64").b64decode(why[key].split(",", 1)[1])))
+        assert picture.size == (53, 40)
+
+
+@pytest.mark.slow
+def test_concurrent_requests_share_forward_passes_and_get_their_own_answers(server, local):
+    before = batches(server)
+    images = [png(40 + i, 40, 100 + i) for i in range(12)]
+    answers: dict[int, dict] = {}
+
+    def ask(i: int) -> None:
+        answers[i] = httpx.post(server.url + "/predict?top=3", content=images[i], timeout=60).json()
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, image in enumerate(images):  # each caller got the answer for its own image
+        expected = local.classify(local.preprocess(image)[None])[0]
+        assert [t["probability"] for t in answers[i]["top"]] == pytest.approx(expected.sort(descending=True).values
+                                                                               .tolist(), abs=1e-5)  # fmt: skip
+    count, total = (a - b for a, b in zip(batches(server), before))
+    assert total == 12 and count < 12  # fewer forward passes than requests: they were shared
+
+
+def batches(server) -> tuple[float, float]:
+    text = httpx.get(server.url + "/metrics").text
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("vggnet_batch")}
+    return values["vggnet_batch_size_count"], values["vggnet_batch_size_sum"]
+
+
+@pytest.mark.slow
+def test_every_bad_request_is_a_json_sentence_and_the_next_good_one_is_served(server, tmp_path):
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 400 million pixels in a few kB
+    cases = [
+        ("post", "/predict", {"content": b"x" * 400_000}, 413, "more than the 300,000 allowed"),
+        ("post", "/predict", {"content": b"plain text, not a picture"}, 415, "not an image"),
+        ("post", "/predict", {"content": png(64, 64, 5)[:300]}, 400, "not a usable image"),
+        ("post", "/predict", {"content": bomb.getvalue()}, 413, "too many pixels to decode safely"),
+        ("post", "/predict", {"files": {"other": ("x.png", png(32, 32, 1))}}, 400, 'field named "file"'),
+        ("post", "/predict?top=0", {"content": png(32, 32, 1)}, 400, "top must be in"),
+        ("post", "/v2/models/vggnet/infer", {"content": b"{not json"}, 400, "not JSON"),
+        (
+            "post",
+            "/v2/models/vggnet/infer",
+            {"json": {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 16, 16], "data": [0.0] * 768}]}},
+            400,
+            r"shape \[N, 3, 32, 32\]",
+        ),  # fmt: skip
+        (
+            "post",
+            "/v2/models/vggnet/infer",
+            {"json": {"inputs": [{"name": "image", "datatype": "INT64", "shape": [1, 3, 32, 32], "data": [0] * 3072}]}},
+            400,
+            "must be FP32",
+        ),  # fmt: skip
+        (
+            "post",
+            "/v2/models/vggnet/infer",
+            {"json": {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 5}]}},
+            400,
+            "do not make a FP32 tensor",
+        ),  # fmt: skip
+        ("post", "/v2/models/resnet/infer", {"json": {"inputs": []}}, 404, "unknown model 'resnet'"),
+        ("get", "/v2/models/resnet", {}, 404, "unknown model"),
+        ("get", "/nowhere", {}, 404, "no such endpoint"),
+        ("get", "/predict", {}, 405, "GET is not allowed"),
+    ]
+    import re
+
+    for method, path, kwargs, status, message in cases:
+        answer = getattr(httpx, method)(server.url + path, timeout=30, **kwargs)
+        assert answer.status_code == status, (path, answer.text)
+        assert answer.headers["content-type"] == "application/json" and re.search(message, answer.json()["error"])
+    started = time.monotonic()
+    assert httpx.post(server.url + "/predict", content=png(40, 40, 9), timeout=30).status_code == 200
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.slow
+def test_overload_is_refused_with_503_and_the_service_recovers_at_once(weights):
+    s = Server(weights, "--max-batch", "2", "--max-queue", "4", "--max-wait-ms", "300")
+    try:
+        rss_before = rss(s.proc.pid)
+        image = png(40, 40, 11)
+
+        async def burst():
+            async with httpx.AsyncClient(timeout=60) as client:
+                return await asyncio.gather(*[client.post(s.url + "/predict", content=image) for _ in range(32)])
+
+        answers = asyncio.run(burst())  # 4 x the queue bound, at once
+        codes = sorted(a.status_code for a in answers)
+        assert set(codes) == {200, 503} and codes.count(200) >= 4
+        refused = next(a for a in answers if a.status_code == 503)
+        assert refused.headers["retry-after"] == "1" and "overloaded" in refused.json()["error"]
+        started = time.monotonic()
+        assert httpx.post(s.url + "/predict", content=image, timeout=30).status_code == 200
+        assert time.monotonic() - started < 1.0
+        assert rss(s.proc.pid) - rss_before < 100 * 2**20  # memory flat: refused requests cost nothing
+    finally:
+        code, _, err = s.stop()
+    assert code == 0
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert {"method", "path", "status", "ms"} <= set(lines[0]) and sum(x["status"] == 503 for x in lines) >= 1
+
+
+def rss(pid: int) -> int:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) * 1024
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_requests_in_flight_then_exits_0(weights):
+    s = Server(weights, "--max-wait-ms", "2000")  # a lone request waits 2 s for company
+    result = {}
+
+    def ask() -> None:
+        result["answer"] = httpx.post(s.url + "/predict", content=png(40, 40, 12), timeout=30)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    time.sleep(0.5)
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(httpx.TransportError):  # no new requests once stopping
+        httpx.get(s.url + "/v2/health/live", timeout=2)
+    thread.join(timeout=30)
+    code, out, _ = s.stop()
+    assert result["answer"].status_code == 200 and len(result["answer"].json()["top"]) == 3
+    assert code == 0 and "stopped: every request in flight was answered" in out
+
+
+def test_the_batcher_batches_routes_times_out_and_refuses():
+    calls, gate = [], threading.Event()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        gate.wait(10)
+        calls.append(len(x))
+        return x.flatten(1).sum(1, keepdim=True)
+
+    async def scenario():
+        b = Batcher(run, max_batch=4, max_wait=0.05, max_queue=6)
+        await b.start()
+        gate.set()
+        items = [torch.full((1, 1, 2, 2), float(i)) for i in range(4)]
+        got = await asyncio.gather(*[b.submit(x) for x in items])
+        assert [float(g) for g in got] == [4.0 * i for i in range(4)] and calls == [4]  # one pass, own rows
+        big = await b.submit(torch.ones(6, 1, 2, 2))
+        assert big.shape == (6, 1) and sorted(calls[1:]) == [2, 4]  # split at max_batch
+        gate.clear()  # the model is busy: requests queue up
+        busy = asyncio.create_task(b.submit(torch.ones(4, 1, 2, 2)))
+        await asyncio.sleep(0.2)
+        queued = [asyncio.create_task(b.submit(torch.ones(3, 1, 2, 2))) for _ in range(2)]  # 6 images: the bound
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded, match="6 images are queued"):
+            await b.submit(torch.ones(1, 1, 2, 2))
+        gate.set()
+        assert [r.shape for r in await asyncio.gather(busy, *queued)] == [(4, 1), (3, 1), (3, 1)]
+        gate.clear()
+        slow = asyncio.create_task(b.submit(torch.ones(1, 1, 2, 2)))
+        await asyncio.sleep(0.2)  # that one is on the model now; the next waits behind it and gives up
+        with pytest.raises(TimeoutError, match="no answer within 0.05 s"):
+            await b.submit(torch.ones(1, 1, 2, 2), timeout=0.05)
+        gate.set()
+        await slow
+        await b.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_a_triton_repository_with_a_config_that_triton_parses(weights, tmp_path, capsys):
+    from vggnet.cli import main
+    from vggnet.export import check_triton_config
+
+    argv = ["export", "--weights", str(weights), "--out", str(tmp_path / "out"), "--format", "onnx", "--triton",
+            str(tmp_path / "repo"), "--name", "pets"]  # fmt: skip
+    assert main(argv) == 0
+    folder = tmp_path / "repo" / "pets"
+    assert (folder / "1" / "model.onnx").read_bytes() == (tmp_path / "out" / "model.onnx").read_bytes()
+    assert (folder / "labels.txt").read_text().split() == CLASSES
+    config = (folder / "config.pbtxt").read_text()
+    check_triton_config(config)
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    parsed = text_format.Parse(config, model_config_pb2.ModelConfig())
+    assert (parsed.name, parsed.platform, parsed.max_batch_size) == ("pets", "onnxruntime_onnx", 32)
+    assert list(parsed.input[0].dims) == [3, -1, -1] and list(parsed.output[0].dims) == [3]
+    assert parsed.HasField("dynamic_batching") and parsed.output[0].label_filename == "labels.txt"
+    with pytest.raises(ValueError, match="does not parse as Triton's ModelConfig"):
+        check_triton_config(config.replace("TYPE_FP32", "TYPE_FP33"))
+
+
+def find_chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+    )
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.mark.slow
+def test_the_page_classifies_an_upload_in_a_real_browser(server, local, tmp_path):
+    found = find_chromium()
+    if found is None:
+        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/test.sh installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,800"):  # fmt: skip
+        options.add_argument(flag)
+    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=found[1]))
+    try:
+        browser.get(server.url + "/")
+        WebDriverWait(browser, 30).until(lambda b: "3 classes" in b.find_element(By.ID, "model").text)
+        path = tmp_path / "upload.png"
+        path.write_bytes(png(64, 48, 21))
+        browser.find_element(By.ID, "file").send_keys(str(path))
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                         in ("explained", "error"))  # fmt: skip
+        rows = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        shown = [(r.get_attribute("data-class"), float(r.get_attribute("data-probability"))) for r in rows]
+        expected = local.classify(local.preprocess(path.read_bytes())[None])[0]
+        assert [c for c, _ in shown] == [CLASSES[i] for i in expected.argsort(descending=True)]
+        assert shown[0][1] == pytest.approx(float(expected.max()), abs=1e-5)
+        assert browser.find_element(By.ID, "cam").get_attribute("src").startswith("data:image/png;base64,")
+        shot = os.environ.get("VGGNET_SCREENSHOT")
+        browser.save_screenshot(shot or str(tmp_path / "page.png"))
+    finally:
+        browser.quit()
