@@ -7,7 +7,7 @@
 # the project runs from src/ and Fashion-MNIST's idx files travel in .data/fashion-mnist (ignored by git;
 # `bash benchmarks/gpu_check.sh --prepare` fills it from Debian's dataset-fashion-mnist here).
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine, about 8-10 minutes on one H100/H200
-#   bash benchmarks/gpu_check.sh --skip table3        # leave a step out (tests train inference pipeline fashion table3)
+#   bash benchmarks/gpu_check.sh --skip table3        # leave a step out (tests train inference pipeline fashion table3: vggnet reproduce)
 #   bash benchmarks/gpu_check.sh --device cpu --tiny  # a dry run of every step on a CPU
 # Results go to $OUT (or runs/gpu_check); the last lines are a table of figures.
 set -euo pipefail

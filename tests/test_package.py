@@ -67,6 +67,7 @@ def test_an_installed_wheel_runs_with_its_recipes_from_another_directory(tmp_pat
         [sys.executable, "-c", "import vggnet; print(vggnet.__file__)"], cwd=elsewhere, env=env, capture_output=True
     )
     assert Path(where.stdout.decode().strip()).is_relative_to(site)
+    assert (site / "vggnet" / "serving" / "index.html").is_file()  # the service's page travels with the package
     args = ["train", "--recipe", "fashion_mnist", "--dataset", "synthetic", "--width", "0.0625", "--epochs", "1"]
     args += ["--max-steps", "1", "--no-progress", "--no-tensorboard", "--out", "run"]
     script = site / "bin" / "vggnet"

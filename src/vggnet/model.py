@@ -9,6 +9,7 @@ layout (about 2x faster than NCHW on CPUs), while shapes, keys and values stay t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -57,6 +58,15 @@ def make_features(
             names.append(f"relu{tag}")
             channels = out
     return nn.Sequential(*layers), names, channels
+
+
+def _same_layout(a: Sequence[Layer], b: Sequence[Layer]) -> bool:
+    """Whether two configurations have the same layers, whatever their widths (a narrowed net A is still net A)."""
+
+    def kinds(config: Sequence[Layer]) -> list[str]:
+        return [i if isinstance(i, str) else "1x1" if not isinstance(i, int) and i[1] == 1 else "3x3" for i in config]
+
+    return kinds(a) == kinds(b)
 
 
 def _exporting() -> bool:
@@ -196,6 +206,19 @@ class VGG(nn.Module):
         for _ in range(self.config.count("M")):
             size = -(-size // 2) if self.ceil_mode else size // 2
         return size
+
+    def describe(self) -> str:
+        """What this network is, in words: ``VGG-13 (net B) with BN at 1/4 width``, or the layers of a custom one."""
+        bn = " with BN" if self.batch_norm else ""
+        convs = sum(not isinstance(i, str) for i in self.config)
+        letter = next((k for k, v in CONFIGS.items() if _same_layout(v, self.config)), None)
+        if letter is None:
+            layers = ", ".join(str(i if isinstance(i, (int, str)) else tuple(i)) for i in self.effective_config())
+            return f"VGG [{layers}]{bn} ({convs} convolutions + 3 FC layers)"
+        first = next(m.out_channels for m in self.features if isinstance(m, nn.Conv2d))
+        width = Fraction(first, 64).limit_denominator(64)
+        scale = "" if width == 1 else f" at {width} width"
+        return f"VGG-{convs + 3} (net {letter}){bn}{scale}"
 
     # -- the uniform interface of timm -------------------------------------------------------------------------
     @property

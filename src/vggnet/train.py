@@ -350,7 +350,7 @@ def announce(run: Run, report: LoadReport | None, amp_dtype: torch.dtype | None,
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(
-        f"training {model.arch or 'custom VGG'} ({params:,} parameters"
+        f"training {model.describe()} ({params:,} parameters"
         + (f", {trainable:,} trainable" if trainable < params else "")
         + f") on {data.train.name}: {len(data.train):,} images, {len(data.train.classes)} classes; validation "
         f"{len(data.val):,} images; device {run.ctx.device}"

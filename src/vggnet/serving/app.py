@@ -121,29 +121,48 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     return app
 
 
-def install_logging_and_errors(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def log_and_count(request: Request, call_next):
-        started = time.perf_counter()
+class AccessLog:
+    """ASGI middleware: one JSON line per request on stderr, and the request counter and latency histogram."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-        except HttpError as err:
-            response = error_response(err)
-        except Exception as err:  # a bug: still one sentence, and the service lives on
-            response = error_response(HttpError(500, f"internal error: {type(err).__name__}: {err}"))
-        seconds = time.perf_counter() - started
-        endpoint = request.scope.get("route").path if request.scope.get("route") else "unknown"
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(seconds)
-        line = {"time": round(time.time(), 3), "method": request.method, "path": request.url.path,
-                "status": response.status_code, "ms": round(1000 * seconds, 2),
-                "client": request.client.host if request.client else None}  # fmt: skip
-        print(json.dumps(line), file=sys.stderr, flush=True)
-        return response
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unknown")
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(seconds)
+            client = scope.get("client")
+            line = {"time": round(time.time(), 3), "method": scope["method"], "path": scope["path"], "status": status,
+                    "ms": round(1000 * seconds, 2), "client": client[0] if client else None}  # fmt: skip
+            print(json.dumps(line), file=sys.stderr, flush=True)
+
+
+def install_logging_and_errors(app: FastAPI, metrics: Metrics) -> None:
+    app.add_middleware(AccessLog, metrics=metrics)
 
     @app.exception_handler(HttpError)
     async def http_error(request: Request, err: HttpError):
         return error_response(err)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, err: Exception):  # still one sentence, and the service lives on
+        return error_response(HttpError(500, f"internal error: {type(err).__name__}: {err}"))
 
     @app.exception_handler(StarletteHTTPException)
     async def starlette_error(request: Request, err: StarletteHTTPException):
