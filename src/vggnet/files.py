@@ -74,12 +74,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as err:
         raise _as_os_error(err, target) from None
     os.close(fd)
-    try:
+    with _into_place(Path(tmp), target):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _umask_mode())  # as any new file would be, whatever mode the writer gave it
         os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def _into_place(tmp: Path, target: Path) -> Iterator[None]:
+    """Around the work that fills ``tmp`` and renames it over ``target``: on any failure ``tmp`` is removed and a
+    failed write becomes an ``OSError`` naming ``target``; on success the rename is made durable."""
+    try:
+        yield
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -135,16 +143,8 @@ def atomic_copy(source: str | os.PathLike, path: str | os.PathLike) -> Path:
         os.link(source, tmp)
     except OSError:
         return atomic_write(target, lambda t: shutil.copyfile(source, t))
-    try:
+    with _into_place(tmp, target):
         os.replace(tmp, target)
-    except BaseException as err:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        converted = _as_os_error(err, target)
-        if converted is not None:
-            raise converted from None
-        raise
-    _fsync_folder(target.parent)
     return target
 
 
