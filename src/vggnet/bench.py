@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .files import atomic_write_bytes, atomic_write_text
 from .inference import posteriors, prepare
 from .model import build
 
@@ -354,7 +355,7 @@ def make_jpegs(folder: Path, count: int) -> list[Path]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29: encoders move to TorchCodec
             data = encode_jpeg(img, quality=90)
-        path.write_bytes(data.numpy().tobytes())
+        atomic_write_bytes(path, data.numpy().tobytes())
         paths.append(path)
     return paths
 
@@ -476,8 +477,6 @@ def run_bench(args: argparse.Namespace) -> str:
     text = header + "\n\n" + table(sections, fp32) + "\n"
     print("\n" + text)
     if args.out:
-        from .files import atomic_write_text
-
         atomic_write_text(args.out, text)
         print(f"wrote {args.out}")
     return text
