@@ -370,3 +370,24 @@ def test_the_page_classifies_an_upload_in_a_real_browser(server, local, tmp_path
         browser.save_screenshot(shot or str(tmp_path / "page.png"))
     finally:
         browser.quit()
+
+
+@pytest.mark.slow
+def test_an_exported_onnx_model_is_served_through_onnxruntime(weights, local, tmp_path):
+    from vggnet.export import export
+    from vggnet.inference import load_model
+
+    export(load_model(weights), tmp_path, ("onnx",))
+    s = Server(tmp_path / "model.onnx")
+    try:
+        meta = httpx.get(s.url + "/v2/models/vggnet").json()
+        assert meta["platform"] == "onnxruntime_onnx" and meta["parameters"]["classes"] == CLASSES
+        image = png(70, 50, 31)
+        got = httpx.post(s.url + "/predict", content=image, timeout=30).json()["top"]
+        expected = local.classify(local.preprocess(image)[None])[0]
+        assert [t["class"] for t in got] == [CLASSES[i] for i in expected.argsort(descending=True)]
+        assert got[0]["probability"] == pytest.approx(float(expected.max()), abs=1e-4)
+        refused = httpx.post(s.url + "/explain", content=image, timeout=30)
+        assert refused.status_code == 501 and "needs the PyTorch weights" in refused.json()["error"]
+    finally:
+        assert s.stop()[0] == 0
