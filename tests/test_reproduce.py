@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from vggnet.cli import main
 from vggnet.reproduce import Geometry, Settings, execute, plan, state_of, train_config
@@ -121,12 +122,16 @@ def test_running_the_plan_trains_and_evaluates_each_run_in_its_folder(tiny_run):
         folder = Path(settings.out) / r.name
         assert (folder / "model.safetensors").is_file() and state_of(folder) == "evaluated"
     assert any("D_256_seed0: training D/S=256 (preinit from A_256_seed0" in line for line in logs)
-    assert any("D_jitter_seed0: evaluating at Q = [32, 48, 64] (dense and multi-crop)" in line for line in logs)
+    evaluated = next(line for line in logs if "D_jitter_seed0: evaluating" in line)
+    assert "dense at Q = [32, 48, 64]; center at Q = [32, 48, 64]; multicrop at Q = [32, 48, 64]" in evaluated
     md, data, _ = build_report(settings, runs)
     assert "## Table 3" in md and "| D | 27.0 / 8.8 |" in md and "reproduce.png" in md
     assert "| small S | 32 | 256 |" in md
-    assert {c["claim"] for c in data["conclusions"]} >= {"LRN does not improve net A (A-LRN no better than A)"}
-    assert set(data["cells"]["D_jitter"]) >= {"single", "dense", "multicrop", "dense+multicrop"}
+    claims = {c["claim"] for c in data["conclusions"]["center"]}
+    assert claims >= {"LRN does not improve net A (A-LRN no better than A)"}
+    assert [c["claim"] for c in data["conclusions"]["dense"]] == [c["claim"] for c in data["conclusions"]["center"]]
+    assert set(data["cells"]["D_jitter"]) == {"dense@1", "center@1", "dense", "center", "multicrop", "dense+multicrop"}
+    assert "| verdict, centre crop | verdict, dense (the paper's) |" in md
     assert data["cells"]["D_jitter"]["multicrop"]["top1"] and not data["cells"]["D_256"]["multicrop"]["top1"]
     paths = write_report(settings, runs)
     assert [p.name for p in paths] == ["reproduce.md", "reproduce.json", "reproduce.png"]
@@ -177,3 +182,23 @@ def test_plan_prints_the_runs_and_their_cost_without_running(tmp_path, capsys):
     assert "| E_jitter_seed0 | E | 32-64 ([256,512]) | all of E_384_seed0 | 0.001 |" in text
     assert "estimated total:" in text and "measured training images/s" in text
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_an_evaluation_that_lacks_a_protocol_is_completed_without_redoing_the_rest(tiny_run):
+    from safetensors.torch import load_file, save_file
+
+    settings, runs, _, _ = tiny_run
+    path = Path(settings.out) / "D_384_seed0" / "posteriors.safetensors"
+    full = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    save_file({k: v for k, v in full.items() if not k.startswith("center@")}, str(path), metadata=meta)
+    logs: list[str] = []
+    execute(settings, runs, log=logs.append)
+    (line,) = [x for x in logs if "D_384_seed0" in x]
+    assert line.endswith("evaluating center at Q = [44, 48, 52]")
+    again = load_file(str(path))
+    assert set(again) == set(full) and all(torch.equal(again[k], full[k]) for k in full)

@@ -198,10 +198,32 @@ def train_config(spec: RunSpec, settings: Settings):
 
 
 # -- running ----------------------------------------------------------------------------------------------------------
-def state_of(folder: Path) -> str:
-    """``evaluated``, ``trained`` (weights, no posteriors yet), ``failed``, ``interrupted`` (a checkpoint to resume)
-    or ``new``."""
+def wanted(spec: RunSpec) -> dict[str, list[int]]:
+    """The posteriors a run's report needs, by protocol: the dense net (the paper's) and the centre crop at every Q,
+    and multi-crop at the multi-scale Qs for the nets of Table 5."""
+    scales = sorted({spec.q_single, *spec.q_multi})
+    found = {"dense": scales, "center": scales}
+    if spec.multicrop:
+        found["multicrop"] = list(spec.q_multi)
+    return found
+
+
+def missing(spec: RunSpec, folder: Path) -> dict[str, list[int]]:
+    """What :func:`wanted` lists that the run's posteriors file does not hold yet."""
+    from safetensors import safe_open
+
+    have: set[str] = set()
     if (folder / "posteriors.safetensors").is_file():
+        with safe_open(str(folder / "posteriors.safetensors"), framework="pt") as f:
+            have = set(f.keys())  # noqa: SIM118 (safe_open is not a dict)
+    gaps = {m: [q for q in qs if f"{m}@{q}" not in have] for m, qs in wanted(spec).items()}
+    return {m: qs for m, qs in gaps.items() if qs}
+
+
+def state_of(folder: Path, spec: RunSpec | None = None) -> str:
+    """``evaluated``, ``trained`` (weights, posteriors missing or incomplete), ``failed``, ``interrupted`` (a checkpoint
+    to resume) or ``new``."""
+    if (folder / "posteriors.safetensors").is_file() and (spec is None or not missing(spec, folder)):
         return "evaluated"
     if (folder / "failed.json").is_file():
         return "failed"
@@ -241,7 +263,7 @@ def execute(settings: Settings, runs: list[RunSpec] | None = None, log=print) ->
     states: dict[str, str] = {}
     for i, spec in enumerate(runs, 1):
         folder = Path(settings.out) / spec.name
-        state = state_of(folder)
+        state = state_of(folder, spec)
         if state in ("evaluated", "failed"):
             states[spec.name] = state
             log(f"[{i}/{len(runs)}] {spec.name}: {state}, skipped")
@@ -263,8 +285,8 @@ def execute(settings: Settings, runs: list[RunSpec] | None = None, log=print) ->
                 states[spec.name] = "failed"
                 log(f"[{i}/{len(runs)}] {spec.name}: {result.status}: {result.message}")
                 continue
-        log(f"[{i}/{len(runs)}] {spec.name}: evaluating at Q = {spec.q_multi}"
-            + (" (dense and multi-crop)" if spec.multicrop else " (dense)"))  # fmt: skip
+        todo = missing(spec, folder)
+        log(f"[{i}/{len(runs)}] {spec.name}: evaluating " + "; ".join(f"{m} at Q = {qs}" for m, qs in todo.items()))
         evaluate_run(spec, settings)
         states[spec.name] = "evaluated"
     return states
@@ -279,17 +301,19 @@ def evaluate_run(spec: RunSpec, settings: Settings) -> Path:
     folder = Path(settings.out) / spec.name
     loaded = load_model(folder / "model.safetensors")
     source = test_source(train_config(spec, settings), settings.eval_limit, loaded.model.in_channels)
-    scales = sorted({spec.q_single, *spec.q_multi})
-    methods = ["dense", "multicrop"] if spec.multicrop else ["dense"]
     device = torch.device("cuda" if settings.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if settings.device == "auto" else settings.device))  # fmt: skip
-    probs, seconds, labels = collect([loaded], source, scales, methods, loaded.crop, device)
-    tensors = {f"{m}@{q}": p.contiguous() for (_, m, q), p in probs.items()}
-    tensors["labels"] = labels.long().contiguous()
+    earlier = next(iter_evaluated(settings, [spec]), (None, {"tensors": {}, "meta": {}}))[1]
+    tensors, timings = dict(earlier["tensors"]), dict(earlier["meta"].get("eval_seconds", {}))
+    for method, scales in missing(spec, folder).items():  # only what an earlier evaluation lacks
+        probs, seconds, labels = collect([loaded], source, scales, [method], loaded.crop, device)
+        tensors.update({f"{m}@{q}": p.contiguous() for (_, m, q), p in probs.items()})
+        timings.update({f"{m}@{q}": s for (_, m, q), s in seconds.items()})
+        tensors["labels"] = labels.long().contiguous()
     history = _history(folder)
     meta = {
         "classes": json.dumps(source.classes),
-        "eval_seconds": json.dumps({f"{m}@{q}": s for (_, m, q), s in seconds.items()}),
+        "eval_seconds": json.dumps(timings),
         "train_seconds": json.dumps(sum(h.get("seconds", 0.0) for h in history)),
         "epochs": json.dumps(len(history)),
         "data": source.name,

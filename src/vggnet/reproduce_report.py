@@ -34,8 +34,11 @@ PAPER_TABLE5 = {
 }
 PAPER_TABLE6 = {"D+E, multi-crop & dense": (23.7, 6.8)}
 KIND_LABEL = {"256": "S=256", "384": "S=384", "jitter": "S∈[256,512]"}
-PROTOCOL_LABEL = {"single": "dense, single Q", "dense": "dense, multi-Q", "multicrop": "multi-crop, multi-Q",
+PROTOCOL_LABEL = {"dense@1": "dense, single Q", "center@1": "centre crop, single Q", "dense": "dense, multi-Q",
+                  "center": "centre crop, multi-Q", "multicrop": "multi-crop, multi-Q",
                   "dense+multicrop": "multi-crop & dense, multi-Q"}  # fmt: skip
+# The two ways every net is tested: the paper's dense net, and the centre crop (the training crop's own geometry).
+FAMILIES = {"center": "centre crop", "dense": "dense (the paper's)"}
 
 
 # -- verdicts -------------------------------------------------------------------------------------------------------
@@ -89,10 +92,10 @@ def errors(p: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
 
 
 def keys_for(spec: RunSpec, protocol: str) -> list[str]:
-    """The posteriors a protocol averages: ``single`` (dense at the single Q), ``dense``, ``multicrop`` or
-    ``dense+multicrop`` at the multi-scale Qs."""
-    if protocol == "single":
-        return [f"dense@{spec.q_single}"]
+    """The posteriors a protocol averages: ``dense@1`` / ``center@1`` (at the single Q), or ``dense``, ``center``,
+    ``multicrop``, ``dense+multicrop`` at the multi-scale Qs."""
+    if protocol.endswith("@1"):
+        return [f"{protocol[:-2]}@{spec.q_single}"]
     return [f"{m}@{q}" for m in protocol.split("+") for q in spec.q_multi]
 
 
@@ -155,13 +158,14 @@ def here_label(kind: str, geo: Geometry) -> str:
 
 def table3(results: Results) -> list[str]:
     geo = Geometry(results.settings.crop)
-    heads = [f"paper {KIND_LABEL[k]} | here {here_label(k, geo)}" for k in KINDS]
-    lines = ["| config | " + " | ".join(heads) + " |",
-             "|---|" + "---|---|" * len(KINDS)]  # fmt: skip
+    heads = [f"paper {KIND_LABEL[k]} | here {here_label(k, geo)}, dense | centre crop" for k in KINDS]
+    lines = ["| config | " + " | ".join(heads) + " |", "|---|" + "---|---|---|" * len(KINDS)]
     for letter in LETTERS:
         cells = []
         for kind in KINDS:
-            cells += [paper_cell(PAPER_TABLE3.get((letter, kind))), results.cell(f"{letter}_{kind}", "single").show()]
+            model = f"{letter}_{kind}"
+            cells += [paper_cell(PAPER_TABLE3.get((letter, kind))), results.cell(model, "dense@1").show(),
+                      results.cell(model, "center@1").show()]  # fmt: skip
         lines.append(f"| {letter} | " + " | ".join(cells) + " |")
     return lines
 
@@ -169,8 +173,8 @@ def table3(results: Results) -> list[str]:
 def table4(results: Results) -> list[str]:
     geo = Geometry(results.settings.crop)
     lines = [
-        "| config | train S, paper (here) | paper, multi-Q | here, single Q | here, multi-Q |",
-        "|---|---|---|---|---|",
+        "| config | train S, paper (here) | paper, dense 3 Q | dense, 1 Q | dense, 3 Q | centre, 1 Q | centre, 3 Q |",
+        "|---|---|---|---|---|---|---|",
     ]
     for letter in ("B", "C", "D", "E"):
         for kind in KINDS:
@@ -178,8 +182,8 @@ def table4(results: Results) -> list[str]:
             if model not in results.by_model:
                 continue
             paper = paper_cell(PAPER_TABLE4.get((letter, kind)))
-            single, multi = results.cell(model, "single").show(), results.cell(model, "dense").show()
-            lines.append(f"| {letter} | {KIND_LABEL[kind]} ({here_label(kind, geo)}) | {paper} | {single} | {multi} |")
+            cells = " | ".join(results.cell(model, p).show() for p in ("dense@1", "dense", "center@1", "center"))
+            lines.append(f"| {letter} | {KIND_LABEL[kind]} ({here_label(kind, geo)}) | {paper} | {cells} |")
     return lines
 
 
@@ -197,20 +201,23 @@ def table5(results: Results) -> list[str]:
 
 
 def best_pair(results: Results) -> tuple[list[str], str]:
-    """The two nets with the lowest mean multi-scale dense top-1 error, and the richest protocol both have."""
-    ranked = sorted(
-        (statistics.mean(c.top1), m)
-        for m in results.by_model
-        if m.split("_")[0] in ("B", "C", "D", "E") and (c := results.cell(m, "dense")).top1
-    )
-    pair = [m for _, m in ranked[:2]]
-    both = all(results.cell(m, "dense+multicrop").top1 for m in pair)
-    return pair, "dense+multicrop" if both else "dense"
+    """The two nets with the lowest mean top-1 error under the best protocol each has (multi-crop where it was run,
+    else multi-scale centre crops), and the protocol both have."""
+
+    def best(model: str) -> float:
+        errors = [statistics.mean(c.top1) for p in ("multicrop", "center") if (c := results.cell(model, p)).top1]
+        return min(errors, default=float("inf"))
+
+    ranked = sorted((best(m), m) for m in results.by_model if m.split("_")[0] in ("B", "C", "D", "E"))
+    pair = [m for e, m in ranked[:2] if e < float("inf")]
+    both = len(pair) == 2 and all(results.cell(m, "multicrop").top1 for m in pair)
+    return pair, "multicrop" if both else "center"
 
 
 def table6(results: Results) -> tuple[list[str], list[str], str]:
     pair, protocol = best_pair(results)
-    lines = ["| models | protocol | here | paper (D+E, multi-crop & dense) |", "|---|---|---|---|"]
+    lines = ["| models | protocol | here | paper (D/S∈[256,512] + E/S∈[256,512], multi-crop & dense) |",
+             "|---|---|---|---|"]  # fmt: skip
     if len(pair) < 2:
         return lines + ["| (fewer than two nets evaluated) | | | |"], pair, protocol
     for m in pair:
@@ -227,13 +234,12 @@ def label(model: str) -> str:
     return f"{letter}/{KIND_LABEL[kind]}"
 
 
-def conclusions(results: Results) -> list[Verdict]:
-    """The paper's findings (Sect. 4.1-4.4), each judged on the results here."""
-    t1 = {m: results.cell(m, "single").top1 for m in results.by_model}
-    multi = {m: results.cell(m, "dense").top1 for m in results.by_model}
+def network_findings(results: Results, family: str) -> list[Verdict]:
+    """The paper's findings about its nets and their training (Sect. 4.1-4.2), judged under one test protocol:
+    ``dense`` (the paper's) or ``center`` (the centre crop, the training crop's own geometry)."""
 
-    def t(m: str) -> list[float]:
-        return t1.get(m, [])
+    def t(model: str, scales: str = "@1") -> list[float]:
+        return results.cell(model, family + scales).top1
 
     found = [
         judge("LRN does not improve net A (A-LRN no better than A)", t("A-LRN_256"), t("A_256"), "not_lower"),
@@ -249,7 +255,13 @@ def conclusions(results: Results) -> list[Verdict]:
                            t(f"{letter}_jitter"), t(best)))  # fmt: skip
     for letter in ("D", "E"):
         m = f"{letter}_jitter"
-        found.append(judge(f"multi-scale testing helps: {label(m)} at three Q beats one Q", multi.get(m, []), t(m)))
+        found.append(judge(f"multi-scale testing helps: {label(m)} at three Q beats one Q", t(m, ""), t(m)))
+    return found
+
+
+def testing_findings(results: Results) -> list[Verdict]:
+    """The paper's findings about testing (Sect. 4.3-4.4): multi-crop against dense, both together, an ensemble."""
+    found = []
     for letter in ("D", "E"):
         m = f"{letter}_jitter"
         dense, crops = results.cell(m, "dense").top1, results.cell(m, "multicrop").top1
@@ -261,9 +273,27 @@ def conclusions(results: Results) -> list[Verdict]:
     if len(pair) == 2:
         ens = results.ensemble(pair, protocol).top1
         best = min((results.cell(m, protocol).top1 for m in pair), key=statistics.mean)
-        found.append(judge(f"an ensemble of the two best nets ({label(pair[0])} + {label(pair[1])}) beats the "
-                           "better one", ens, best))  # fmt: skip
+        found.append(judge(f"an ensemble of the two best nets ({label(pair[0])} + {label(pair[1])}, "
+                           f"{PROTOCOL_LABEL[protocol]}) beats the better one", ens, best))  # fmt: skip
     return found
+
+
+def conclusions(results: Results) -> dict[str, list[Verdict]]:
+    """Every finding judged: the nets' under each test protocol, testing's under its own."""
+    found: dict[str, list[Verdict]] = {family: network_findings(results, family) for family in FAMILIES}
+    found["testing"] = testing_findings(results)
+    return found
+
+
+def conclusion_lines(found: dict[str, list[Verdict]]) -> list[str]:
+    lines = ["| finding | " + " | ".join(f"verdict, {v}" for v in FAMILIES.values()) + " | evidence (centre; dense) |",
+             "|---|" + "---|" * len(FAMILIES) + "---|"]  # fmt: skip
+    for row in zip(*(found[f] for f in FAMILIES)):
+        verdicts = " | ".join(f"**{v.verdict}**" for v in row)
+        lines.append(f"| {row[0].claim} | {verdicts} | {'; '.join(v.detail for v in row)} |")
+    lines += ["", "| finding about testing | verdict | evidence |", "|---|---|---|"]
+    lines += [f"| {v.claim} | **{v.verdict}** | {v.detail} |" for v in found["testing"]]
+    return lines
 
 
 # -- the report -----------------------------------------------------------------------------------------------------
@@ -316,9 +346,10 @@ def build_report(settings: Settings, runs: list[RunSpec]) -> tuple[str, dict[str
         "",
         "## The paper's conclusions, here",
         "",
-        "| finding | verdict | evidence |",
-        "|---|---|---|",
-        *[f"| {v.claim} | **{v.verdict}** | {v.detail} |" for v in verdicts],
+        "Each finding about the nets is judged twice: on the centre crop (the training crop's geometry at the test",
+        "scale) and on the paper's dense evaluation; those about testing on the protocols they compare.",
+        "",
+        *conclusion_lines(verdicts),
         "",
         "![error by configuration and protocol](reproduce.png)",
         "",
@@ -328,7 +359,7 @@ def build_report(settings: Settings, runs: list[RunSpec]) -> tuple[str, dict[str
         "runs": {s.name: {"evaluated": s.name in results.meta, **results.meta.get(s.name, {})} for s in runs},
         "cells": {m: {p: asdict(results.cell(m, p)) for p in PROTOCOL_LABEL} for m in sorted(results.by_model)},
         "ensemble": {"models": pair, "protocol": protocol, **asdict(results.ensemble(pair, protocol))} if pair else {},
-        "conclusions": [asdict(v) for v in verdicts],
+        "conclusions": {k: [asdict(v) for v in vs] for k, vs in verdicts.items()},
         "paper": {"table3": {f"{k[0]}_{k[1]}": v for k, v in PAPER_TABLE3.items()}},
     }
     return "\n".join(md), data, results
@@ -352,15 +383,16 @@ def plot(results: Results, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     models = [f"{letter}_{kind}" for kind in KINDS for letter in LETTERS if f"{letter}_{kind}" in results.by_model]
-    series = [("single", "o"), ("dense", "s"), ("multicrop", "^"), ("dense+multicrop", "D")]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    series = [("dense@1", "o"), ("center@1", "v"), ("dense", "s"), ("center", "P"), ("multicrop", "^"),
+              ("dense+multicrop", "D")]  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5), gridspec_kw={"width_ratios": [3, 2]})
     for offset, (protocol, marker) in enumerate(series):
         xs, ys, lo, hi = [], [], [], []
         for i, m in enumerate(models):
             c = results.cell(m, protocol)
             if c.top1:
                 mean = statistics.mean(c.top1)
-                xs.append(i + (offset - 1.5) * 0.15)
+                xs.append(i + (offset - 2.5) * 0.12)
                 ys.append(mean)
                 lo.append(mean - min(c.top1))
                 hi.append(max(c.top1) - mean)
