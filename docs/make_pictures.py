@@ -71,10 +71,8 @@ def main() -> int:
 
     loaded = vggnet.load_model(weights)
     test = load_fashion_mnist(split="test")
-    images = test.images[:8]
-    x = (images.float() / 255 - torch.tensor(loaded.mean).view(1, -1, 1, 1)) / torch.tensor(loaded.std).view(
-        1, -1, 1, 1
-    )
+    x = loaded.inputs(test.originals[:8])  # the 28 x 28 images brought to the model's geometry (padded to 32)
+    images = test.images[:8]  # what it sees
     cams = grad_cam(loaded.model, x, layer="relu3_1")  # the top class of each image; an 8 x 8 map
     with torch.no_grad():
         top = loaded.model(x).argmax(1)

@@ -518,8 +518,8 @@ def add_serve(sub) -> None:
     p.add_argument("--timeout", type=arg(float, POSITIVE), default=30.0,
                    help="seconds a request may wait for the model before 504 (default 30)")  # fmt: skip
     p.add_argument("--threads", type=arg(int, AT_LEAST_ONE),
-                   help="threads of the model (default: the cores but one, at least one: the HTTP side keeps a core; "
-                   "on 2 cores this triples one-at-a-time throughput under load, BENCHMARKS.md)")  # fmt: skip
+                   help="threads of the model (default: the cores but one for a small model, so that the HTTP side "
+                   "keeps a core; all of them for one of more than a GMAC an image, e.g. VGG-16)")  # fmt: skip
     p.add_argument("--no-mirror", dest="mirror", action="store_false",
                    help="classify the image only, not its mirror too (twice as fast, a bit less accurate)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
@@ -537,8 +537,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_queue < args.max_batch:
         raise ValueError(f"--max-queue {args.max_queue} must be at least --max-batch {args.max_batch}")
     check_device(args.device)
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
     engine = Engine.load(args.weights[0], args.arch, args.mirror, args.max_pixels)
+    torch.set_num_threads(args.threads or engine.default_threads(os.cpu_count() or 2))
     settings = ServeSettings(args.name, args.max_batch, args.max_wait_ms, args.max_queue, args.max_body, args.timeout)
     loaded = engine.loaded
     print(f"serving {loaded.source} as {args.name!r} ({len(loaded.classes)} classes; images rescaled to "

@@ -40,6 +40,17 @@ class Engine:
         """One image as the model takes it: C x crop x crop."""
         return [self.channels, self.loaded.crop, self.loaded.crop]
 
+    def default_threads(self, cores: int) -> int:
+        """Threads for the model: all cores for a model that costs more than a GMAC an image (VGG-16 at 224: the
+        forward pass dominates, the HTTP side is noise); the cores but one for a small one, whose forward passes
+        would otherwise fight the event loop and the image decoding for the cores (BENCHMARKS.md)."""
+        if not isinstance(self.loaded.model, VGG):
+            return cores  # onnxruntime runs its own threads
+        from ..info import summarize
+
+        costly = summarize(self.loaded.model, self.loaded.crop).gmacs > 1.0
+        return cores if costly else max(1, cores - 1)
+
     @property
     def platform(self) -> str:
         return "pytorch_libtorch" if isinstance(self.loaded.model, VGG) else "onnxruntime_onnx"
@@ -94,6 +105,9 @@ class Engine:
         with torch.inference_mode():
             dense = F.softmax(self.net.score_map(x).float(), 1)[0, best]
         dense = F.interpolate(dense[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        p = self.loaded.pad  # the zeros added around the image are not part of it
+        heat, dense = heat[p : h - p, p : w - p], dense[p : h - p, p : w - p]
+        h, w = h - 2 * p, w - 2 * p
         return {
             "class": self.loaded.classes[best],
             "probability": float(probs[best]),
