@@ -38,10 +38,9 @@ def test_a_checkpoint_write_killed_half_way_leaves_the_previous_one(tmp_path):
     script = f"""
 import os, torch
 import vggnet.checkpoint as c
-def dying_save(obj, f):
-    with open(f, "wb") as fh:
-        fh.write(b"PK\\x03\\x04" + b"x" * 1000)
-        fh.flush()
+def dying_save(obj, f):  # the checkpoint is written through an open file
+    f.write(b"PK\\x03\\x04" + b"x" * 1000)
+    f.flush()
     os._exit(9)  # killed in the middle of the write
 c.torch.save = dying_save
 c.save_checkpoint({{"model": {{"w": torch.zeros(3)}}, "epoch": 2}}, {str(path)!r})
