@@ -295,14 +295,14 @@ def execute(settings: Settings, runs: list[RunSpec] | None = None, log=print) ->
 def evaluate_run(spec: RunSpec, settings: Settings) -> Path:
     """Soft-max posteriors of the run's model on the test images, per protocol and Q, kept for the report (tables,
     ensembles) in ``posteriors.safetensors``."""
+    from .distributed import pick_device
     from .evaluate import collect
     from .inference import load_model
 
     folder = Path(settings.out) / spec.name
     loaded = load_model(folder / "model.safetensors")
     source = test_source(train_config(spec, settings), settings.eval_limit, loaded.model.in_channels)
-    device = torch.device("cuda" if settings.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if settings.device == "auto" else settings.device))  # fmt: skip
+    device = pick_device(settings.device)
     earlier = next(iter_evaluated(settings, [spec]), (None, {"tensors": {}, "meta": {}}))[1]
     tensors, timings = dict(earlier["tensors"]), dict(earlier["meta"].get("eval_seconds", {}))
     for method, scales in missing(spec, folder).items():  # only what an earlier evaluation lacks
@@ -364,7 +364,8 @@ def measure_cost(settings: Settings) -> Cost:
         model = build(NAMES[letter], batch_norm=settings.batch_norm, width=settings.width, ceil_mode=True,
                       in_channels=train_set.channels, num_classes=len(train_set.classes), pool_size=train_cfg.pool_size,
                       fc_width=settings.head_width).to(device)  # fmt: skip
-        cost.train_images_per_s[letter] = _step_rate(model, settings.crop, train_set.channels, device)
+        rate = _step_rate(model, settings.crop, train_set.channels, device, min(settings.batch_size, 256))
+        cost.train_images_per_s[letter] = rate
     return cost
 
 
@@ -386,10 +387,11 @@ def _step_rate(model: torch.nn.Module, crop: int, channels: int, device: torch.d
 
 def estimate_seconds(spec: RunSpec, cost: Cost) -> tuple[float, float]:
     """(training, evaluation) seconds of a run: its images over the measured training rate; evaluation as forward
-    passes (a third of a training step) of the mirror pair per Q, 50 crops per Q for multi-crop."""
+    passes (a third of a training step): the dense net's mirror pair and the centre crop per Q, 50 crops per Q for
+    multi-crop."""
     rate = cost.train_images_per_s[spec.letter]
     train_s = spec.epochs * (cost.images + cost.test_images / 3) / rate
-    crops = sum(2 * (q / spec.q_single) ** 2 for q in {spec.q_single, *spec.q_multi})
+    crops = sum(2 * (q / spec.q_single) ** 2 + 1 for q in {spec.q_single, *spec.q_multi})
     if spec.multicrop:
         crops += 50 * len(spec.q_multi)
     return train_s, cost.test_images * crops / (3 * rate)
@@ -421,7 +423,7 @@ def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None
             seconds = sum(estimate_seconds(spec, cost))
             total += seconds
             est = f"{seconds / 60:.1f}"
-        protocols = "dense, multi-crop" if spec.multicrop else "dense"
+        protocols = ", ".join(wanted(spec))
         lines.append(f"| {spec.name} | {spec.letter} | {s} ({paper_s}) | {start} | {spec.lr:g} | {spec.epochs} | "
                      f"{qs} ({paper_q}) | {protocols} | {est} |")  # fmt: skip
     if cost is not None:
