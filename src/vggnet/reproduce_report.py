@@ -400,7 +400,8 @@ def plot(results: Results, path: Path) -> Path:
             axes[0].errorbar(xs, ys, yerr=[lo, hi], fmt=marker, capsize=3, label=PROTOCOL_LABEL[protocol])
     axes[0].set_xticks(range(len(models)), [label(m) for m in models], rotation=45, ha="right", fontsize=8)
     axes[0].set(ylabel="top-1 error (%)", title="here (seeds' range as bars)")
-    paper = [(label(f"{k[0]}_{k[1]}"), v[0]) for k, v in PAPER_TABLE3.items()]
+    order = [(letter, kind) for kind in KINDS for letter in LETTERS]  # as the nets are laid out on the left
+    paper = [(label(f"{k[0]}_{k[1]}"), PAPER_TABLE3[k][0]) for k in order if k in PAPER_TABLE3]
     axes[1].plot(range(len(paper)), [v for _, v in paper], "o", label="dense, single Q (Table 3)")
     axes[1].set_xticks(range(len(paper)), [n for n, _ in paper], rotation=45, ha="right", fontsize=8)
     axes[1].set(ylabel="top-1 error (%)", title="paper, ILSVRC-2012")
