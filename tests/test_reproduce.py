@@ -67,6 +67,14 @@ def test_batch_norm_plan_trains_every_net_from_scratch():
     assert all(r.lr == 0.01 and r.epochs == 4 for r in runs)
 
 
+@pytest.mark.parametrize(("bn", "length"), [(True, "4 epochs, batch"), (False, "4 epochs (fine-tuning stages 2)")])
+def test_the_reports_header_says_how_long_each_stage_trained(tmp_path, bn, length):
+    settings = Settings(batch_norm=bn, epochs=4, seeds=1, out=str(tmp_path))
+    md, _, _ = build_report(settings, plan(settings))
+    assert length in md and "0 of 12 runs evaluated" in md
+    assert ("fine-tuning" in md.split("Scales in miniature")[0]) is not bn  # BN runs all start from scratch
+
+
 def test_each_run_is_the_papers_recipe_in_miniature(tmp_path):
     settings = Settings(seeds=1, out=str(tmp_path))
     runs = by_name(plan(settings))

@@ -317,11 +317,15 @@ def build_report(settings: Settings, runs: list[RunSpec]) -> tuple[str, dict[str
     proc = "with batch normalisation, every net from scratch" if settings.batch_norm else (
         "the paper's procedure: no batch normalisation, net A from random initialisation, B-E from net A, large S "
         "from small S, jittered S from large S")  # fmt: skip
+    # With BN every run starts from scratch for the full length; only the paper's procedure has fine-tuning stages.
+    epochs = f"{settings.epochs} epochs" + (
+        "" if settings.batch_norm else f" (fine-tuning stages {settings.stage_epochs})"
+    )
     md = [
         f"# The paper's Tables 3-6 in miniature ({'BN' if settings.batch_norm else 'no BN'})",
         "",
         f"{done} of {len(runs)} runs evaluated, {settings.seeds} seed(s), {proc}. Width x{settings.width:g}, fc "
-        f"{settings.head_width}, {settings.epochs} epochs (fine-tuning stages {settings.stage_epochs}), batch "
+        f"{settings.head_width}, {epochs}, batch "
         f"{settings.batch_size}, pools rounded up (Caffe's). Training took {train_s / 60:.0f} min in all. Errors are "
         "top-1 / top-5 (%), the mean over seeds, with the seeds' range of top-1 in brackets; the paper's are on "
         "ILSVRC-2012 validation. Scales in miniature:",
