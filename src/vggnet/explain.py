@@ -47,6 +47,20 @@ def grad_cam(
     return torch.where(top > 0, cam / top.clamp_min(1e-12), torch.zeros_like(cam))
 
 
+def grad_cam_of_centre(
+    model: VGG, x: torch.Tensor, crop: int, target: int, layer: str = "relu5_3", pad: int = 0
+) -> torch.Tensor:
+    """Grad-CAM of the centre ``crop`` window of one image ``x`` (1 x C x H x W, at its test scale), placed where the
+    window lies on an H x W map of zeros, less ``pad`` pixels at each edge (the zeros added around the image in
+    validation are not part of it): the map of a model that looks at the centre crop, as in its validation."""
+    from .inference import centre_window
+
+    (h, w), top, left = x.shape[-2:], (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+    heat = torch.zeros(h, w, device=x.device)
+    heat[top : top + crop, left : left + crop] = grad_cam(model, centre_window(x, crop), target, layer)[0]
+    return heat[pad : h - pad, pad : w - pad]
+
+
 def _targets(target: int | Sequence[int] | torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
     n, classes = scores.shape
     if target is None:

@@ -182,6 +182,12 @@ def rescale(images: torch.Tensor, q: int, mean: Sequence[float], std: Sequence[f
     return normalize(images, mean, std)
 
 
+def centre_window(x: torch.Tensor, crop: int) -> torch.Tensor:
+    """The centre ``crop`` x ``crop`` window of images ``... x H x W`` (a view)."""
+    top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+    return x[..., top : top + crop, left : left + crop]
+
+
 @torch.inference_mode()
 def posteriors(net: nn.Module, x: torch.Tensor, method: str, crop: int, chunk: int = 10) -> torch.Tensor:
     """Soft-max posteriors N x K of one protocol for a batch ``x`` already rescaled to Q.
@@ -191,8 +197,7 @@ def posteriors(net: nn.Module, x: torch.Tensor, method: str, crop: int, chunk: i
     """
     h, w = x.shape[-2:]
     if method == "center":
-        top, left = (h - crop) // 2, (w - crop) // 2
-        return F.softmax(net(x[..., top : top + crop, left : left + crop]).float(), 1)
+        return F.softmax(net(centre_window(x, crop)).float(), 1)
     if method == "dense":
         scores = [net.score_map(v).float().mean((2, 3)) for v in (x, x.flip(3))]
         return (F.softmax(scores[0], 1) + F.softmax(scores[1], 1)) / 2

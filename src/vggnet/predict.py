@@ -9,10 +9,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .explain import grad_cam
+from .explain import grad_cam_of_centre
 from .files import atomic_write
 from .images import read_image
-from .inference import Loaded, posteriors, prepare
+from .inference import Loaded, centre_window, posteriors, prepare
 from .model import VGG
 
 
@@ -100,16 +100,11 @@ def cam(
     img, x = dense_input(loaded, path, q, device)
     net = prepare(loaded.model, device)
     # the model looks at the centre crop of the image at its test scale, as in its validation: so does Grad-CAM
-    (h, w), crop = x.shape[-2:], min(loaded.crop, *x.shape[-2:])
-    top, left = (h - crop) // 2, (w - crop) // 2
-    window = x[..., top : top + crop, left : left + crop]
+    crop = min(loaded.crop, *x.shape[-2:])
     with torch.no_grad():
-        probs = F.softmax(net(window).float(), 1)[0]
+        probs = F.softmax(net(centre_window(x, crop)).float(), 1)[0]
     chosen = int(probs.argmax()) if target is None else target
-    heat = torch.zeros(h, w, device=x.device)
-    heat[top : top + crop, left : left + crop] = grad_cam(net, window, chosen, layer)[0]
-    if loaded.pad:  # the zeros added around the image are not part of it
-        heat = heat[loaded.pad : h - loaded.pad, loaded.pad : w - loaded.pad]
+    heat = grad_cam_of_centre(net, x, crop, chosen, layer, loaded.pad)
     grid = F.interpolate(heat[None, None], size=img.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
     title = f"{Path(path).name}: Grad-CAM of {loaded.classes[chosen]} ({100 * float(probs[chosen]):.1f}%) at Q={q}"
     return draw_overlay(img, grid.clamp(0, 1), title, "Grad-CAM", out)

@@ -297,10 +297,12 @@ async def model_inputs(engine: Engine, request: v2.Request) -> torch.Tensor:
 
 
 def add_plain_routes(app: FastAPI, engine: Engine, batcher: Batcher, settings: ServeSettings, metrics: Metrics):
+    page_html = (resources.files("vggnet.serving") / "index.html").read_text()  # read once, not per visit
+    page_html = page_html.replace("__MODEL_NAME__", json.dumps(settings.name))
+
     @app.get("/", response_class=HTMLResponse)
     async def page():
-        page = (resources.files("vggnet.serving") / "index.html").read_text()
-        return page.replace("__MODEL_NAME__", json.dumps(settings.name))
+        return page_html
 
     @app.get("/metrics")
     async def prometheus():

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..images import BadImage, check_bytes, decode_bytes
-from ..inference import Loaded, load_model, prepare
+from ..inference import Loaded, centre_window, load_model, prepare
 from ..model import VGG
 
 
@@ -74,7 +74,7 @@ class Engine:
         """An encoded image to the model's input, C x crop x crop: rescaled to its test scale Q, padded as in its
         validation, the centre crop taken."""
         x = self.full_view(self.decode(data))
-        return centre_crop(x, self.loaded.crop)[0]
+        return centre_window(x, self.loaded.crop)[0]
 
     @torch.inference_mode()
     def classify(self, batch: torch.Tensor) -> torch.Tensor:
@@ -88,25 +88,22 @@ class Engine:
     def explain(self, data: bytes, layer: str = "relu5_3") -> dict[str, object]:
         """The top class of an image, its Grad-CAM map and the dense score map of that class, as PNGs (data URLs)
         the size of the image at its test scale."""
-        from ..explain import grad_cam
+        from ..explain import grad_cam_of_centre
 
         if not isinstance(self.loaded.model, VGG):
             raise NotImplementedError(
                 f"{self.loaded.source} is an exported model: explaining needs the PyTorch weights it came from"
             )
         x = self.full_view(self.decode(data)).contiguous(memory_format=torch.channels_last)
-        crop = min(self.loaded.crop, *x.shape[-2:])
-        window = centre_crop(x, crop)
-        probs = self.classify(window)[0]
+        crop, p = min(self.loaded.crop, *x.shape[-2:]), self.loaded.pad
+        probs = self.classify(centre_window(x, crop))[0]
         best = int(probs.argmax())
-        heat = torch.zeros(x.shape[-2:])
-        (h, w), top, left = x.shape[-2:], (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
-        heat[top : top + crop, left : left + crop] = grad_cam(self.net, window, best, layer)[0].cpu()
+        heat = grad_cam_of_centre(self.net, x, crop, best, layer, p).cpu()
         with torch.inference_mode():
             dense = F.softmax(self.net.score_map(x).float(), 1)[0, best]
+        h, w = x.shape[-2:]
         dense = F.interpolate(dense[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-        p = self.loaded.pad  # the zeros added around the image are not part of it
-        heat, dense = heat[p : h - p, p : w - p], dense[p : h - p, p : w - p]
+        dense = dense[p : h - p, p : w - p]  # the zeros added around the image are not part of it
         h, w = h - 2 * p, w - 2 * p
         return {
             "class": self.loaded.classes[best],
@@ -115,12 +112,6 @@ class Engine:
             "dense": png_data_url(dense.clamp(0, 1)),
             "size": [h, w],
         }
-
-
-def centre_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    top, left = (h - crop) // 2, (w - crop) // 2
-    return x[..., top : top + crop, left : left + crop]
 
 
 def png_data_url(values: torch.Tensor) -> str:
