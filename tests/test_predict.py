@@ -63,4 +63,24 @@ def test_a_trained_model_predicts_as_well_as_its_centre_crop_evaluation(tmp_path
     if geometry != "scaled":  # at Q = the training window the dense map is one cell: the centre crop (and mirror)
         with torch.no_grad():
             mirrored = posteriors(prepare(loaded.model), x.flip(3), "center", loaded.crop)
-        assert top1 == ((centre + mirrored) / 2).argmax(1).tolist()
+        # The same class wherever the reference's top two are apart by more than float noise: predict batches and
+        # decodes differently, so a near-tie may flip on some CPUs (it does on a Zen 4), and that is no defect.
+        reference = (centre + mirrored) / 2
+        top_two = reference.topk(2, dim=1).values
+        clear = (top_two[:, 0] - top_two[:, 1]) > 1e-3
+        assert clear.sum() >= 150  # the comparison covers most images, not only a few
+        assert torch.equal(torch.tensor(top1)[clear], reference.argmax(1)[clear])
+
+
+def test_a_gray_image_file_is_read_back_with_its_own_values(tmp_path):
+    """A gray PNG decodes to RGB and back to gray exactly (the luminance weights alone would lose a level on some
+    pixels, differently by CPU); a colour image still becomes its luminance."""
+    from vggnet.images import read_image
+
+    values = torch.arange(256, dtype=torch.uint8).reshape(16, 16)
+    Image.fromarray(values.numpy()).save(tmp_path / "gray.png")
+    assert torch.equal(read_image(tmp_path / "gray.png", channels=1)[0], values)
+    colour = torch.zeros(16, 16, 3, dtype=torch.uint8)
+    colour[..., 0] = 200  # pure red: luminance 0.2989 * 200
+    Image.fromarray(colour.numpy()).save(tmp_path / "red.png")
+    assert abs(int(read_image(tmp_path / "red.png", channels=1).float().mean()) - 60) <= 1

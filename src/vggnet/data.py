@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image, decode_on, read_checked
+from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image, decode_on, read_checked, to_gray
 from .transforms import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
@@ -725,7 +725,5 @@ def _channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
     if channels is None or images.shape[1] == channels:
         return images
     if channels == 1:
-        from torchvision.transforms.v2.functional import rgb_to_grayscale
-
-        return rgb_to_grayscale(images)
+        return to_gray(images)
     return images.expand(-1, channels, -1, -1).contiguous()

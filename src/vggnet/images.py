@@ -121,11 +121,20 @@ def _decode_with_pillow(path: Path | io.BytesIO) -> torch.Tensor:
         raise BadImage(f"corrupt ({err})") from None
 
 
+def to_gray(images: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB ``... x 3 x H x W`` as one gray channel. A gray image decoded to RGB (three equal channels) gets its
+    own values back exactly; the luminance weights sum to 0.9999 and would lose one level on some pixels, by CPU."""
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    first = images[..., :1, :, :]
+    if torch.equal(images, first.expand_as(images)):
+        return first.clone()
+    return rgb_to_grayscale(images)
+
+
 def read_image(path: str | os.PathLike, channels: int = 3) -> torch.Tensor:
     """An image file as uint8 C x H x W with ``channels`` (1: gray, 3: RGB); ``ValueError`` naming the file and what
     is wrong with it otherwise."""
-    from torchvision.transforms.v2.functional import rgb_to_grayscale
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such image: {path}")
@@ -133,4 +142,4 @@ def read_image(path: str | os.PathLike, channels: int = 3) -> torch.Tensor:
         img = decode_image(path)
     except (BadImage, OSError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from None
-    return rgb_to_grayscale(img) if channels == 1 else img
+    return to_gray(img) if channels == 1 else img

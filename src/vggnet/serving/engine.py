@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..images import BadImage, check_bytes, decode_bytes
+from ..images import BadImage, check_bytes, decode_bytes, to_gray
 from ..inference import Loaded, centre_window, load_model, prepare
 from ..model import VGG
 
@@ -60,11 +60,7 @@ class Engine:
         anything that is not a whole image of a sane size, checked from its header before it is decoded."""
         check_bytes(data, self.max_pixels)
         img = decode_bytes(data)
-        if self.channels == 1:
-            from torchvision.transforms.v2.functional import rgb_to_grayscale
-
-            img = rgb_to_grayscale(img)
-        return img
+        return to_gray(img) if self.channels == 1 else img
 
     def full_view(self, img: torch.Tensor) -> torch.Tensor:
         """uint8 C x H x W at the test scale: rescaled to Q, padded, normalised (1 x C x H' x W')."""
