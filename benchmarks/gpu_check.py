@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from vggnet import bench  # noqa: E402
-from vggnet.recipe import TrainConfig, load_recipe  # noqa: E402
-from vggnet.train import train  # noqa: E402
+from vggnet.training.loop import train  # noqa: E402
+from vggnet.training.settings import TrainConfig, load_recipe  # noqa: E402
 
 STEPS = ("tests", "train", "inference", "pipeline", "fashion", "table3")
 
@@ -84,8 +84,8 @@ def jpeg_folder(root: Path, count: int) -> Path:
 def run_pipeline(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
     """Images/s of the paper's augmentation from a JPEG folder: CPU workers, and decoding on the device; then a
     VGG16 training fed by each."""
-    from vggnet.data import ImageFolder, open_datasets
-    from vggnet.device_data import DeviceImageFolder
+    from vggnet.data.datasets import ImageFolder, open_datasets
+    from vggnet.data.device import DeviceImageFolder
 
     count = 64 if args.tiny else 1024
     root = jpeg_folder(Path(args.jpegs), count)

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from vggnet import bench, build  # noqa: E402
+from vggnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization  # noqa: E402
 from vggnet.losses import PerceptualLoss, StyleLoss, gram  # noqa: E402
-from vggnet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization  # noqa: E402
 
 TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}  # indices in torchvision's vgg16().features
 PERCEPTUAL = {"relu2_2": 1.0}  # Johnson et al.'s content layer

@@ -173,9 +173,9 @@ def make_vgg16(folder: Path) -> tuple[str, str]:
     import torch
 
     import vggnet
+    from vggnet.engines.onnxruntime_engine import write_metadata
     from vggnet.export import export, quantize_onnx
     from vggnet.inference import load_model
-    from vggnet.runtime import write_metadata
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "vgg16.safetensors"
@@ -242,7 +242,7 @@ def main() -> int:
 def fashion_image() -> bytes:
     from PIL import Image
 
-    from vggnet.data import load_fashion_mnist
+    from vggnet.data.datasets import load_fashion_mnist
 
     buffer = io.BytesIO()
     Image.fromarray(load_fashion_mnist(split="test").originals[0, 0].numpy()).save(buffer, "PNG")

@@ -22,13 +22,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vggnet.data import load_fashion_mnist, open_source  # noqa: E402
+from vggnet.data.datasets import load_fashion_mnist, open_source  # noqa: E402
 from vggnet.evaluate import evaluate  # noqa: E402
 from vggnet.features import extract_features  # noqa: E402
 from vggnet.inference import load_model  # noqa: E402
 from vggnet.probe import linear_probe  # noqa: E402
-from vggnet.recipe import TrainConfig  # noqa: E402
-from vggnet.train import train  # noqa: E402
+from vggnet.training.loop import train  # noqa: E402
+from vggnet.training.settings import TrainConfig  # noqa: E402
 
 # The main job's network: VGG-11 with BN at a quarter width, compact head for 32x32 images.
 MODEL = dict(arch="vgg11_bn", width=0.25, pool_size=1, fc_width=256, init="xavier", dropout=0.5)

@@ -22,7 +22,7 @@ def test_table_gives_ratios_against_the_first_row_and_the_matmul_share():
 
 
 def test_benchmark_jpegs_are_imagenet_sized(tmp_path):
-    from vggnet.data import decode_image
+    from vggnet.data.datasets import decode_image
 
     paths = make_jpegs(tmp_path, 2)
     sizes = {tuple(decode_image(p).shape) for p in paths}
@@ -32,10 +32,10 @@ def test_benchmark_jpegs_are_imagenet_sized(tmp_path):
 def test_bf16_runs_are_skipped_where_the_cpu_would_emulate_them(monkeypatch, capsys):
     import argparse
 
-    import vggnet.train
+    import vggnet.training.loop
     from vggnet.bench import run_bench
 
-    monkeypatch.setattr(vggnet.train, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(vggnet.training.loop, "cpu_has_bf16", lambda: False)
     args = argparse.Namespace(device="cpu", threads=None, amp=True, only=[], out=None)
     text = run_bench(args)
     out = capsys.readouterr().out

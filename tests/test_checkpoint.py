@@ -8,9 +8,9 @@ import pytest
 import torch
 from helpers import TINY_TRAIN
 
-from vggnet.checkpoint import LIVE, TrainState, load_checkpoint, save_checkpoint
-from vggnet.recipe import TrainConfig
-from vggnet.train import train
+from vggnet.training.checkpoint import LIVE, TrainState, load_checkpoint, save_checkpoint
+from vggnet.training.loop import train
+from vggnet.training.settings import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_a_checkpoint_write_killed_half_way_leaves_the_previous_one(tmp_path):
     save_checkpoint({"model": {"w": torch.ones(3)}, "epoch": 1}, path)
     script = f"""
 import os, torch
-import vggnet.checkpoint as c
+import vggnet.training.checkpoint as c
 def dying_save(obj, f):  # the checkpoint is written through an open file
     f.write(b"PK\\x03\\x04" + b"x" * 1000)
     f.flush()

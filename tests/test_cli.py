@@ -17,8 +17,8 @@ import vggnet
 from vggnet.cli import main
 from vggnet.export import export
 from vggnet.files import folder_lock, save_safetensors
-from vggnet.recipe import TrainConfig
-from vggnet.train import train
+from vggnet.training.loop import train
+from vggnet.training.settings import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

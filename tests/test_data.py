@@ -7,7 +7,7 @@ import torch
 from helpers import make_folder, needs_fashion
 from PIL import Image
 
-from vggnet.data import (
+from vggnet.data.datasets import (
     FASHION_MNIST_DEBIAN,
     ImageFolder,
     download_fashion_mnist,
@@ -16,8 +16,8 @@ from vggnet.data import (
     read_idx,
     synthetic,
 )
-from vggnet.images import decode_image
-from vggnet.transforms import eval_transform
+from vggnet.data.images import decode_image
+from vggnet.data.transforms import eval_transform
 
 
 def test_in_memory_batches_are_deterministic_and_resumable():
@@ -48,7 +48,7 @@ def test_fashion_mnist_from_debian_idx_files():
 
 @needs_fashion
 def test_fashion_mnist_download_from_a_url(tmp_path, monkeypatch):
-    import vggnet.data
+    import vggnet.data.datasets
 
     source = tmp_path / "mirror"
     source.mkdir()
@@ -60,8 +60,8 @@ def test_fashion_mnist_download_from_a_url(tmp_path, monkeypatch):
     assert len(load_fashion_mnist(target, "test")) == 10_000
     # the cache is where vggnet downloads when no folder is given and Debian's files are absent
     monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(vggnet.data, "FASHION_MNIST_DEBIAN", tmp_path / "no-debian")
-    monkeypatch.setattr(vggnet.data, "FASHION_MNIST_URL", source.as_uri() + "/")
+    monkeypatch.setattr(vggnet.data.datasets, "FASHION_MNIST_DEBIAN", tmp_path / "no-debian")
+    monkeypatch.setattr(vggnet.data.datasets, "FASHION_MNIST_URL", source.as_uri() + "/")
     assert find_fashion_mnist() == tmp_path / "cache" / "fashion-mnist"
 
 
@@ -80,12 +80,12 @@ def test_idx_errors(tmp_path):
 
 
 def test_every_image_mode_becomes_rgb(tmp_path, monkeypatch):
-    import vggnet.images
+    import vggnet.data.images
 
     def no_pillow(path):
         raise AssertionError(f"{path} should decode with torchvision, not the Pillow fallback")
 
-    monkeypatch.setattr(vggnet.images, "_decode_with_pillow", no_pillow)
+    monkeypatch.setattr(vggnet.data.images, "_decode_with_pillow", no_pillow)
     root = make_folder(tmp_path / "imgs")
     for name in ["cat/gray.png", "cat/cmyk.jpg", "dog/rgba.png", "dog/palette.png"]:
         img = decode_image(root / name)
@@ -131,8 +131,8 @@ def test_empty_dataset_or_class_folder_is_an_error(tmp_path):
 
 
 def test_in_memory_crops_train_on_random_windows_and_validate_on_the_centre():
-    from vggnet.data import open_datasets
-    from vggnet.recipe import TrainConfig
+    from vggnet.data.datasets import open_datasets
+    from vggnet.training.settings import TrainConfig
 
     cfg = TrainConfig(dataset="synthetic", crop=28, normalize="meanstd", seed=3)
     data = open_datasets(cfg)
@@ -152,9 +152,9 @@ def test_in_memory_crops_train_on_random_windows_and_validate_on_the_centre():
 
 
 def test_the_papers_scales_in_memory_rescale_the_originals_then_crop():
-    from vggnet.data import open_datasets, open_raw
+    from vggnet.data.datasets import open_datasets, open_raw
     from vggnet.inference import rescale
-    from vggnet.recipe import TrainConfig
+    from vggnet.training.settings import TrainConfig
 
     cfg = TrainConfig(dataset="synthetic", crop=28, scale=[32, 64], normalize="meanstd", seed=3, ceil_mode=True)
     data = open_datasets(cfg)
@@ -176,8 +176,8 @@ def test_the_papers_scales_in_memory_rescale_the_originals_then_crop():
 
 @needs_fashion
 def test_test_images_are_the_originals_and_models_record_how_to_reach_their_input():
-    from vggnet.data import open_datasets, open_source
-    from vggnet.recipe import TrainConfig
+    from vggnet.data.datasets import open_datasets, open_source
+    from vggnet.training.settings import TrainConfig
 
     images, _ = next(open_source("fashion-mnist", 16, limit=16).batches())
     assert images.shape == (16, 1, 28, 28)  # as the files a user has: no stored border

@@ -7,9 +7,9 @@ import torch
 from helpers import make_folder
 from PIL import Image
 
-from vggnet.data import ImageFolder, open_datasets
-from vggnet.device_data import DeviceImageFolder, decodes_on_device
-from vggnet.recipe import TrainConfig
+from vggnet.data.datasets import ImageFolder, open_datasets
+from vggnet.data.device import DeviceImageFolder, decodes_on_device
+from vggnet.training.settings import TrainConfig
 
 
 def photos(root: Path) -> Path:

@@ -5,7 +5,7 @@ import torch
 from helpers import loaded, make_folder, saved_tiny, tiny
 
 from vggnet.cli import main
-from vggnet.data import Source
+from vggnet.data.datasets import Source
 from vggnet.evaluate import evaluate, markdown
 from vggnet.inference import load_model, posteriors
 from vggnet.predict import predict

@@ -16,11 +16,11 @@ from helpers import loaded, make_folder, randomise_bn, tiny
 import vggnet
 import vggnet.export
 from vggnet.cli import main
-from vggnet.data import open_source
+from vggnet.data.datasets import open_source
 from vggnet.export import Int8Settings, export, int8_sources
 from vggnet.inference import Loaded, load_model, rescale
-from vggnet.recipe import TrainConfig
-from vggnet.train import train
+from vggnet.training.loop import train
+from vggnet.training.settings import TrainConfig
 
 
 def test_onnx_and_torchscript_parity_at_two_sizes(tmp_path):

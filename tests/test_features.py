@@ -9,7 +9,7 @@ from helpers import make_folder, needs_fashion
 
 import vggnet
 from vggnet.cli import main
-from vggnet.data import load_fashion_mnist
+from vggnet.data.datasets import load_fashion_mnist
 from vggnet.features import FeatureSet, load_features, save_features
 from vggnet.inference import load_model, rescale
 from vggnet.probe import linear_probe
@@ -53,7 +53,7 @@ def test_the_feature_file_holds_the_models_own_activations(tmp_path, small_model
     loaded = load_model(weights)
     for i in (0, 5, 16):
         path = found.files[i]
-        image = vggnet.images.decode_image(path)
+        image = vggnet.data.images.decode_image(path)
         expected = expected_descriptor(loaded.model, image, layer, scales, loaded.mean, loaded.std)
         torch.testing.assert_close(found.features[i], expected, rtol=1e-4, atol=1e-5)
         assert found.classes[found.labels[i]] in path

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import vggnet
-from vggnet.checkpoint import load_checkpoint, save_checkpoint
 from vggnet.files import Staging, atomic_copy, atomic_write_text, folder_lock, save_safetensors
+from vggnet.training.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 import io
 
-import vggnet.metrics
-from vggnet.metrics import Progress, write_csv
+import vggnet.training.metrics
+from vggnet.training.metrics import Progress, write_csv
 
 
 class Clock:
@@ -14,7 +14,7 @@ class Clock:
 
 def test_a_log_gets_a_plain_line_every_few_seconds_not_carriage_returns(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(vggnet.metrics.time, "monotonic", clock)
+    monkeypatch.setattr(vggnet.training.metrics.time, "monotonic", clock)
     log = io.StringIO()  # not a TTY
     progress = Progress(100, desc="epoch 1/5", every=30.0, stream=log)
     for step in range(1, 101):

@@ -11,29 +11,93 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "vggnet"
 
+# The layers, low to high: a module may import from its own layer and those below, never from above. A package is
+# one name (its modules share its layer); the rest are single modules.
+LAYER_ORDER = [
+    ("configs", "files", "settings", "version", "recipes"),
+    ("data",),
+    ("weights", "model", "engines"),
+    ("inference", "info", "explain", "losses"),
+    ("training",),
+    ("evaluate", "features", "predict"),
+    ("probe", "export"),
+    ("bench",),
+    ("reproduce", "serving"),
+    ("cli",),
+    ("__main__", "__init__"),
+]
+LAYERS = {name: rank for rank, names in enumerate(LAYER_ORDER) for name in names}
 
-def modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text()) for p in PACKAGE.glob("*.py")}
+
+def module_name(path: Path) -> str:
+    """``data.datasets`` for src/vggnet/data/datasets.py, ``data`` for its __init__.py."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def modules() -> dict[str, tuple[Path, ast.Module]]:
+    """Every module of the package, in every subpackage, by dotted name below ``vggnet``."""
+    return {module_name(p): (p, ast.parse(p.read_text())) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path, tree: ast.Module) -> set[str]:
+    """The vggnet modules a module imports (relative imports resolved; ``from . import x`` names module x)."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    if name == "__init__":
+        package = []
+    known = modules_cache()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = package[: len(package) - (node.level - 1)]
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}" if target else alias.name
+                found.add(candidate if candidate in known else target or "__init__")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vggnet."):
+            found.add(node.module[len("vggnet.") :])
+    return {f for f in found if f and f != name}
+
+
+_CACHE: dict = {}
+
+
+def modules_cache() -> set[str]:
+    if not _CACHE:
+        _CACHE["names"] = set(modules())
+    return _CACHE["names"]
+
+
+def layer(name: str) -> int:
+    top = name.split(".")[0]
+    assert top in LAYERS, f"{name} has no layer in LAYERS: give it one"
+    return LAYERS[top]
 
 
 def test_no_function_is_longer_than_a_screen():
     long = [
-        f"{name}.py:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
-        for name, tree in modules().items()
+        f"{name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for name, (_, tree) in modules().items()
         for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60
     ]
     assert not long, long
 
 
-def test_modules_import_each_other_without_cycles():
-    graph = {}
-    for name, tree in modules().items():
-        graph[name] = {
-            (node.module or "").split(".")[0]
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
-        } - {name}
+def test_every_subpackage_is_walked_and_says_what_it_holds():
+    found = modules()
+    for package in ("data", "training", "reproduce", "serving", "engines"):
+        assert package in found, f"{package}/ is not a package"
+        doc = ast.get_docstring(found[package][1]) or ""
+        assert len(doc) > 150 and "import" in doc, f"{package}/__init__.py does not say what it holds and imports"
+    assert any(n.startswith("serving.") for n in found) and any(n.startswith("data.") for n in found)
+
+
+def test_modules_import_each_other_without_cycles_or_back_arrows():
+    graph = {name: imports_of(name, path, tree) for name, (path, tree) in modules().items()}
+    # a package's __init__ re-exports its modules: it is the package's face, not a node of its own cycle
     done, path = set(), []
 
     def visit(node: str) -> None:
@@ -43,15 +107,24 @@ def test_modules_import_each_other_without_cycles():
             return
         path.append(node)
         for dep in sorted(graph[node]):
+            if dep == node.rsplit(".", 1)[0] and node.count("."):  # a module may not import its own package...
+                raise AssertionError(f"{node} imports its own package {dep}: import the module instead")
             visit(dep)
         path.pop()
         done.add(node)
 
     for node in graph:
         visit(node)
+    back = [
+        f"{name} (layer {layer(name)}) imports {dep} (layer {layer(dep)})"
+        for name, deps in graph.items()
+        for dep in deps
+        if layer(dep) > layer(name)
+    ]
+    assert not back, back
     # the lowest layers stand alone
-    assert graph["configs"] == set() and graph["files"] == set()
-    assert graph["model"] <= {"configs", "weights"} and "train" not in graph["data"]
+    assert graph["configs"] == set() and graph["files"] == set() and graph["settings"] == set()
+    assert graph["model"] <= {"configs", "weights", "data.transforms"}
 
 
 @pytest.mark.slow
@@ -68,6 +141,8 @@ def test_an_installed_wheel_runs_with_its_recipes_from_another_directory(tmp_pat
     )
     assert Path(where.stdout.decode().strip()).is_relative_to(site)
     assert (site / "vggnet" / "serving" / "index.html").is_file()  # the service's page travels with the package
+    for package in ("data", "training", "reproduce", "engines"):  # every subpackage is in the wheel
+        assert (site / "vggnet" / package / "__init__.py").is_file()
     args = ["train", "--recipe", "fashion_mnist", "--dataset", "synthetic", "--width", "0.0625", "--epochs", "1"]
     args += ["--max-steps", "1", "--no-progress", "--no-tensorboard", "--out", "run"]
     script = site / "bin" / "vggnet"

@@ -4,12 +4,12 @@ from helpers import TINY_TRAIN, make_folder, needs_fashion, saved_tiny
 from PIL import Image
 
 from vggnet.cli import main
-from vggnet.data import open_source
+from vggnet.data.datasets import open_source
 from vggnet.evaluate import evaluate
 from vggnet.inference import load_model, posteriors, prepare
 from vggnet.predict import predict
-from vggnet.recipe import TrainConfig
-from vggnet.train import train
+from vggnet.training.loop import train
+from vggnet.training.settings import TrainConfig
 
 
 def test_predict_prints_top_classes_and_draws_a_heatmap(tmp_path, capsys):
@@ -75,7 +75,7 @@ def test_a_trained_model_predicts_as_well_as_its_centre_crop_evaluation(tmp_path
 def test_a_gray_image_file_is_read_back_with_its_own_values(tmp_path):
     """A gray PNG decodes to RGB and back to gray exactly (the luminance weights alone would lose a level on some
     pixels, differently by CPU); a colour image still becomes its luminance."""
-    from vggnet.images import read_image
+    from vggnet.data.images import read_image
 
     values = torch.arange(256, dtype=torch.uint8).reshape(16, 16)
     Image.fromarray(values.numpy()).save(tmp_path / "gray.png")

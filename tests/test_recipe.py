@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from vggnet.checkpoint import load_checkpoint
 from vggnet.cli import main
-from vggnet.recipe import RUNTIME, TrainConfig, load_recipe, recipe_names
+from vggnet.training.checkpoint import load_checkpoint
+from vggnet.training.settings import RUNTIME, TrainConfig, load_recipe, recipe_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "vggnet" / "recipes"

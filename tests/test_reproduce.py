@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from vggnet.cli import main
-from vggnet.reproduce import Geometry, Settings, execute, plan, state_of, train_config
-from vggnet.reproduce_report import build_report, judge, write_report
-from vggnet.train import train
+from vggnet.reproduce.plan import Geometry, Settings, execute, plan, state_of, train_config
+from vggnet.reproduce.report import build_report, judge, write_report
+from vggnet.training.loop import train
 
 TINY = dict(dataset="synthetic", width=1 / 16, epochs=1, seeds=1, eval_limit=24, progress=False)
 

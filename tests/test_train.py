@@ -11,10 +11,10 @@ from helpers import TINY_TRAIN, TINY_TRAIN_ARGS, make_folder, needs_fashion
 from safetensors.torch import load_file
 
 import vggnet
-from vggnet.checkpoint import load_checkpoint
 from vggnet.cli import main
-from vggnet.recipe import TrainConfig
-from vggnet.train import train
+from vggnet.training.checkpoint import load_checkpoint
+from vggnet.training.loop import train
+from vggnet.training.settings import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,7 +144,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     out = tmp_path / "run"
     train(synthetic_config(out, epochs=1))
     good = load_checkpoint(out)
-    import vggnet.train as train_module
+    import vggnet.training.loop as train_module
 
     real, calls = train_module.F.cross_entropy, []
 
@@ -204,8 +204,8 @@ def test_existing_run_is_not_overwritten(tmp_path):
 
 
 def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
-    from vggnet.data import open_datasets
-    from vggnet.train import make_model
+    from vggnet.data.datasets import open_datasets
+    from vggnet.training.loop import make_model
     from vggnet.weights import read_file
 
     train(synthetic_config(tmp_path / "a", epochs=1, arch="vgg11"))
@@ -221,9 +221,9 @@ def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
 def test_validation_with_the_mirror_averages_the_two_posteriors():
     import torch.nn.functional as F
 
-    from vggnet import distributed
-    from vggnet.data import synthetic
-    from vggnet.train import evaluate_split
+    from vggnet.data.datasets import synthetic
+    from vggnet.training import distributed
+    from vggnet.training.loop import evaluate_split
 
     data = synthetic(40, num_classes=4).bind(mean=[0.5] * 3, std=[0.25] * 3, augment=False)
     model = vggnet_tiny()
@@ -256,7 +256,7 @@ def test_no_progress_means_no_progress_lines(tmp_path, capsys):
 
 
 def test_cpu_bf16_is_native_only_with_avx512_bf16_or_amx():
-    from vggnet.train import cpu_has_bf16
+    from vggnet.training.loop import cpu_has_bf16
 
     ice_lake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
     assert not cpu_has_bf16(ice_lake)  # oneDNN would emulate bf16 there, at half float32's speed

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vggnet.transforms import (
+from vggnet.data.transforms import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
     Lighting,

@@ -20,11 +20,11 @@ from .model import (
     vgg19,
     vgg19_bn,
 )
+from .version import __version__
 from .weights import load_weights, save_weights
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "CONFIGS",
     "NAMES",
     "VGG",

@@ -303,8 +303,8 @@ def data_pipeline(folder: Path, count: int = 48, repeats: int = 3) -> list[Figur
     from torchvision.io import decode_jpeg, read_file
     from torchvision.transforms import v2
 
-    from .images import decode_image
-    from .transforms import paper_train_transform
+    from .data.images import decode_image
+    from .data.transforms import paper_train_transform
 
     files = sorted(folder.glob("*.jpg"))
     if not files:
@@ -383,10 +383,10 @@ def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figu
     and int8 (static QDQ, the scheme ``vggnet export --int8`` picks here), at 224 x 224; torchvision's eager last."""
     import torchvision
 
-    from .data import Source
+    from .data.datasets import Source
+    from .engines.onnxruntime_engine import OnnxModel
     from .export import _Calibration, export, quantize_onnx, resolve_scheme
     from .inference import Loaded
-    from .runtime import OnnxModel
 
     device = torch.device("cpu")
     model = build(arch).eval()
@@ -426,7 +426,7 @@ def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figu
 def decode_for_bench(path: Path) -> torch.Tensor:
     from torchvision.transforms.v2.functional import center_crop
 
-    from .images import decode_image
+    from .data.images import decode_image
 
     return center_crop(decode_image(path), [375, 375])
 
@@ -442,7 +442,7 @@ def cpu_name() -> str:
 
 def run_bench(args: argparse.Namespace) -> str:
     """``vggnet bench``: the sections ``args.only`` names, each printed as it is measured, then the whole table."""
-    from .train import cpu_has_bf16
+    from .training.loop import cpu_has_bf16
 
     device = torch.device(args.device)
     if args.threads:

@@ -14,8 +14,8 @@ import sys
 import typing
 from dataclasses import fields
 
-from .checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, arg
 from .files import folder_lock
+from .settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, arg
 
 HELP = {
     "arch": "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1, a paper letter (default vgg11, net A), or a "
@@ -103,7 +103,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 # -- train ------------------------------------------------------------------------------------------------------------
 def add_train(sub) -> None:
     """One flag per TrainConfig field, typed from its annotation; unset flags leave the recipe's value."""
-    from .recipe import RANGES, TrainConfig
+    from .training.settings import RANGES, TrainConfig
 
     p = sub.add_parser(
         "train",
@@ -131,8 +131,8 @@ def add_train(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .recipe import TrainConfig, load_recipe
-    from .train import train
+    from .training.loop import train
+    from .training.settings import TrainConfig, load_recipe
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "recipe")}
     if str(given.get("arch", "")).startswith("["):
@@ -176,7 +176,7 @@ def load_all(args: argparse.Namespace) -> list:
 
 
 def check_device(name: str) -> None:
-    from .distributed import pick_device
+    from .training.distributed import pick_device
 
     pick_device(name)
 
@@ -228,13 +228,13 @@ def add_eval(sub) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from .data import open_source
+    from .data.datasets import open_source
     from .evaluate import evaluate, markdown, write_report
 
     check_out_folder(args.out)
     models = load_all(args)
     channels = models[0].model.in_channels
-    from .device_data import decodes_on_device
+    from .data.device import decodes_on_device
 
     device = torch.device(args.device)
     decode_device = device if decodes_on_device(args.decode, device) else None
@@ -386,7 +386,7 @@ def add_features(sub) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from .data import open_source
+    from .data.datasets import open_source
     from .features import extract_features, save_features
 
     if not args.out.endswith(".safetensors"):
@@ -422,7 +422,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 # -- reproduce ------------------------------------------------------------------------------------------------------
 def add_reproduce(sub) -> None:
-    from .reproduce import Settings
+    from .reproduce.plan import Settings
 
     d = Settings()
     p = sub.add_parser(
@@ -473,8 +473,8 @@ def add_reproduce(sub) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import Settings, execute, measure_cost, plan, plan_table
-    from .reproduce_report import write_report
+    from .reproduce.plan import Settings, execute, measure_cost, plan, plan_table
+    from .reproduce.report import write_report
 
     names = set(Settings.__dataclass_fields__)
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .data import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
+from .data.datasets import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
 from .files import atomic_write_text
 from .inference import PROTOCOLS, Loaded, posteriors, prepare
 

@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Source
+from .data.datasets import Source
+from .engines.onnxruntime_engine import OnnxModel, onnx_metadata, write_metadata
 from .evaluate import label_map
 from .files import Staging, folder_lock
 from .inference import Loaded, fuse_batch_norm, prepare
 from .model import VGG
-from .runtime import OnnxModel, onnx_metadata, write_metadata
 
 
 class DenseClassifier(nn.Module):
@@ -225,7 +225,7 @@ def int8_sources(data: str, calibration: int, check: int, channels: int) -> tupl
     """Calibration and held-out check images for int8: Fashion-MNIST's training and test sets; a folder's train/ and
     val/; or any other folder of images (flat, or in folders of any names: calibration needs no labels), shuffled
     once, the first ``calibration`` calibrating and the next ``check`` checking."""
-    from .data import any_images, files_source, open_source
+    from .data.datasets import any_images, files_source, open_source
 
     if data == "fashion-mnist":
         return (open_source(data, 64, split="train", channels=channels),

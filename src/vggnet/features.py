@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 
-from .data import Source
+from .data.datasets import Source
 from .files import save_safetensors
 from .inference import Loaded, prepare, rescale
 from .model import VGG

@@ -20,9 +20,9 @@ from torch import nn
 from torchvision.transforms.v2.functional import resize
 
 from .configs import canonical_name, resolve
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from .engines.onnxruntime_engine import is_onnx
 from .model import VGG, build
-from .runtime import is_onnx
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
 
 PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
@@ -96,7 +96,7 @@ def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unkno
 
 
 def _load_onnx(source: str | os.PathLike) -> Loaded:
-    from .runtime import OnnxModel
+    from .engines.onnxruntime_engine import OnnxModel
 
     if not Path(str(source)).is_file():
         raise ValueError(f"no such ONNX model: {source}")

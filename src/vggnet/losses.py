@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from .inference import Loaded
 from .model import VGG, build
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
 CRITERIA = ("mse", "l1")
 

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .data.images import read_image
 from .explain import grad_cam_of_centre
 from .files import atomic_write
-from .images import read_image
 from .inference import Loaded, centre_window, posteriors, prepare
 from .model import VGG
 

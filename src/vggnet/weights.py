@@ -21,8 +21,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from .files import save_safetensors
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 
 OFFICIAL = ("torchvision", "imagenet", "default")
 SHAPE_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width")
@@ -74,7 +74,7 @@ def download(url: str) -> Path:
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(parsed.path)
     if not cached.is_file():
-        from .download import fetch
+        from .data.download import fetch
 
         fetch(url, cached, f"To supply the file by hand, put it at {cached} (torch's hub cache), or pass its path as "
                            "--weights FILE")  # fmt: skip

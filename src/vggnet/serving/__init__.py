@@ -1,5 +1,7 @@
-"""A trained VGG behind HTTP: ``vggnet serve`` (:func:`serve`), with dynamic batching, the Open Inference Protocol,
-a page to try it, Prometheus metrics and a graceful shutdown."""
+"""A trained VGG behind HTTP: ``vggnet serve`` (:func:`serve`), with dynamic batching (``batcher``), the Open
+Inference Protocol (``open_inference``), a page to try it, Prometheus metrics and a graceful shutdown (``app``), the
+model behind one interface (``engine``). It may import the inference layer, the model and the data layer's image
+decoding; nothing imports it but the command line."""
 
 from __future__ import annotations
 

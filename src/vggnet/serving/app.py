@@ -26,8 +26,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..images import BadImage
-from . import v2
+from ..data.images import BadImage
+from . import open_inference as v2
 from .batcher import Batcher, Overloaded
 from .engine import Engine, describe_bad_image
 
@@ -216,7 +216,7 @@ def add_v2_routes(app: FastAPI, engine: Engine, batcher: Batcher, settings: Serv
 
     @app.get("/v2")
     async def server_metadata():
-        from .. import __version__
+        from ..version import __version__
 
         return {"name": "vggnet", "version": __version__, "extensions": ["binary_tensor_data", "classification"]}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..images import BadImage, check_bytes, decode_bytes, to_gray
+from ..data.images import BadImage, check_bytes, decode_bytes, to_gray
 from ..inference import Loaded, centre_window, load_model, prepare
 from ..model import VGG
 

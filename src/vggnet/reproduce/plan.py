@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .files import atomic_write_text, save_safetensors
+from ..files import atomic_write_text, save_safetensors
 
 LETTERS = ("A", "A-LRN", "B", "C", "D", "E")
 NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_conv1", "D": "vgg16", "E": "vgg19"}
@@ -177,8 +177,8 @@ def plan(settings: Settings) -> list[RunSpec]:
 
 def train_config(spec: RunSpec, settings: Settings):
     """The :class:`~vggnet.recipe.TrainConfig` of one run."""
-    from .model import build
-    from .recipe import TrainConfig
+    from ..model import build
+    from ..training.settings import TrainConfig
 
     arch = NAMES[spec.letter] + ("_bn" if settings.batch_norm else "")
     with torch.device("meta"):  # the head sees pool5's whole map at the crop, as fc6 sees 7 x 7 at 224
@@ -255,7 +255,7 @@ def check_folder(settings: Settings) -> None:
 def execute(settings: Settings, runs: list[RunSpec] | None = None, log=print) -> dict[str, str]:
     """Train and evaluate every run not yet done; returns each run's final state. A run whose initialisation failed
     is not started; an interrupted run stops the reproduction (run the command again to resume it)."""
-    from .train import train
+    from ..training.loop import train
 
     settings.check()
     runs = plan(settings) if runs is None else runs
@@ -295,9 +295,9 @@ def execute(settings: Settings, runs: list[RunSpec] | None = None, log=print) ->
 def evaluate_run(spec: RunSpec, settings: Settings) -> Path:
     """Soft-max posteriors of the run's model on the test images, per protocol and Q, kept for the report (tables,
     ensembles) in ``posteriors.safetensors``."""
-    from .distributed import pick_device
-    from .evaluate import collect
-    from .inference import load_model
+    from ..evaluate import collect
+    from ..inference import load_model
+    from ..training.distributed import pick_device
 
     folder = Path(settings.out) / spec.name
     loaded = load_model(folder / "model.safetensors")
@@ -324,7 +324,7 @@ def evaluate_run(spec: RunSpec, settings: Settings) -> Path:
 def test_source(cfg, limit: int | None, channels: int):
     """The held-out images of a run's data, as evaluation reads them: a folder's val/, or an in-memory set's
     validation images as originals."""
-    from .data import ImageFolder, InMemoryImages, memory_source, open_raw, open_source
+    from ..data.datasets import ImageFolder, InMemoryImages, memory_source, open_raw, open_source
 
     _, val = open_raw(cfg, ImageFolder)
     if isinstance(val, InMemoryImages):
@@ -333,7 +333,7 @@ def test_source(cfg, limit: int | None, channels: int):
 
 
 def _history(folder: Path) -> list[dict[str, Any]]:
-    from .checkpoint import load_checkpoint
+    from ..training.checkpoint import load_checkpoint
 
     last = folder / "last.pt"
     return list(load_checkpoint(last).get("history", [])) if last.is_file() else []
@@ -350,9 +350,9 @@ class Cost:
 def measure_cost(settings: Settings) -> Cost:
     """Training images/s of each configuration at the plan's size, from a few timed steps (seconds, not a run), and
     the data's size: enough to cost the plan."""
-    from .data import ImageFolder, open_raw
-    from .distributed import pick_device
-    from .model import build
+    from ..data.datasets import ImageFolder, open_raw
+    from ..model import build
+    from ..training.distributed import pick_device
 
     device = pick_device(settings.device)
     cost = Cost()

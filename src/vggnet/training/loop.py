@@ -25,16 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from . import distributed as dist_utils
-from .checkpoint import TrainState, load_checkpoint, unwrap
-from .data import Batch, ImageFolder, OpenedData, open_datasets
-from .device_data import DeviceImageFolder, decodes_on_device
-from .files import atomic_copy, atomic_write_text, folder_lock
-from .metrics import Progress, TensorBoard, plot_curves, write_csv
-from .model import VGG, build, preinit_from
-from .recipe import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
-from .weights import (
+from ..data.datasets import Batch, ImageFolder, OpenedData, open_datasets
+from ..data.device import DeviceImageFolder, decodes_on_device
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
+from ..files import atomic_copy, atomic_write_text, folder_lock
+from ..model import VGG, build, preinit_from
+from ..weights import (
     LoadReport,
     WeightsFile,
     decode_metadata,
@@ -44,6 +40,10 @@ from .weights import (
     rgb_input,
     save_weights,
 )
+from . import distributed as dist_utils
+from .checkpoint import TrainState, load_checkpoint, unwrap
+from .metrics import Progress, TensorBoard, plot_curves, write_csv
+from .settings import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
 
 
 @dataclass
@@ -188,7 +188,7 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
 
 
 def _arch_name(arch: str | list) -> str | None:
-    from .configs import canonical_name, resolve
+    from ..configs import canonical_name, resolve
 
     try:
         return canonical_name(*resolve(arch)) if isinstance(arch, str) else None

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .files import save_torch
-from .weights import model_metadata
+from ..files import save_torch
+from ..weights import model_metadata
 
 # The parts of a TrainState that are live objects; a checkpoint holds their state dicts.
 LIVE = ("model", "optimizer", "plateau", "scaler")

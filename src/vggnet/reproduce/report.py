@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from .files import atomic_write, atomic_write_text
-from .reproduce import KINDS, LETTERS, Geometry, RunSpec, Settings, iter_evaluated
+from ..files import atomic_write, atomic_write_text
+from .plan import KINDS, LETTERS, Geometry, RunSpec, Settings, iter_evaluated
 
 # The paper's ILSVRC-2012 validation errors (top-1, top-5 %), from PAPER.md.
 PAPER_TABLE3 = {

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from torchvision.transforms.v2.functional import resize
 
-from .data import Batch, DataSettings, ImageFolder, derive_seed, scale_range
+from .datasets import Batch, DataSettings, ImageFolder, derive_seed, scale_range
 from .images import BadImage, decode_on, quiet_decoder_warnings, read_checked
 
 DECODERS = ("auto", "cpu", "gpu")

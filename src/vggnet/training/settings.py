@@ -9,9 +9,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .checks import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Range
-from .data import DATASETS, NORMALIZATIONS
-from .device_data import DECODERS
+from ..data.datasets import DATASETS, NORMALIZATIONS
+from ..data.device import DECODERS
+from ..settings import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Range
 
 SCHEDULES = ("plateau", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
