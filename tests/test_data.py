@@ -188,3 +188,58 @@ def test_test_images_are_the_originals_and_models_record_how_to_reach_their_inpu
     ]:
         data = open_datasets(TrainConfig(dataset="fashion-mnist", subset=100, **settings))
         assert (data.stats["scale"], data.stats["pad"], data.crop) == geometry
+
+
+def test_a_validation_split_is_stratified_disjoint_and_fixed_by_the_seed():
+    from vggnet.data.datasets import stratified_split
+
+    labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    kept, held = stratified_split(labels, 20, seed=3)
+    assert len(held) == 20 and len(kept) == 80 and not set(kept.tolist()) & set(held.tolist())
+    assert torch.bincount(labels[held]).tolist() == [12, 6, 2]  # each class in its share
+    again, other = stratified_split(labels, 20, seed=3)[1], stratified_split(labels, 20, seed=4)[1]
+    assert torch.equal(held, again) and not torch.equal(held, other)
+    with pytest.raises(ValueError, match="must hold 1 to 99 of the 100 training images, got 100"):
+        stratified_split(labels, 100, seed=0)
+
+
+def test_training_with_a_validation_split_never_opens_the_test_set(tmp_path, monkeypatch):
+    from helpers import TINY_TRAIN
+
+    import vggnet.data.datasets as datasets
+    from vggnet.training import TrainConfig, train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the test set was opened")
+
+    monkeypatch.setattr(datasets, "open_test_set", refuse)
+    cfg = TrainConfig(**TINY_TRAIN, dataset="synthetic", val_split=64, epochs=1, batch_size=64, out=str(tmp_path))
+    result = train(cfg)
+    assert result.status == "finished" and result.val_top1_err is not None
+    rows = (tmp_path / "metrics.csv").read_text()
+    assert "val_top1_err" in rows
+    monkeypatch.undo()
+    with pytest.raises(AssertionError, match="the test set was opened"):
+        monkeypatch.setattr(datasets, "open_test_set", refuse)
+        train(TrainConfig(**TINY_TRAIN, dataset="synthetic", epochs=1, batch_size=64, out=str(tmp_path / "b")))
+
+
+@needs_fashion
+def test_scaled_fashion_mnist_has_garments_at_many_sizes_and_places_and_is_the_same_every_time():
+    from vggnet.data.datasets import load_scaled_fashion_mnist, open_source
+
+    plain = load_fashion_mnist(None, "test")
+    scaled = load_scaled_fashion_mnist(None, "test")
+    assert scaled.images.shape == (10_000, 1, 64, 64) and torch.equal(scaled.labels, plain.labels)
+    assert torch.equal(scaled.images[:50], load_scaled_fashion_mnist(None, "test").images[:50])  # deterministic
+    ink = scaled.images[:2000, 0] > 0
+    rows, cols = ink.any(2), ink.any(1)
+    heights = rows.sum(1).float()
+    tops = rows.float().argmax(1).float()
+    assert heights.min() <= 16 and heights.max() >= 50  # garments from ~14 to ~56 pixels
+    assert tops.std() > 5 and cols.float().argmax(1).float().std() > 5  # at many places
+    train_scaled = load_scaled_fashion_mnist(None, "train")
+    assert not torch.equal(train_scaled.images[:100], scaled.images[:100])  # its own seed
+    source = open_source("fashion-mnist-scaled", 100, limit=100)
+    images, labels = next(source.batches())
+    assert images.shape == (100, 1, 64, 64) and torch.equal(labels, plain.labels[:100])

@@ -1,9 +1,11 @@
+import json
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
-from helpers import tiny
+from helpers import TINY_TRAIN, tiny
 from torch import nn
 
 import vggnet
@@ -47,16 +49,57 @@ def test_names_resolve_to_configurations():
     assert custom.arch is None and custom.min_size == 4
 
 
-def test_lrn_is_alexnets_function():
-    model = tiny("vgg11_lrn")
-    lrn = model.layer("norm1")
+def caffe_lrn(a: torch.Tensor) -> torch.Tensor:
+    """The paper's LRN written out: b = a / (k + alpha * sum of a^2 over 5 neighbouring channels)^beta."""
+    padded = torch.nn.functional.pad(a.pow(2), (0, 0, 0, 0, 2, 2))
+    window = sum(padded[:, i : i + a.shape[1]] for i in range(5))
+    return a / (2 + 1e-4 * window).pow(0.75)
+
+
+def test_lrn_is_alexnets_function_in_pixel_units():
+    lrn = tiny("vgg11_lrn").set_input_scale(1.0).layer("norm1")  # input in pixel units: the paper's constants as such
     x = torch.rand(1, 7, 3, 3) * 10
-    # b = a / (k + alpha * sum over 5 neighbouring channels of a^2)^beta, alpha 1e-4, k 2, beta 0.75
-    sq = x.pow(2)
-    padded = torch.nn.functional.pad(sq, (0, 0, 0, 0, 2, 2))
-    window = sum(padded[:, i : i + 7] for i in range(5))
-    expected = x / (2 + 1e-4 * window).pow(0.75)
-    torch.testing.assert_close(lrn(x), expected)
+    torch.testing.assert_close(lrn(x), caffe_lrn(x))
+
+
+def test_a_lrn_normalises_as_caffe_did_on_0_255_pixels_whatever_the_input_units():
+    """Caffe's net saw 0-255 pixels minus the mean; vggnet's sees [0, 1] minus the mean (or divided by a std). With the
+    same filters (biases in pixel units) conv1's activations differ by the input's scale factor, and vggnet's LRN
+    must give Caffe's normalisation divided by that factor, not a constant 2^-0.75."""
+    torch.manual_seed(0)
+    pixels = torch.randint(0, 256, (2, 3, 40, 40)).float()
+    mean = torch.tensor([123.68, 116.779, 103.939])[None, :, None, None]
+    for std in (None, 0.25):
+        net = build("vgg11_lrn", width=1 / 8, num_classes=10, pool_size=1, fc_width=16).eval()
+        scale = 255.0 if std is None else 255.0 * std
+        net.set_input_scale(scale)
+        conv = net.layer("conv1_1")
+        with torch.no_grad():
+            conv.bias.uniform_(-0.5, 0.5)
+            caffe = caffe_lrn(torch.relu(F.conv2d(pixels - mean, conv.weight, conv.bias * scale, padding=1)))
+            ours = net.extract((pixels - mean) / scale, ["relu1_1", "norm1"])
+        torch.testing.assert_close(ours["norm1"] * scale, caffe, rtol=1e-4, atol=1e-3)
+        ratio = (ours["norm1"] / ours["relu1_1"])[ours["relu1_1"] > 1e-3]
+        assert ratio.max() - ratio.min() > 0.1  # it normalises: not a constant
+    assert "LRN in Caffe's pixel units (1 input unit = 63.75 pixel levels)" in net.describe()
+
+
+def test_an_lrn_models_units_come_from_its_normalisation_when_trained_and_loaded(tmp_path):
+    from vggnet.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        **{**TINY_TRAIN, "arch": "vgg11_lrn", "normalize": "meanstd"},
+        dataset="synthetic",
+        epochs=1,
+        batch_size=64,
+        max_steps=4,
+        out=str(tmp_path / "run"),
+    )
+    result = train(cfg)
+    loaded = vggnet.load_model(tmp_path / "run" / "last.pt")
+    std = json.loads((tmp_path / "run" / "data_stats.json").read_text())["std"]
+    assert result.status == "max_steps" and loaded.model.input_scale == pytest.approx(255 * sum(std) / 3)
+    assert loaded.model.layer("norm1").alpha == pytest.approx(5e-4 * loaded.model.input_scale**2)
 
 
 @pytest.mark.parametrize("name", TORCHVISION_NAMES)

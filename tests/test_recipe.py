@@ -4,7 +4,8 @@ import pytest
 
 from vggnet.cli import main
 from vggnet.training.checkpoint import load_checkpoint
-from vggnet.training.settings import RUNTIME, TrainConfig, load_recipe, recipe_names
+from vggnet.settings import RUNTIME, names
+from vggnet.training.settings import TrainConfig, load_recipe, recipe_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "vggnet" / "recipes"
@@ -85,7 +86,8 @@ def test_resume_keeps_the_runs_settings_and_refuses_changes():
     # giving the run's own value again is fine; so is a default-valued flag the caller did not give
     assert TrainConfig(lr=0.1, resume=True).resumed_from(saved, given={"lr"}).lr == 0.1
     assert TrainConfig(resume=True).resumed_from(saved).arch == "vgg13"
-    assert {"epochs", "device", "max_steps", "out"} <= set(RUNTIME) and "lr" not in RUNTIME
+    runtime = names(TrainConfig, RUNTIME)
+    assert {"epochs", "device", "max_steps", "out"} <= set(runtime) and "lr" not in runtime
 
 
 def test_flags_override_the_recipe(tmp_path):
@@ -113,3 +115,34 @@ def test_flags_override_the_recipe(tmp_path):
     assert saved["width"] == 0.0625 and saved["dataset"] == "synthetic"
     assert saved["arch"] == load_recipe("fashion_mnist")["arch"]
     assert saved["lr"] == load_recipe("fashion_mnist")["lr"]
+
+
+def test_a_new_training_option_is_one_field_and_appears_in_flags_recipes_and_resume(tmp_path, capsys):
+    """Adding a setting means writing one field: its flag, help, range, recipe check and resume check follow."""
+    import argparse
+    import dataclasses
+
+    from vggnet.settings import POSITIVE, add_flags, setting, typed
+
+    extended = dataclasses.make_dataclass(
+        "ExtendedConfig",
+        [("gradient_clip", float, setting(1.0, "clip gradients to this norm", POSITIVE))],
+        bases=(TrainConfig,),
+    )
+    parser = argparse.ArgumentParser(prog="train")
+    add_flags(parser, extended, suppress=True)
+    assert "clip gradients to this norm (default 1)" in " ".join(parser.format_help().split())
+    assert typed(parser.parse_args(["--gradient-clip", "0.5"]), extended) == {"gradient_clip": 0.5}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--gradient-clip", "-1"])
+    assert "argument --gradient-clip: must be positive, got -1" in capsys.readouterr().err
+    recipe = tmp_path / "clip.toml"
+    recipe.write_text("gradient_clip = -2.0\n")
+    with pytest.raises(ValueError, match=r"recipe .*clip.toml: gradient-clip must be positive, got -2"):
+        load_recipe(recipe, extended)
+    recipe.write_text('gradient_clip = "high"\n')
+    with pytest.raises(ValueError, match=r"setting gradient_clip = 'high' is not a number"):
+        load_recipe(recipe, extended)
+    saved = dataclasses.asdict(extended(gradient_clip=2.0))
+    with pytest.raises(ValueError, match=r"--gradient-clip 3\.0 \(the run has 2\.0\)"):
+        extended(gradient_clip=3.0).resumed_from(saved, given={"gradient_clip"})

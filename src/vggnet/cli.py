@@ -11,69 +11,9 @@ import json
 import os
 import signal
 import sys
-import typing
-from dataclasses import fields
 
 from .files import folder_lock
-from .settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, arg
-
-HELP = {
-    "arch": "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1, a paper letter (default vgg11, net A), or a "
-    'configuration list in JSON, e.g. \'[64, "M", 128, "M"]\'',
-    "batch_norm": "batch normalisation after every convolution (default: as the architecture's name says)",
-    "width": "multiplier on every convolution's width, for small experiments (default 1)",
-    "pool_size": "side of the average pool before fc6: 7 as in the paper, 1 for a compact head on small images",
-    "fc_width": "width of fc6 and fc7 (default 4096)",
-    "ceil_mode": "round pooled sizes up, as the authors' Caffe did (28 x 28 images pass five pools); default: down, "
-    "as torchvision does",
-    "dropout": "dropout after fc6 and fc7 (default 0.5)",
-    "init": "initialisation: normal (the paper's, std 0.01), xavier (Glorot) or kaiming (torchvision's)",
-    "preinit": "weights or checkpoint of a trained net A: copy its first four convolutions and three FC layers",
-    "weights": "start from these weights (fine-tuning): a file, URL or 'torchvision'; every layer that fits is "
-    "loaded, fc8 is new when the class count differs, conv1_1 is adapted to another channel count",
-    "freeze": "none (default), features (every convolution) or a layer name (conv4_3: it and all before it)",
-    "pretrained_lr_scale": "learning rate of the layers loaded from --weights, as a fraction of --lr (default 1)",
-    "dataset": "fashion-mnist, folder (DIR/train/<class>/*, DIR/val/<class>/*) or synthetic (default: from --data)",
-    "data": "data folder: an ImageNet-style folder, or where Fashion-MNIST's idx files are",
-    "subset": "train on a balanced subset of this many images",
-    "scale": "training scale S (smallest side after rescaling): one value, or Smin Smax for scale jittering "
-    "(default 256 for image folders; in-memory images are used at their own size unless given)",
-    "crop": "side of the random training crop (default 224)",
-    "colour_shift": "std of AlexNet's PCA colour shift (default 0.1; 0 turns it off)",
-    "eigen": "colour-shift eigen-decomposition: imagenet (AlexNet's) or dataset (computed from training images)",
-    "normalize": "auto (the --weights' own normalisation, else the paper's), mean (subtract the training set's "
-    "mean RGB), meanstd, or imagenet (torchvision's)",
-    "strict": "stop at the first bad image instead of skipping it with a warning",
-    "workers": "DataLoader worker processes for image folders (default: cores - 1, at most 8)",
-    "decode": "image folders: decode JPEGs and augment on the GPU (gpu) or in CPU workers (cpu); auto: gpu when "
-    "training on CUDA",
-    "val_flip": "validate with each image and its mirror, posteriors averaged (the paper's test-time practice)",
-    "val_every": "validate every this many epochs, and always after the last (default 1; plateau needs 1)",
-    "epochs": "maximum number of epochs (default 74, the paper's)",
-    "batch_size": "global batch size over all processes (default 256, the paper's)",
-    "micro_batch": "largest batch held in memory per process; gradients are accumulated up to --batch-size",
-    "lr": "initial learning rate (default 0.01)",
-    "momentum": "SGD momentum (default 0.9)",
-    "nesterov": "use Nesterov momentum",
-    "weight_decay": "L2 weight decay (default 5e-4)",
-    "label_smoothing": "label smoothing of the cross-entropy (default 0, the paper's)",
-    "schedule": "plateau (divide the rate by 10 when validation accuracy stops improving, the paper's) or onecycle",
-    "patience": "plateau: epochs without improvement before the rate is divided by 10 (default 2)",
-    "max_decays": "plateau: stop after this many decreases have run their course (default 3)",
-    "warmup_epochs": "onecycle: epochs of linear warm-up",
-    "out": "output folder: checkpoints, metrics, curves, TensorBoard, final weights (default runs/vggnet)",
-    "resume": "continue the run saved in --out (model, optimizer, schedule, position, random state)",
-    "device": "auto, cpu, cuda or cuda:N (default auto)",
-    "seed": "random seed: data order, augmentation and initialisation (default 0)",
-    "amp": "autocast: auto (bf16 where the hardware has it), bf16, fp16 (CUDA, with gradient scaling) or off",
-    "channels_last": "NHWC memory layout (default on; --no-channels-last turns it off)",
-    "compile": "compile the model with torch.compile",
-    "save_every": "also checkpoint every this many steps (default: at the end of each epoch only)",
-    "max_steps": "stop (and save) after this many optimizer steps in all",
-    "progress": "progress per epoch (default on): a bar on a terminal, a line every --log-every seconds in a log",
-    "log_every": "seconds between progress lines when the output is not a terminal (default 30)",
-    "tensorboard": "write TensorBoard event files (default on)",
-}
+from .settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Range, add_flags, arg, typed
 
 
 # -- info -------------------------------------------------------------------------------------------------------------
@@ -102,8 +42,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # -- train ------------------------------------------------------------------------------------------------------------
 def add_train(sub) -> None:
-    """One flag per TrainConfig field, typed from its annotation; unset flags leave the recipe's value."""
-    from .training.settings import RANGES, TrainConfig
+    """One flag per TrainConfig field; unset flags leave the recipe's value."""
+    from .training.settings import TrainConfig
 
     p = sub.add_parser(
         "train",
@@ -113,20 +53,7 @@ def add_train(sub) -> None:
         "any flag overrides it. Under torchrun it trains on every process.",
     )
     p.add_argument("--recipe", help="a TOML recipe: a path or a shipped name (fashion_mnist, finetune, paper_s256 ...)")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
-        options = [a for a in typing.get_args(kind) if a is not type(None)]
-        if typing.get_origin(kind) is not list and options:  # X | None
-            kind = options[0]
-        common = dict(default=argparse.SUPPRESS, help=HELP[f.name])
-        allowed = RANGES.get(f.name, Range())
-        if kind is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
-        elif typing.get_origin(kind) is list:
-            p.add_argument(flag, type=arg(typing.get_args(kind)[0], allowed), nargs="+", **common)
-        else:
-            p.add_argument(flag, type=arg(kind, allowed) if kind in (int, float) else kind, **common)
+    add_flags(p, TrainConfig, suppress=True)
     p.set_defaults(func=cmd_train)
 
 
@@ -134,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training.loop import train
     from .training.settings import TrainConfig, load_recipe
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "recipe")}
+    given = typed(args, TrainConfig)
     if str(given.get("arch", "")).startswith("["):
         try:
             given["arch"] = json.loads(given["arch"])

@@ -22,7 +22,7 @@ from torchvision.transforms.v2.functional import resize
 from .configs import canonical_name, resolve
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from .engines.onnxruntime_engine import is_onnx
-from .model import VGG, build
+from .model import VGG, build, input_scale_of
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
 
 PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
@@ -89,6 +89,7 @@ def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unkno
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
         mean, std = [0.5] * model.in_channels, [0.5] * model.in_channels
+    model.set_input_scale(input_scale_of(std))  # an LRN normalises in pixel units whatever the input's units
     if len(classes) != model.num_classes:
         raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
     crop = found.crop or 224

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .configs import CONFIGS, Layer
+from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
 from .model import VGG, build
 
 
@@ -123,9 +123,16 @@ def family_report(size: int = 224) -> str:
             lines.append(f"{letter:<8}{s.name:<14}{s.params:>15,}{s.gmacs:>9.3f}{s.activation_mib:>10.1f} MiB")
     lines.append(
         f"GMACs and activations for one {size}x{size} image; activations: float32 outputs of every layer\n"
-        "but the in-place ReLU and dropout, in a forward pass."
+        "but the in-place ReLU and dropout, in a forward pass.\n" + LRN_NOTE
     )
     return "\n".join(lines)
+
+
+LRN_NOTE = (
+    f"LRN (A-LRN): AlexNet's, n = {LRN_SIZE}, alpha = {LRN_ALPHA:g}, beta = {LRN_BETA:g}, k = {LRN_K:g}, in Caffe's "
+    "pixel units (0-255 minus the mean) as the paper computed it; alpha is rescaled to the units of the model's own "
+    "input normalisation (x 255^2 for [0, 1] images minus the mean)."
+)
 
 
 def layer_report(model: VGG, size: int = 224) -> str:
@@ -135,4 +142,6 @@ def layer_report(model: VGG, size: int = 224) -> str:
         lines.append(f"{r.name:<10}{' x '.join(map(str, r.shape)):>20}{r.params:>14,}{r.macs:>16,}")
     total_params = sum(p.numel() for p in model.parameters())
     lines.append(f"{'total':<10}{'':>20}{total_params:>14,}{sum(r.macs for r in rows):>16,}")
+    if model.has_lrn:
+        lines.append(f"{LRN_NOTE} This model: 1 input unit = {model.input_scale:g} pixel levels.")
     return "\n".join(lines)

@@ -16,18 +16,73 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer, canonical_name, resolve, validate
+from .configs import (
+    CONFIGS,
+    LRN_ALPHA,
+    LRN_BETA,
+    LRN_K,
+    LRN_SIZE,
+    PIXEL_SCALE,
+    Layer,
+    canonical_name,
+    resolve,
+    validate,
+)
 
 HEAD_NAMES = ("fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
 INIT_SCHEMES = ("kaiming", "normal", "xavier")
 # What ``to_config`` writes and ``from_config`` reads: enough to rebuild the same module.
 CONFIG_KEYS = (
-    "config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width", "dropout", "arch", "ceil_mode"
-)  # fmt: skip
+    "config",
+    "num_classes",
+    "in_channels",
+    "batch_norm",
+    "pool_size",
+    "fc_width",
+    "dropout",
+    "arch",
+    "ceil_mode",
+    "input_scale",
+)
+
+
+class CaffeLRN(nn.LocalResponseNorm):
+    """AlexNet's LRN with the paper's constants, which hold in Caffe's pixel units (images 0-255 minus the mean).
+
+    A net fed images in other units (vggnet's default: [0, 1] minus the mean, 255 times smaller) has activations
+    ``input_scale`` times smaller, where the paper's alpha would make the layer a constant 2^-0.75. Scaling alpha by
+    ``input_scale ** 2`` makes it compute exactly the paper's normalisation, its output ``input_scale`` times
+    smaller: what Caffe's layer computes on the same image in pixel units, in this net's units."""
+
+    def __init__(self, input_scale: float = PIXEL_SCALE) -> None:
+        super().__init__(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K)
+        self.set_input_scale(input_scale)
+
+    def set_input_scale(self, input_scale: float) -> None:
+        if not input_scale > 0:
+            raise ValueError(f"input_scale must be positive, got {input_scale!r}")
+        self.input_scale = float(input_scale)
+        self.alpha = LRN_ALPHA * LRN_SIZE * self.input_scale**2
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, input_scale={self.input_scale:g}"
+
+
+def input_scale_of(std: Sequence[float]) -> float:
+    """Caffe pixel levels per unit of a net's input for images normalised by ``std`` (in [0, 1] units): 255 * std.
+    Per-channel stds are averaged (exact when they are equal, as for gray images or the paper's mean-only)."""
+    if not std or any(not s > 0 for s in std):
+        raise ValueError(f"a normalisation's std must be positive, got {list(std)}")
+    return PIXEL_SCALE * sum(std) / len(std)
 
 
 def make_features(
-    config: Sequence[Layer], in_channels: int = 3, batch_norm: bool = False, width: float = 1.0, ceil_mode: bool = False
+    config: Sequence[Layer],
+    in_channels: int = 3,
+    batch_norm: bool = False,
+    width: float = 1.0,
+    ceil_mode: bool = False,
+    input_scale: float = PIXEL_SCALE,
 ) -> tuple[nn.Sequential, list[str], int]:
     """Build the convolutional trunk; return it, the Caffe name of each of its modules and its output width.
     ``ceil_mode``: pooled sizes rounded up, as in the authors' Caffe (28 -> 14 -> 7 -> 4 -> 2 -> 1), instead of
@@ -42,7 +97,7 @@ def make_features(
             names.append(f"pool{block}")
             block, conv = block + 1, 0
         elif item == "LRN":
-            layers.append(nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K))
+            layers.append(CaffeLRN(input_scale))
             names.append(f"norm{block}")
         else:
             out, kernel = (item, 3) if isinstance(item, int) else item
@@ -99,6 +154,9 @@ class VGG(nn.Module):
         ceil_mode: round pooled sizes up, as the authors' Caffe did (any input of at least one pixel then passes the
             five pools: a 28 x 28 image ends as a 1 x 1 map), instead of down as torchvision does. Weights are the
             same either way; only the maps' sizes (and so dense evaluation) differ.
+        input_scale: Caffe pixel levels per unit of the net's input (255 for [0, 1] images minus the mean; 255 * std
+            for images divided by std, :func:`input_scale_of`): the LRN of A-LRN computes the paper's normalisation
+            in those units (:class:`CaffeLRN`). Training and loading set it from the model's normalisation.
     """
 
     def __init__(
@@ -114,6 +172,7 @@ class VGG(nn.Module):
         init: str = "kaiming",
         arch: str | None = None,
         ceil_mode: bool = False,
+        input_scale: float = PIXEL_SCALE,
     ) -> None:
         super().__init__()
         validate(list(config))
@@ -139,7 +198,10 @@ class VGG(nn.Module):
         self.dropout = dropout
         self.ceil_mode = bool(ceil_mode)
         self.min_size = self.min_input(1)
-        self.features, feature_names, channels = make_features(self.config, in_channels, batch_norm, width, ceil_mode)
+        self.features, feature_names, channels = make_features(
+            self.config, in_channels, batch_norm, width, ceil_mode, input_scale
+        )
+        self.input_scale = float(input_scale)
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
         self.classifier = nn.Sequential(
@@ -170,6 +232,7 @@ class VGG(nn.Module):
             "dropout": self.dropout,
             "arch": self.arch,
             "ceil_mode": self.ceil_mode,
+            "input_scale": self.input_scale,
         }
 
     @classmethod
@@ -196,6 +259,19 @@ class VGG(nn.Module):
                 config.append((next(widths), item[1]))
         return config
 
+    def set_input_scale(self, input_scale: float) -> VGG:
+        """Say in what units this net's input comes (Caffe pixel levels per input unit, :func:`input_scale_of`), so
+        that its LRN, if it has one, computes the paper's normalisation in them."""
+        for module in self.features:
+            if isinstance(module, CaffeLRN):
+                module.set_input_scale(input_scale)
+        self.input_scale = float(input_scale)
+        return self
+
+    @property
+    def has_lrn(self) -> bool:
+        return "LRN" in self.config
+
     def min_input(self, side: int) -> int:
         """The smallest input side that leaves a map of at least ``side`` x ``side`` after the pools."""
         reduction = 2 ** self.config.count("M")
@@ -214,11 +290,16 @@ class VGG(nn.Module):
         letter = next((k for k, v in CONFIGS.items() if _same_layout(v, self.config)), None)
         if letter is None:
             layers = ", ".join(str(i if isinstance(i, (int, str)) else tuple(i)) for i in self.effective_config())
-            return f"VGG [{layers}]{bn} ({convs} convolutions + 3 FC layers)"
+            return f"VGG [{layers}]{bn} ({convs} convolutions + 3 FC layers){self._lrn_note()}"
         first = next(m.out_channels for m in self.features if isinstance(m, nn.Conv2d))
         width = Fraction(first, 64).limit_denominator(64)
         scale = "" if width == 1 else f" at {width} width"
-        return f"VGG-{convs + 3} (net {letter}){bn}{scale}"
+        return f"VGG-{convs + 3} (net {letter}){bn}{scale}{self._lrn_note()}"
+
+    def _lrn_note(self) -> str:
+        if not self.has_lrn:
+            return ""
+        return f", its LRN in Caffe's pixel units (1 input unit = {self.input_scale:.4g} pixel levels)"
 
     # -- the uniform interface of timm -------------------------------------------------------------------------
     @property

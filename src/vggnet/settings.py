@@ -1,12 +1,24 @@
-"""Numeric settings checked in one place: the range each may take, for the command line (as it parses) and for the
-Python API and recipes (:meth:`vggnet.recipe.TrainConfig.check`) alike. NaN and infinities never pass."""
+"""Settings that carry their own flags: each field of a settings dataclass says, once, its help, its range or choices
+and its role, and the command line, recipe validation and a resumed run's check all read it from there.
+
+A field is declared with :func:`setting` (``lr: float = setting(0.01, "initial learning rate", POSITIVE)``);
+:func:`add_flags` turns a dataclass into argparse flags (typed from the annotations, checked as they are parsed) and
+:func:`validate` checks any instance, from the command line or from Python, with the same messages. The role says
+whether a setting changes what a run computes (``"result"``) or only how it runs (``"runtime"``): a resumed run, or
+a reproduction folder continued, may change only the latter. NaN and infinities never pass a range.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+RESULT, RUNTIME = "result", "runtime"
 
 
 @dataclass(frozen=True)
@@ -47,13 +59,14 @@ class Range:
             raise ValueError(f"{name} {self.describe()}, got {value:g}")
 
 
+ANY = Range()
 POSITIVE = Range(0, low_open=True)
 AT_LEAST_ONE = Range(1)
 NON_NEGATIVE = Range(0)
 FRACTION = Range(0, 1, high_open=True)  # a probability or momentum: [0, 1)
 
 
-def arg(kind: type, allowed: Range = Range()) -> Callable[[str], float]:
+def arg(kind: type, allowed: Range = ANY) -> Callable[[str], float]:
     """An argparse ``type``: parses ``kind`` (int or float) and refuses NaN, infinities and values out of range, so
     every command reports a bad number the same way ("argument --lr: must be positive, got -1")."""
 
@@ -70,3 +83,141 @@ def arg(kind: type, allowed: Range = Range()) -> Callable[[str], float]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its own messages
     return parse
+
+
+# -- declaring settings -----------------------------------------------------------------------------------------------
+def setting(
+    default: Any,
+    help: str,
+    allowed: Range = ANY,
+    *,
+    choices: Sequence[Any] | None = None,
+    role: str = RESULT,
+    metavar: str | None = None,
+    flag: bool = True,
+) -> Any:
+    """A dataclass field with its help, its range (numbers) or ``choices``, and its ``role`` (:data:`RESULT` or
+    :data:`RUNTIME`). ``flag=False``: a setting of the Python API that has no flag of its own."""
+    if role not in (RESULT, RUNTIME):
+        raise ValueError(f"role must be {RESULT!r} or {RUNTIME!r}, got {role!r}")
+    meta = {"help": help, "range": allowed, "choices": tuple(choices) if choices else None, "role": role}
+    meta.update(metavar=metavar, flag=flag)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def names(cls: type, role: str | None = None) -> list[str]:
+    """The settings of a dataclass, or those of one role."""
+    return [f.name for f in dataclasses.fields(cls) if role is None or f.metadata.get("role", RESULT) == role]
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _kind(annotation: Any) -> tuple[Any, bool]:
+    """(the value's type, whether it may be None) of an annotation such as ``int | None`` or ``list[int] | None``."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = type(None) in typing.get_args(annotation)
+    if typing.get_origin(annotation) is not list and options and len(options) == 1:
+        return options[0], optional
+    return annotation, optional
+
+
+# -- flags --------------------------------------------------------------------------------------------------------------
+def add_flags(
+    parser: argparse.ArgumentParser, cls: type, *, suppress: bool = False, skip: Iterable[str] = ()
+) -> None:
+    """One flag per field of ``cls`` (``--batch-size`` for ``batch_size``), typed from its annotation, checked as
+    parsed (ranges, choices), its help from the field. ``suppress``: an unset flag leaves no value, so that what was
+    typed can be told from the defaults (and layered over a recipe); otherwise an unset flag gives the field's
+    default. A field whose annotation is a union of several types takes its flag as text."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.metadata.get("flag", True):
+            continue
+        meta = f.metadata
+        kind, _ = _kind(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = "" if default in (None, False) or default == [] else f" (default {_show(default)})"
+        common: dict[str, Any] = {"help": meta["help"] + shown, "default": argparse.SUPPRESS if suppress else default}
+        if meta.get("metavar"):
+            common["metavar"] = meta["metavar"]
+        allowed = meta.get("range", ANY)
+        if kind is bool:
+            parser.add_argument(flag_of(f.name), action=argparse.BooleanOptionalAction, **common)
+        elif typing.get_origin(kind) is list:
+            item = typing.get_args(kind)[0]
+            parser.add_argument(flag_of(f.name), type=arg(item, allowed), nargs="+", **common)
+        elif kind in (int, float):
+            parser.add_argument(flag_of(f.name), type=arg(kind, allowed), choices=meta.get("choices"), **common)
+        else:
+            parser.add_argument(flag_of(f.name), choices=meta.get("choices"), **common)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def typed(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The settings of ``cls`` that ``args`` holds: with ``add_flags(suppress=True)``, exactly those typed."""
+    return {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(cls)}}
+
+
+# -- validation ---------------------------------------------------------------------------------------------------------
+def validate(settings: Any) -> None:
+    """Raise ``ValueError`` naming the first setting of the wrong type, not among its choices or out of range: the
+    same checks and messages from the command line, a recipe or Python."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if not _is_instance(value, hints[f.name]):
+            raise ValueError(f"setting {f.name} = {value!r} is not {_type_name(hints[f.name])}")
+        choices, allowed = f.metadata.get("choices"), f.metadata.get("range", ANY)
+        for v in value if isinstance(value, list) else [value]:
+            if choices and v is not None and v not in choices:
+                shown = ", ".join(str(c) for c in choices)
+                raise ValueError(f"unknown {f.name.replace('_', '-')} {v!r}; expected one of {shown}")
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                allowed.check(f.name.replace("_", "-"), v)
+
+
+def check_types(cls: type, values: dict[str, Any], where: str) -> None:
+    """Refuse unknown settings and values of the wrong type in ``values`` (a recipe's), naming ``where``."""
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(f"{where} has unknown settings: {', '.join(unknown)}")
+    for name, value in values.items():
+        if not _is_instance(value, hints[name]):
+            raise ValueError(f"{where}: setting {name} = {value!r} is not {_type_name(hints[name])}")
+
+
+def _is_instance(value: Any, kind: Any) -> bool:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list:
+        return isinstance(value, list) and all(_is_instance(v, args[0]) for v in value)
+    if args:  # a union: X | None, or several kinds
+        return any(_is_instance(value, a) for a in args)
+    if kind is type(None):
+        return value is None
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _type_name(kind: Any) -> str:
+    words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if args and typing.get_origin(args[0]) is list:
+        kind, args = args[0], list(typing.get_args(args[0]))
+    if typing.get_origin(kind) is list:
+        return f"a list of {words[args[0]].split(' ', 1)[1]}s"
+    return words.get(args[0] if args else kind, str(kind)) + (
+        " (or absent)" if type(None) in typing.get_args(kind) else ""
+    )

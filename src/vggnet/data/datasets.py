@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import gzip
 import hashlib
+import math
 import os
 import struct
 import sys
@@ -58,7 +59,7 @@ FASHION_MNIST_CLASSES = [
     "Bag",
     "Ankle boot",
 ]
-DATASETS = ("fashion-mnist", "folder", "synthetic")
+DATASETS = ("fashion-mnist", "fashion-mnist-scaled", "folder", "synthetic")
 NORMALIZATIONS = ("auto", "mean", "meanstd", "imagenet")
 
 Batch = tuple[torch.Tensor, torch.Tensor, list[str]]  # images, labels, "path: reason" of each skipped file
@@ -99,6 +100,7 @@ class DataSettings(Protocol):
     dataset: str | None
     data: str | None
     subset: int | None
+    val_split: int | None
     scale: list[int] | None
     crop: int
     colour_shift: float
@@ -133,6 +135,27 @@ def balanced_indices(labels: torch.Tensor, num_classes: int, count: int) -> torc
     starts = torch.cumsum(per_class, 0) - per_class
     rank = torch.arange(len(order)) - starts[labels[order]]
     return order[torch.argsort(rank, stable=True)[:count]]
+
+
+def stratified_split(labels: torch.Tensor, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held out): ``count`` indices held out at random (fixed by ``seed``), each class in proportion to its
+    share of ``labels`` (largest remainders), the rest kept; both sorted."""
+    n = len(labels)
+    if not 1 <= count < n:
+        raise ValueError(f"a validation split must hold 1 to {n - 1} of the {n} training images, got {count}")
+    classes, per_class = torch.unique(labels, return_counts=True)
+    exact = per_class.double() * count / n
+    quota = exact.floor().long()
+    quota[torch.argsort(exact - quota, descending=True)[: count - int(quota.sum())]] += 1
+    g = torch.Generator().manual_seed(derive_seed(seed, 0x5917))
+    held = []
+    for c, q in zip(classes.tolist(), quota.tolist()):
+        members = (labels == c).nonzero().squeeze(1)
+        held.append(members[torch.randperm(len(members), generator=g)[:q]])
+    held_out = torch.cat(held).sort().values
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[held_out] = False
+    return mask.nonzero().squeeze(1), held_out
 
 
 # -- Fashion-MNIST ----------------------------------------------------------------------------------------------------
@@ -225,6 +248,43 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, split: str = "trai
     )
 
 
+# Fashion-MNIST with scale: each garment rescaled by a log-uniform factor and placed at random on a larger canvas,
+# so that objects come at many sizes and places, as ImageNet's do (the paper's scale findings need that).
+SCALED_CANVAS = 64  # the largest jittered S of the miniature (512 of 224 at a 28 crop): no scale upsamples it
+SCALED_FACTORS = (0.5, 2.0)  # garments 14-56 pixels on a side
+SCALED_SEEDS = {"train": 1, "test": 2}
+
+
+def load_scaled_fashion_mnist(root: str | os.PathLike | None = None, split: str = "train") -> InMemoryImages:
+    """Fashion-MNIST's garments at many sizes and places: each 28 x 28 image rescaled by a factor drawn log-uniformly
+    from [0.5, 2] and put at a random place on a black 64 x 64 canvas. Deterministic: the training and test sets each
+    have their own seed, so the same files always give the same images."""
+    plain = load_fashion_mnist(root, split)
+    images = scale_and_place(plain.originals, SCALED_CANVAS, SCALED_FACTORS, SCALED_SEEDS[split])
+    return InMemoryImages(images, plain.labels, plain.classes, pad=0, flip=True, name=f"fashion-mnist-scaled/{split}")
+
+
+def scale_and_place(originals: torch.Tensor, canvas: int, factors: tuple[float, float], seed: int) -> torch.Tensor:
+    """uint8 images N x C x h x w, each rescaled by a log-uniform factor in ``factors`` and placed uniformly at random
+    on a zero canvas of side ``canvas``."""
+    from torchvision.transforms.v2.functional import resize
+
+    g = torch.Generator().manual_seed(seed)
+    n, channels, h, _ = originals.shape
+    lo, hi = math.log(factors[0]), math.log(factors[1])
+    sides = (h * torch.exp(lo + (hi - lo) * torch.rand(n, generator=g))).round().long().clamp(1, canvas)
+    tops = (torch.rand(n, generator=g) * (canvas - sides + 1)).long()
+    lefts = (torch.rand(n, generator=g) * (canvas - sides + 1)).long()
+    out = torch.zeros(n, channels, canvas, canvas, dtype=torch.uint8)
+    for side in sides.unique().tolist():
+        which = (sides == side).nonzero().squeeze(1)
+        scaled = resize(originals[which], [side, side], antialias=True)
+        for i, image in zip(which.tolist(), scaled):
+            top, left = int(tops[i]), int(lefts[i])
+            out[i, :, top : top + side, left : left + side] = image
+    return out
+
+
 # -- In-memory datasets -----------------------------------------------------------------------------------------------
 @dataclass
 class InMemoryImages:
@@ -284,8 +344,11 @@ class InMemoryImages:
         return side, max(0, self.border - (stored - crop) // 2)
 
     def subset(self, count: int) -> InMemoryImages:
-        keep = balanced_indices(self.labels, len(self.classes), count)
-        return replace(self, images=self.images[keep], labels=self.labels[keep])
+        return self.select(balanced_indices(self.labels, len(self.classes), count))
+
+    def select(self, indices: torch.Tensor, name: str | None = None) -> InMemoryImages:
+        """The images at ``indices``, as a dataset of their own."""
+        return replace(self, images=self.images[indices], labels=self.labels[indices], name=name or self.name)
 
     def sample_pixels(self, count: int = 0, seed: int = 0) -> torch.Tensor:
         """Every pixel of the original images (in memory, so the statistics are exact; the stored border is not
@@ -432,10 +495,15 @@ class ImageFolder:
         return len(self.samples)
 
     def subset(self, count: int) -> ImageFolder:
-        keep = balanced_indices(self.labels, len(self.classes), count).tolist()
+        return self.select(balanced_indices(self.labels, len(self.classes), count))
+
+    def select(self, indices: torch.Tensor, name: str | None = None) -> ImageFolder:
+        """The images at ``indices``, as a folder of their own."""
+        keep = indices.tolist()
         chosen = copy.copy(self)
         chosen.samples = [self.samples[i] for i in keep]
         chosen.labels = self.labels[keep]
+        chosen.name = name or self.name
         return chosen
 
     def bind(
@@ -560,27 +628,54 @@ def open_datasets(
     return OpenedData(train_set, val_set, stats, train_set.image_size or settings.crop)
 
 
-def open_raw(settings: DataSettings, folder: type[ImageFolder]) -> tuple[Dataset, Dataset]:
-    """The training and validation sets ``settings`` name, as they are on disk (no statistics, no augmentation)."""
+def dataset_kind(settings: DataSettings) -> str:
+    """The dataset ``settings`` name: ``dataset``, or from ``data`` (a folder with train/, else Fashion-MNIST)."""
     kind, data = settings.dataset, settings.data
     if kind is None:
         kind = "folder" if data and (Path(data) / "train").is_dir() else "fashion-mnist"
     if kind not in DATASETS:
         raise ValueError(f"unknown dataset {kind!r}; expected one of {', '.join(DATASETS)}")
+    return kind
+
+
+def open_raw(settings: DataSettings, folder: type[ImageFolder]) -> tuple[Dataset, Dataset]:
+    """The training and validation sets ``settings`` name, as they are on disk (no statistics, no augmentation).
+    With ``val_split`` the validation set is that many training images held out (stratified, fixed by the seed),
+    and the test set is not opened at all; without it, validation is the data's test split."""
+    kind, data = dataset_kind(settings), settings.data
     if kind == "fashion-mnist":
-        train_set, val_set = load_fashion_mnist(data, "train"), load_fashion_mnist(data, "test")
+        train_set = load_fashion_mnist(data, "train")
+    elif kind == "fashion-mnist-scaled":
+        train_set = load_scaled_fashion_mnist(data, "train")
     elif kind == "synthetic":
-        train_set, val_set = synthetic(512, seed=settings.seed), synthetic(128, seed=settings.seed + 1)
+        train_set = synthetic(512, seed=settings.seed)
     else:
         if not data:
             raise ValueError("--dataset folder needs --data DIR with DIR/train/<class>/* and DIR/val/<class>/*")
-        if not (Path(data) / "val").is_dir():
-            raise ValueError(f"{data} has no val/ folder (expected {data}/train/<class>/* and {data}/val/<class>/*)")
         train_set = folder(Path(data) / "train")
-        val_set = folder(Path(data) / "val", classes=train_set.classes)
+    if settings.val_split:
+        kept, held = stratified_split(train_set.labels, settings.val_split, settings.seed)
+        val_set = train_set.select(held, f"{train_set.name} (held out: {len(held):,})")
+        train_set = train_set.select(kept, f"{train_set.name} (less {len(held):,} held out)")
+    else:
+        val_set = open_test_set(settings, train_set.classes, folder)
     if settings.subset is not None:
         train_set = train_set.subset(settings.subset)
     return train_set, val_set
+
+
+def open_test_set(settings: DataSettings, classes: Sequence[str], folder: type[ImageFolder] = ImageFolder) -> Dataset:
+    """The data's test split, as on disk: Fashion-MNIST's test set, a folder's val/ (the paper's test data)."""
+    kind, data = dataset_kind(settings), settings.data
+    if kind == "fashion-mnist":
+        return load_fashion_mnist(data, "test")
+    if kind == "fashion-mnist-scaled":
+        return load_scaled_fashion_mnist(data, "test")
+    if kind == "synthetic":
+        return synthetic(128, seed=settings.seed + 1)
+    if not (Path(data) / "val").is_dir():
+        raise ValueError(f"{data} has no val/ folder (expected {data}/train/<class>/* and {data}/val/<class>/*)")
+    return folder(Path(data) / "val", classes=classes)
 
 
 def data_statistics(
@@ -642,6 +737,8 @@ def open_source(
         raise ValueError(f"--limit must be positive, got {limit}")
     if data in (None, "fashion-mnist"):
         return memory_source(load_fashion_mnist(None, split or "test"), batch_size, limit, channels)
+    if data == "fashion-mnist-scaled":
+        return memory_source(load_scaled_fashion_mnist(None, split or "test"), batch_size, limit, channels)
     root = Path(data)
     if split is not None and not (root / split).is_dir():
         raise ValueError(f"{root} has no {split}/ folder")

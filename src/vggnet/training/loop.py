@@ -29,7 +29,7 @@ from ..data.datasets import Batch, ImageFolder, OpenedData, open_datasets
 from ..data.device import DeviceImageFolder, decodes_on_device
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from ..files import atomic_copy, atomic_write_text, folder_lock
-from ..model import VGG, build, preinit_from
+from ..model import VGG, build, input_scale_of, preinit_from
 from ..weights import (
     LoadReport,
     WeightsFile,
@@ -219,8 +219,9 @@ def make_model(
     (a vggnet file records its shape) or as ``cfg`` says; pre-initialised from net A, loaded for fine-tuning and
     frozen as ``cfg`` says. Returns the model and what fine-tuning loaded."""
     shape = dict(num_classes=len(data.train.classes), in_channels=data.train.channels)
+    units = input_scale_of(data.stats["std"])  # what one unit of the net's input is in pixel levels (LRN's scale)
     if saved is not None:
-        model = VGG.from_config(decode_metadata(saved["meta"]), dropout=cfg.dropout)
+        model = VGG.from_config(decode_metadata(saved["meta"]), dropout=cfg.dropout).set_input_scale(units)
         model.freeze(cfg.freeze)
         return model, None
     if weights is not None and weights.config is not None:
@@ -233,7 +234,7 @@ def make_model(
         load_weights(net_a, cfg.preinit)
         preinit_from(model, net_a)
     report = load_pretrained(model, weights, list(data.train.classes)) if weights is not None else None
-    model.freeze(cfg.freeze)
+    model.set_input_scale(units).freeze(cfg.freeze)
     return model, report
 
 

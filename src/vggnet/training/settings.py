@@ -3,116 +3,159 @@
 from __future__ import annotations
 
 import os
-import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..data.datasets import DATASETS, NORMALIZATIONS
 from ..data.device import DECODERS
-from ..settings import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Range
+from ..settings import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, RUNTIME, Range, check_types, names, validate
+from ..settings import setting as s
 
 SCHEDULES = ("plateau", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-# Settings that say how a run runs, not what it computes: the only ones a resumed run may change.
-RUNTIME = ("epochs", "device", "workers", "progress", "max_steps", "strict", "compile", "save_every", "tensorboard",
-           "log_every", "out", "resume", "decode", "val_every")  # fmt: skip
-
-
-# The range of every numeric setting: checked by TrainConfig.check and, as they are parsed, by the command line.
-RANGES: dict[str, Range] = {
-    **dict.fromkeys(("epochs", "batch_size", "crop", "pool_size", "fc_width", "micro_batch", "subset", "max_steps",
-                     "val_every", "scale"), AT_LEAST_ONE),
-    **dict.fromkeys(("lr", "width", "pretrained_lr_scale", "log_every"), POSITIVE),
-    **dict.fromkeys(("colour_shift", "weight_decay", "patience", "max_decays", "warmup_epochs", "save_every", "seed"),
-                    NON_NEGATIVE),
-    **dict.fromkeys(("momentum", "label_smoothing", "dropout"), FRACTION),
-    "workers": Range(-1),
-}  # fmt: skip
+FREEZE_HELP = "none (default), features (every convolution) or a layer name (conv4_3: it and all before it)"
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run. Defaults are the paper's (Sect. 3.1); recipes (``vggnet/recipes``) override them."""
+    """Every setting of a run, each with its help, range and role (:func:`vggnet.settings.setting`): ``vggnet train``
+    has one flag per field, recipes are checked against them, and a resumed run may change only the ``runtime``
+    ones. Defaults are the paper's (Sect. 3.1); recipes (``vggnet/recipes``) override them."""
 
     # model
-    arch: str | list[int | str | list[int]] = "vgg11"
-    batch_norm: bool | None = None
-    width: float = 1.0
-    pool_size: int = 7
-    fc_width: int = 4096
-    ceil_mode: bool = False
-    dropout: float = 0.5
-    init: str = "normal"
-    preinit: str | None = None
-    weights: str | None = None
+    arch: str | list[int | str | list[int]] = s(
+        "vgg11",
+        "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1, a paper letter (default vgg11, net A), or a "
+        'configuration list in JSON, e.g. \'[64, "M", 128, "M"]\'',
+    )
+    batch_norm: bool | None = s(None, "batch normalisation after every convolution (default: as the name says)")
+    width: float = s(1.0, "multiplier on every convolution's width, for small experiments", POSITIVE)
+    pool_size: int = s(7, "side of the average pool before fc6: 7 as in the paper, 1 for a compact head", AT_LEAST_ONE)
+    fc_width: int = s(4096, "width of fc6 and fc7", AT_LEAST_ONE)
+    ceil_mode: bool = s(
+        False,
+        "round pooled sizes up, as the authors' Caffe did (28 x 28 images pass five pools); default: down, as "
+        "torchvision does",
+    )
+    dropout: float = s(0.5, "dropout after fc6 and fc7", FRACTION)
+    init: str = s(
+        "normal",
+        "initialisation: normal (the paper's, std 0.01), xavier (Glorot) or kaiming (torchvision's)",
+        choices=("normal", "xavier", "kaiming"),
+    )
+    preinit: str | None = s(None, "weights or checkpoint of a trained net A: copy its first four convolutions and FCs")
+    weights: str | None = s(
+        None,
+        "start from these weights (fine-tuning): a file, URL or 'torchvision'; every layer that fits is loaded, fc8 "
+        "is new when the class count differs, conv1_1 is adapted to another channel count",
+    )
     # fine-tuning
-    freeze: str = "none"
-    pretrained_lr_scale: float = 1.0
+    freeze: str = s("none", FREEZE_HELP)
+    pretrained_lr_scale: float = s(1.0, "learning rate of the layers loaded from --weights, times --lr", POSITIVE)
     # data
-    dataset: str | None = None
-    data: str | None = None
-    subset: int | None = None
-    scale: list[int] | None = None  # None: 256 for image folders, in-memory images at their own size
-    crop: int = 224
-    colour_shift: float = 0.1
-    eigen: str = "imagenet"
-    normalize: str = "auto"
-    strict: bool = False
-    workers: int = -1
-    decode: str = "auto"
-    val_flip: bool = False
-    val_every: int = 1
+    dataset: str | None = s(
+        None,
+        "fashion-mnist, fashion-mnist-scaled (its garments at many sizes and places on 64 x 64 canvases), folder "
+        "(DIR/train/<class>/*, DIR/val/<class>/*) or synthetic (default: from --data)",
+        choices=DATASETS,
+    )
+    data: str | None = s(None, "data folder: an ImageNet-style folder, or where Fashion-MNIST's idx files are")
+    subset: int | None = s(None, "train on a balanced subset of this many images", AT_LEAST_ONE)
+    val_split: int | None = s(
+        None,
+        "validate on this many training images held out (stratified, fixed by --seed): the plateau rule and best.pt "
+        "then never see the test set (default: validate on the data's test split)",
+        AT_LEAST_ONE,
+    )
+    scale: list[int] | None = s(
+        None,
+        "training scale S (smallest side after rescaling): one value, or Smin Smax for scale jittering (default 256 "
+        "for image folders; in-memory images are used at their own size unless given)",
+        AT_LEAST_ONE,
+    )
+    crop: int = s(224, "side of the random training crop", AT_LEAST_ONE)
+    colour_shift: float = s(0.1, "std of AlexNet's PCA colour shift (0 turns it off)", NON_NEGATIVE)
+    eigen: str = s(
+        "imagenet",
+        "colour-shift eigen-decomposition: imagenet (AlexNet's) or dataset (computed from training images)",
+        choices=("imagenet", "dataset"),
+    )
+    normalize: str = s(
+        "auto",
+        "auto (the --weights' own normalisation, else the paper's), mean (subtract the training set's mean RGB), "
+        "meanstd, or imagenet (torchvision's)",
+        choices=NORMALIZATIONS,
+    )
+    strict: bool = s(False, "stop at the first bad image instead of skipping it with a warning", role=RUNTIME)
+    workers: int = s(
+        -1, "DataLoader worker processes for image folders (-1: cores - 1, at most 8)", Range(-1), role=RUNTIME
+    )
+    decode: str = s(
+        "auto",
+        "image folders: decode JPEGs and augment on the GPU (gpu) or in CPU workers (cpu); auto: gpu when training "
+        "on CUDA",
+        choices=DECODERS,
+        role=RUNTIME,
+    )
+    val_flip: bool = s(False, "validate with each image and its mirror, posteriors averaged (the paper's practice)")
+    val_every: int = s(
+        1, "validate every this many epochs, and after the last (plateau needs 1)", AT_LEAST_ONE, role=RUNTIME
+    )
     # optimisation
-    epochs: int = 74
-    batch_size: int = 256
-    micro_batch: int | None = None
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    schedule: str = "plateau"
-    patience: int = 2
-    max_decays: int = 3
-    warmup_epochs: float = 0.0
+    epochs: int = s(74, "maximum number of epochs (the paper's 74)", AT_LEAST_ONE, role=RUNTIME)
+    batch_size: int = s(256, "global batch size over all processes (the paper's 256)", AT_LEAST_ONE)
+    micro_batch: int | None = s(
+        None, "largest batch held in memory per process; gradients are accumulated up to --batch-size", AT_LEAST_ONE
+    )
+    lr: float = s(0.01, "initial learning rate", POSITIVE)
+    momentum: float = s(0.9, "SGD momentum", FRACTION)
+    nesterov: bool = s(False, "use Nesterov momentum")
+    weight_decay: float = s(5e-4, "L2 weight decay", NON_NEGATIVE)
+    label_smoothing: float = s(0.0, "label smoothing of the cross-entropy (the paper's 0)", FRACTION)
+    schedule: str = s(
+        "plateau",
+        "plateau (divide the rate by 10 when validation accuracy stops improving, the paper's) or onecycle",
+        choices=SCHEDULES,
+    )
+    patience: int = s(2, "plateau: epochs without improvement before the rate is divided by 10", NON_NEGATIVE)
+    max_decays: int = s(3, "plateau: stop after this many decreases have run their course", NON_NEGATIVE)
+    warmup_epochs: float = s(0.0, "onecycle: epochs of linear warm-up", NON_NEGATIVE)
     # running
-    out: str = "runs/vggnet"
-    resume: bool = False
-    device: str = "auto"
-    seed: int = 0
-    amp: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    save_every: int = 0
-    max_steps: int | None = None
-    progress: bool = True
-    log_every: float = 30.0
-    tensorboard: bool = True
+    out: str = s("runs/vggnet", "output folder: checkpoints, metrics, curves, TensorBoard, final weights", role=RUNTIME)
+    resume: bool = s(
+        False, "continue the run saved in --out (model, optimizer, schedule, position, random state)", role=RUNTIME
+    )
+    device: str = s("auto", "auto, cpu, cuda or cuda:N", role=RUNTIME)
+    seed: int = s(0, "random seed: data order, augmentation, initialisation and the validation split", NON_NEGATIVE)
+    amp: str = s(
+        "auto",
+        "autocast: auto (bf16 where the hardware has it), bf16, fp16 (CUDA, with gradient scaling) or off",
+        choices=AMP_MODES,
+    )
+    channels_last: bool = s(True, "NHWC memory layout (--no-channels-last turns it off)")
+    compile: bool = s(False, "compile the model with torch.compile", role=RUNTIME)
+    save_every: int = s(
+        0, "also checkpoint every this many steps (0: at the end of each epoch only)", NON_NEGATIVE, role=RUNTIME
+    )
+    max_steps: int | None = s(
+        None, "stop (and save) after this many optimizer steps in all", AT_LEAST_ONE, role=RUNTIME
+    )
+    progress: bool = s(
+        True, "progress per epoch: a bar on a terminal, a line every --log-every seconds in a log", role=RUNTIME
+    )
+    log_every: float = s(
+        30.0, "seconds between progress lines when the output is not a terminal", POSITIVE, role=RUNTIME
+    )
+    tensorboard: bool = s(True, "write TensorBoard event files", role=RUNTIME)
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming the first setting of the wrong type or out of range."""
-        _check_types(self)
-        for name, value, allowed in (
-            ("schedule", self.schedule, SCHEDULES),
-            ("normalize", self.normalize, NORMALIZATIONS),
-            ("amp", self.amp, AMP_MODES),
-            ("eigen", self.eigen, ("imagenet", "dataset")),
-            ("dataset", self.dataset, (None, *DATASETS)),
-            ("decode", self.decode, DECODERS),
-        ):
-            if value not in allowed:
-                shown = ", ".join(str(a) for a in allowed if a is not None)
-                raise ValueError(f"unknown {name} {value!r}; expected one of {shown}")
-        if self.scale is not None and (
-            not 1 <= len(self.scale) <= 2 or min(self.scale) < 1 or self.scale[-1] < self.scale[0]
-        ):
+        """Raise ``ValueError`` naming the first setting of the wrong type, choice or range, or settings that
+        contradict each other."""
+        validate(self)
+        if self.scale is not None and (not 1 <= len(self.scale) <= 2 or self.scale[-1] < self.scale[0]):
             raise ValueError(f"scale is S or Smin Smax (Smin <= Smax, positive), got {self.scale}")
-        for name, allowed in RANGES.items():
-            value = getattr(self, name)
-            for v in value if isinstance(value, list) else [value]:
-                allowed.check(name.replace("_", "-"), v)
         if self.schedule == "plateau" and self.val_every != 1:
             raise ValueError(f"the plateau schedule validates every epoch; val-every {self.val_every} needs onecycle")
         if Path(self.out).exists() and not Path(self.out).is_dir():
@@ -120,16 +163,18 @@ class TrainConfig:
 
     def resumed_from(self, saved: dict[str, Any], given: set[str] | None = None) -> TrainConfig:
         """The configuration of a run resumed from a checkpoint's ``saved`` settings: what it computes comes from the
-        checkpoint; only how it runs (``RUNTIME``) comes from here. A setting in ``given`` (default: every setting
-        that differs from its default) that would change the run is an error, not silently ignored."""
-        known = {f.name for f in fields(TrainConfig)}
-        restored = TrainConfig(**{k: v for k, v in saved.items() if k in known})
-        defaults = TrainConfig()
+        checkpoint; only how it runs (the ``runtime`` settings) comes from here. A setting in ``given`` (default:
+        every setting that differs from its default) that would change the run is an error, not silently ignored."""
+        cls = type(self)
+        known = set(names(cls))
+        restored = cls(**{k: v for k, v in saved.items() if k in known})
+        defaults = cls()
+        runtime = set(names(cls, RUNTIME))
         if given is None:
-            given = {f.name for f in fields(self) if getattr(self, f.name) != getattr(defaults, f.name)}
+            given = {n for n in known if getattr(self, n) != getattr(defaults, n)}
         clashes = [
             f"--{name.replace('_', '-')} {getattr(self, name)!r} (the run has {getattr(restored, name)!r})"
-            for name in sorted(given - set(RUNTIME))
+            for name in sorted(given - runtime)
             if name in known and getattr(self, name) != getattr(restored, name)
         ]
         if clashes:
@@ -137,47 +182,12 @@ class TrainConfig:
                 "a resumed run keeps its own settings; these would change it: " + "; ".join(clashes) + ". Drop them, "
                 "or start a new run with another --out (--weights OUT/model.safetensors continues from its weights)"
             )
-        for name in RUNTIME:
+        for name in runtime:
             setattr(restored, name, getattr(self, name))
         return restored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _check_types(cfg: TrainConfig) -> None:
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        value, kind = getattr(cfg, f.name), hints[f.name]
-        if not _is_instance(value, kind):
-            raise ValueError(f"setting {f.name} = {value!r} is not {_type_name(kind)}")
-
-
-def _is_instance(value: Any, kind: Any) -> bool:
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin is list:
-        return isinstance(value, list) and all(_is_instance(v, args[0]) for v in value)
-    if args:  # X | None
-        return any(_is_instance(value, a) for a in args)
-    if kind is type(None):
-        return value is None
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _type_name(kind: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    if args and typing.get_origin(args[0]) is list:
-        kind, args = args[0], list(typing.get_args(args[0]))
-    if typing.get_origin(kind) is list:
-        return f"a list of {names[args[0]].split(' ', 1)[1]}s"
-    return names.get(args[0] if args else kind, str(kind)) + (
-        " (or absent)" if type(None) in typing.get_args(kind) else ""
-    )
 
 
 def recipe_names() -> list[str]:
@@ -187,7 +197,7 @@ def recipe_names() -> list[str]:
     )
 
 
-def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+def load_recipe(path: str | os.PathLike, config: type = TrainConfig) -> dict[str, Any]:
     """Settings from a TOML recipe (keys are :class:`TrainConfig` fields): a path, or the name of one shipped with
     vggnet (``"paper_s256"``, found with importlib.resources, so it works installed)."""
     try:
@@ -209,12 +219,9 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
         recipe = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"recipe {where} is not valid TOML: {err}") from None
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(recipe) - known)
-    if unknown:
-        raise ValueError(f"recipe {where} has unknown settings: {', '.join(unknown)}")
+    check_types(config, recipe, f"recipe {where}")
     try:
-        _check_types(TrainConfig(**recipe))
+        validate(config(**recipe))
     except ValueError as err:
         raise ValueError(f"recipe {where}: {err}") from None
     return recipe

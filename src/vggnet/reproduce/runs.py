@@ -1,0 +1,287 @@
+"""Running a reproduction's plan (:mod:`vggnet.reproduce.plan`): each run trained in its own folder (finished ones
+skipped, an interrupted one resumed), then evaluated on the validation split it held out, and only once every run is
+trained and validated, on the test set. What a run saved (``val.safetensors``, ``test.safetensors``: soft-max
+posteriors per protocol and Q, the labels, the run's history and settings) is all the report reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..files import atomic_write_text, save_safetensors
+from ..settings import RESULT, names
+from .plan import LETTERS, NAMES, RunSpec, Settings, plan, train_config, wanted
+
+SPLITS = ("val", "test")  # the held-out training images that decide, the test images that are reported
+
+
+def missing(spec: RunSpec, settings: Settings, split: str) -> dict[str, list[int]]:
+    """What :func:`wanted` lists that the run's file for ``split`` does not hold yet."""
+    from safetensors import safe_open
+
+    path = Path(settings.out) / spec.name / f"{split}.safetensors"
+    have: set[str] = set()
+    if path.is_file():
+        with safe_open(str(path), framework="pt") as f:
+            have = set(f.keys())  # noqa: SIM118 (safe_open is not a dict)
+    gaps = {m: [q for q in qs if f"{m}@{q}" not in have] for m, qs in wanted(spec, settings, split).items()}
+    return {m: qs for m, qs in gaps.items() if qs}
+
+
+def state_of(spec: RunSpec, settings: Settings) -> str:
+    """``validated`` (trained and evaluated on its validation split), ``trained`` (weights, evaluation missing or
+    incomplete), ``failed``, ``interrupted`` (a checkpoint to resume) or ``new``."""
+    folder = Path(settings.out) / spec.name
+    if (folder / "val.safetensors").is_file() and not missing(spec, settings, "val"):
+        return "validated"
+    if (folder / "failed.json").is_file():
+        return "failed"
+    if (folder / "model.safetensors").is_file():
+        return "trained"
+    return "interrupted" if (folder / "last.pt").is_file() else "new"
+
+
+def check_folder(settings: Settings) -> None:
+    """A folder holds one reproduction: continuing it with other settings that shape its results would mix them,
+    so it is refused (more seeds, another device or progress are fine)."""
+    out = Path(settings.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    mine = {k: getattr(settings, k) for k in names(Settings, RESULT)}
+    saved_path = out / "reproduce_settings.json"
+    if saved_path.is_file():
+        saved = json.loads(saved_path.read_text())
+        changed = [
+            f"--{k.replace('_', '-')} {mine[k]!r} (the folder's runs have {saved.get(k)!r})"
+            for k in mine
+            if saved.get(k) != mine[k]
+        ]
+        if changed:
+            raise ValueError(
+                f"{out} holds a reproduction with other settings: " + "; ".join(changed) + ". Use the same settings "
+                "to continue it, or another --out"
+            )
+    else:
+        atomic_write_text(saved_path, json.dumps(mine, indent=1))
+
+
+def execute(settings: Settings, runs: list[RunSpec] | None = None, log: Callable[[str], Any] = print) -> dict[str, str]:
+    """Train and validate every run not yet done, then test them all; returns each run's final state. A run whose
+    initialisation failed is not started; an interrupted run stops the reproduction (run it again to resume)."""
+    settings.check()
+    runs = plan(settings) if runs is None else runs
+    check_folder(settings)
+    states: dict[str, str] = {}
+    for i, spec in enumerate(runs, 1):
+        states[spec.name] = train_and_validate(spec, settings, states, f"[{i}/{len(runs)}] {spec.name}", log)
+    for i, spec in enumerate(runs, 1):  # the test set, once every decision's data is in
+        if states[spec.name] == "validated" and missing(spec, settings, "test"):
+            log(f"[{i}/{len(runs)}] {spec.name}: testing " + _listing(missing(spec, settings, "test")))
+            evaluate_run(spec, settings, "test")
+            states[spec.name] = "tested"
+        elif states[spec.name] == "validated":
+            states[spec.name] = "tested"
+    return states
+
+
+def train_and_validate(
+    spec: RunSpec, settings: Settings, states: dict[str, str], tag: str, log: Callable[[str], Any]
+) -> str:
+    """One run's training (or resumption) and its evaluation on the validation split; its state afterwards."""
+    from ..training.loop import train
+
+    folder = Path(settings.out) / spec.name
+    state = state_of(spec, settings)
+    if state in ("validated", "failed"):
+        log(f"{tag}: {state}, skipped")
+        return state
+    if spec.init_from and states.get(spec.init_from) not in ("validated", "trained"):
+        log(f"{tag}: not run, its initialisation {spec.init_from} did not train")
+        return "blocked"
+    if state in ("new", "interrupted"):
+        start = f"{spec.init}{' from ' + spec.init_from if spec.init_from else ''}, lr {spec.lr:g}"
+        log(f"{tag}: {'resuming' if state == 'interrupted' else 'training'} {spec.model} ({start})")
+        result = train(replace(train_config(spec, settings), resume=state == "interrupted"))
+        if result.status == "interrupted":
+            raise KeyboardInterrupt(f"{spec.name} interrupted; run the same command again to resume it")
+        if result.status != "finished":
+            failure = json.dumps({"status": result.status, "message": result.message})
+            atomic_write_text(folder / "failed.json", failure)
+            log(f"{tag}: {result.status}: {result.message}")
+            return "failed"
+    log(f"{tag}: validating " + _listing(missing(spec, settings, "val")))
+    evaluate_run(spec, settings, "val")
+    return "validated"
+
+
+def _listing(todo: dict[str, list[int]]) -> str:
+    return "; ".join(f"{m} at Q = {qs}" for m, qs in todo.items())
+
+
+# -- evaluation -----------------------------------------------------------------------------------------------------
+def evaluate_run(spec: RunSpec, settings: Settings, split: str) -> Path:
+    """Soft-max posteriors of the run's model on ``split`` (``val``: the training images it held out; ``test``),
+    per protocol and Q, kept in ``SPLIT.safetensors`` with the labels, the run's history and settings."""
+    from ..evaluate import collect
+    from ..inference import load_model
+    from ..training.distributed import pick_device
+
+    folder = Path(settings.out) / spec.name
+    loaded = load_model(folder / "model.safetensors")
+    source = split_source(train_config(spec, settings), split, settings.eval_limit, loaded.model.in_channels)
+    device = pick_device(settings.device)
+    earlier = read_split(folder, split) or {"tensors": {}, "meta": {}}
+    tensors, timings = dict(earlier["tensors"]), dict(earlier["meta"].get("eval_seconds", {}))
+    for method, scales in missing(spec, settings, split).items():  # only what an earlier evaluation lacks
+        probs, seconds, labels = collect([loaded], source, scales, [method], loaded.crop, device)
+        tensors.update({f"{m}@{q}": p.contiguous() for (_, m, q), p in probs.items()})
+        timings.update({f"{m}@{q}": s for (_, m, q), s in seconds.items()})
+        tensors["labels"] = labels.long().contiguous()
+    meta = {"eval_seconds": timings, "data": source.name, "classes": source.classes, **run_record(folder)}
+    if loaded.model.has_lrn and split == "val":
+        meta["lrn_ratio"] = lrn_ratio(loaded, source, device)
+    return save_safetensors(tensors, folder / f"{split}.safetensors", {k: json.dumps(v) for k, v in meta.items()})
+
+
+def split_source(cfg, split: str, limit: int | None, channels: int):
+    """The images of a run's ``split`` as evaluation reads them (originals, one batch at a time): ``val`` the
+    training images its run held out, ``test`` the data's test split."""
+    from ..data.datasets import ImageFolder, InMemoryImages, files_source, memory_source, open_raw, open_test_set
+
+    if split == "val":
+        _, images = open_raw(cfg, ImageFolder)
+    else:
+        images = open_test_set(cfg, None)
+    if isinstance(images, InMemoryImages):
+        return memory_source(images, 256, limit, channels)
+    return files_source(images.name, images.classes, images.samples[: limit or len(images)], False, channels)
+
+
+def run_record(folder: Path) -> dict[str, Any]:
+    """What a run did: its settings (config.json) and each epoch's learning rate and validation error."""
+    from ..training.checkpoint import load_checkpoint
+
+    last = folder / "last.pt"
+    history = list(load_checkpoint(last).get("history", [])) if last.is_file() else []
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    keep = ("epoch", "lr", "train_loss", "train_top1_err", "val_top1_err", "seconds")
+    return {
+        "history": [{k: row[k] for k in keep if k in row} for row in history],
+        "train_seconds": sum(row.get("seconds", 0.0) for row in history),
+        "config": config,
+    }
+
+
+@torch.inference_mode()
+def lrn_ratio(loaded, source, device: torch.device, images: int = 512) -> dict[str, float]:
+    """How much the LRN layer changes its input on real images: quantiles of norm1 / relu1_1 where relu1_1 is
+    positive. A constant ratio (2^-0.75 = 0.5946) would mean the layer only rescales."""
+    net = loaded.model.to(device).eval()
+    ratios, seen = [], 0
+    for x, _ in source.batches():
+        x = loaded.inputs(x.to(device), loaded.default_scale)
+        taps = net.extract(x, ["relu1_1", "norm1"])
+        inside = taps["relu1_1"] > 1e-3 * taps["relu1_1"].max()
+        ratios.append((taps["norm1"][inside] / taps["relu1_1"][inside]).float().cpu())
+        seen += len(x)
+        if seen >= images:
+            break
+    r = torch.cat(ratios)
+    q = torch.quantile(r[torch.randperm(len(r))[:100_000]], torch.tensor([0.01, 0.5, 0.99]))
+    return {"min": r.min().item(), "p01": q[0].item(), "median": q[1].item(), "p99": q[2].item(), "max": r.max().item()}
+
+
+def read_split(folder: Path, split: str) -> dict[str, Any] | None:
+    """A run's saved posteriors on ``split`` (``{"tensors": ..., "meta": ...}``), or None."""
+    from safetensors import safe_open
+
+    path = folder / f"{split}.safetensors"
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+    return {"tensors": tensors, "meta": meta}
+
+
+def evaluated(settings: Settings, runs: list[RunSpec], split: str) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    """Each run evaluated on ``split``, with its posteriors, labels and record."""
+    for spec in runs:
+        found = read_split(Path(settings.out) / spec.name, split)
+        if found is not None:
+            yield spec, found
+
+
+# -- the plan, costed ---------------------------------------------------------------------------------------------
+@dataclass
+class Cost:
+    train_images_per_s: dict[str, float] = field(default_factory=dict)
+    images: dict[str, int] = field(default_factory=dict)  # training images, by dataset
+    val_images: int = 0
+    test_images: dict[str, int] = field(default_factory=dict)
+
+
+def measure_cost(settings: Settings) -> Cost:
+    """Training images/s of each configuration at the plan's size, from a few timed steps (seconds, not a run), and
+    the data's sizes: enough to cost the plan."""
+    from ..data.datasets import ImageFolder, open_raw, open_test_set
+    from ..model import build
+    from ..training.distributed import pick_device
+
+    device = pick_device(settings.device)
+    cost = Cost(val_images=settings.val_split)
+    for spec in {r.dataset: r for r in plan(replace(settings, seeds=1))}.values():
+        cfg = train_config(spec, settings)
+        train_set, _ = open_raw(cfg, ImageFolder)
+        cost.images[spec.dataset] = len(train_set)
+        cost.test_images[spec.dataset] = min(len(open_test_set(cfg, train_set.classes)), settings.eval_limit or 10**9)
+    cfg = train_config(plan(replace(settings, seeds=1))[0], settings)
+    for letter in LETTERS:
+        model = build(
+            NAMES[letter],
+            batch_norm=settings.batch_norm,
+            width=settings.width,
+            ceil_mode=True,
+            in_channels=train_set.channels,
+            num_classes=len(train_set.classes),
+            pool_size=cfg.pool_size,
+            fc_width=settings.head_width,
+        ).to(device)
+        cost.train_images_per_s[letter] = _step_rate(model, settings.crop, train_set.channels, device, 64)
+    return cost
+
+
+def _step_rate(model: torch.nn.Module, crop: int, channels: int, device: torch.device, batch: int = 64) -> float:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(batch, channels, crop, crop, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, model.num_classes, (batch,), device=device)
+    times = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return batch / min(times[1:])
+
+
+def estimate_seconds(spec: RunSpec, settings: Settings, cost: Cost) -> tuple[float, float]:
+    """(training, evaluation) seconds of a run: its images over the measured training rate (validating each epoch);
+    evaluation as forward passes (a third of a training step) of every crop the protocols take on both splits."""
+    rate = cost.train_images_per_s[spec.letter]
+    train_s = spec.epochs * (cost.images[spec.dataset] + cost.val_images / 3) / rate
+    crops = 0.0
+    for split, images in (("val", cost.val_images), ("test", cost.test_images[spec.dataset])):
+        for method, qs in wanted(spec, settings, split).items():
+            per = {"center": 1, "multicrop": 50}.get(method)
+            crops += images * sum(per or 2 * (q / spec.q_single) ** 2 for q in qs)
+    return train_s, crops / (3 * rate)
