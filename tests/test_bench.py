@@ -30,13 +30,11 @@ def test_benchmark_jpegs_are_imagenet_sized(tmp_path):
 
 
 def test_bf16_runs_are_skipped_where_the_cpu_would_emulate_them(monkeypatch, capsys):
-    import argparse
-
     import vggnet.training.loop
-    from vggnet.bench import run_bench
+    from vggnet.bench import BenchSettings, run_bench
 
     monkeypatch.setattr(vggnet.training.loop, "cpu_has_bf16", lambda: False)
-    args = argparse.Namespace(device="cpu", threads=None, amp=True, only=[], out=None)
+    args = BenchSettings(amp=True, only=[])
     text = run_bench(args)
     out = capsys.readouterr().out
     assert "bf16 runs skipped: this CPU has no bf16 units" in out

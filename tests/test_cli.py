@@ -201,6 +201,13 @@ CASES = [
         ],
         r"holds a vgg16_bn .* that --arch contradict",
     ),  # fmt: skip
+    # commands that take one model say so, rather than failing to unpack a list
+    (
+        ["predict", "--weights", "{w}/tiny.safetensors", "--weights", "{w}/tiny.safetensors", "{w}/bad.jpg"],
+        r"predict takes one model, got 2 --weights .*\(vggnet eval averages several\)",
+    ),
+    ([*EXPORT, "--weights", "{w}/tiny.safetensors"], r"export takes one model, got 2 --weights"),
+    ([*FEAT, "--weights", "{w}/tiny.safetensors", "--out", "{w}/f.safetensors"], r"features takes one model"),
     # messages name the file and say what is wrong with it
     (
         ["probe", "--train", "{w}/nan.safetensors", "--test", "{w}/nan.safetensors"],

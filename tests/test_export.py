@@ -17,7 +17,7 @@ import vggnet
 import vggnet.export
 from vggnet.cli import main
 from vggnet.data.datasets import open_source
-from vggnet.export import Int8Settings, export, int8_sources
+from vggnet.export import Int8Settings, export
 from vggnet.inference import Loaded, load_model, rescale
 from vggnet.training.loop import train
 from vggnet.training.settings import TrainConfig
@@ -78,13 +78,14 @@ def int8_setup(tmp_path):
     train(cfg)
     loaded = load_model(tmp_path / "run" / "model.safetensors")
     calibration = open_source(str(root), split="train")
-    return loaded, lambda **kw: Int8Settings(calibration, open_source(str(root), split="val"), **kw)
+    held_out = open_source(str(root), split="val")
+    return loaded, lambda **kw: Int8Settings(calibrate_on=calibration, check_on=held_out, **kw)
 
 
 @pytest.mark.slow
 def test_int8_export_is_quantised_checked_and_refused_when_it_disagrees(tmp_path):
     loaded, settings = int8_setup(tmp_path)
-    result = export(loaded, tmp_path / "out", ("onnx",), int8=settings(calibration_count=8, min_agreement=0.0))
+    result = export(loaded, tmp_path / "out", ("onnx",), int8=settings(calibration=8, min_agreement=0.0))
     path = Path(result["int8"]["path"])
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
@@ -102,11 +103,11 @@ def test_int8_export_is_quantised_checked_and_refused_when_it_disagrees(tmp_path
     assert result["int8"]["agreement"] == agree / 12 and result["int8"]["int8_accuracy"] == right / 12
     assert runner.model.meta["precision"].startswith("int8")
     with pytest.raises(ValueError, match="agrees with the float32 one on .* below 101%: not written"):
-        export(loaded, tmp_path / "refused", ("onnx",), int8=settings(calibration_count=8, min_agreement=1.01))
+        export(loaded, tmp_path / "refused", ("onnx",), int8=settings(calibration=8, min_agreement=1.01))
     assert not (tmp_path / "refused" / "model.int8.onnx").exists()
     assert not list((tmp_path / "refused").glob(".model.int8.onnx.*"))
     with pytest.raises(ValueError, match="unknown int8 scheme 'u4'"):
-        export(loaded, tmp_path / "x", ("onnx",), int8=settings(scheme="u4"))
+        export(loaded, tmp_path / "x", ("onnx",), int8=settings(int8_scheme="u4"))
 
 
 def test_onnx_files_that_are_not_ours_are_named_errors(tmp_path):
@@ -136,7 +137,7 @@ def test_a_failed_export_leaves_the_earlier_set_whole(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(vggnet.export, "export_int8", failing)
         with pytest.raises(ValueError, match="the int8 check failed"):
-            export(other, tmp_path / "out", int8=Int8Settings(None, None))
+            export(other, tmp_path / "out", int8=Int8Settings())
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # no new file, no temporary
     assert first["onnx"]["path"] == str(tmp_path / "out" / "model.onnx")
     again = export(other, tmp_path / "out", ("onnx",))  # a smaller set replaces the whole earlier one
@@ -183,8 +184,12 @@ def test_int8_calibrates_on_a_folder_of_any_layout_and_says_when_accuracy_cannot
     flat.mkdir()
     for i, png in enumerate(sorted((tmp_path / "data").rglob("*.png"))):
         png.rename(flat / f"{i}.png")  # no class folders at all
-    result = export(loaded, tmp_path / "flat_out", ("onnx",),
-                    int8=Int8Settings(*int8_sources(str(flat), 14, 10, 3), 14, 10, min_agreement=0.0))  # fmt: skip
+    result = export(
+        loaded,
+        tmp_path / "flat_out",
+        ("onnx",),
+        int8=Int8Settings(data=str(flat), calibration=14, check=10, min_agreement=0.0),
+    )
     r = result["int8"]
     assert r["images"] == 10 and r["float_accuracy"] is None and "not in class folders" in r["accuracy_note"]
     named = tmp_path / "named"

@@ -363,7 +363,10 @@ def test_torch_export_with_dynamic_batch_and_size_needs_no_knowledge_of_the_layo
 def test_a_model_says_which_of_the_papers_nets_it_is():
     assert build("vgg13_bn", width=0.25).describe() == "VGG-13 (net B) with BN at 1/4 width"
     assert build("E", width=3 / 16).describe() == "VGG-19 (net E) at 3/16 width"
-    assert build("vgg11_lrn").describe() == "VGG-11 (net A-LRN)"
+    assert (
+        build("vgg11_lrn").describe()
+        == "VGG-11 (net A-LRN), its LRN in Caffe's pixel units (1 input unit = 255 pixel levels)"
+    )
     assert build("vgg16_conv1", width=0.5).describe() == "VGG-16 (net C) at 1/2 width"
     custom = build([16, 16, "M", 32, (32, 1), "M"], batch_norm=True)
     assert custom.describe() == "VGG [16, 16, M, 32, (32, 1), M] with BN (4 convolutions + 3 FC layers)"

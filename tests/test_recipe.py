@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from vggnet.cli import main
-from vggnet.training.checkpoint import load_checkpoint
 from vggnet.settings import RUNTIME, names
+from vggnet.training.checkpoint import load_checkpoint
 from vggnet.training.settings import TrainConfig, load_recipe, recipe_names
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,6 @@ allocator's peak; CPU: the process's resident set, sampled). Ratios are vggnet /
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import platform
@@ -24,6 +23,31 @@ import torch.nn.functional as F
 from .files import atomic_write_bytes, atomic_write_text
 from .inference import posteriors, prepare
 from .model import build
+from .settings import AT_LEAST_ONE, RUNTIME, Range, setting
+
+SECTIONS = ("inference", "train", "dense", "data", "int8")
+
+
+@dataclass
+class BenchSettings:
+    """``vggnet bench``: what to measure, against torchvision's VGG in one process."""
+
+    arch: str = setting("vgg16", "configuration")
+    device: str = setting("cpu", "cpu or cuda", role=RUNTIME)
+    only: list[str] = setting(
+        ["inference", "train", "dense", "data"],
+        "which measurements (int8: onnxruntime float32 and int8 against PyTorch float32)",
+        choices=SECTIONS,
+    )
+    batch: list[int] = setting([1, 8], "inference batch sizes", AT_LEAST_ONE)
+    train_batch: int = setting(8, "training-step batch", AT_LEAST_ONE)
+    q: int = setting(384, "test scale of the dense vs multi-crop run", Range(224))
+    repeats: int = setting(5, "timed repeats of each run", AT_LEAST_ONE)
+    compile: bool = setting(False, "also time torch.compile'd vggnet")
+    amp: bool = setting(False, "also time bf16 autocast (skipped where bf16 is emulated)")
+    threads: int | None = setting(None, "torch threads (default: PyTorch's)", AT_LEAST_ONE, role=RUNTIME)
+    images: str = setting("runs/bench_jpegs", "folder of JPEGs for the data pipeline (made if empty)", role=RUNTIME)
+    out: str | None = setting(None, "also write the table to this Markdown file", role=RUNTIME)
 
 
 @dataclass
@@ -390,8 +414,14 @@ def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figu
 
     device = torch.device("cpu")
     model = build(arch).eval()
-    loaded = Loaded(model, [f"class {i}" for i in range(model.num_classes)], [0.485, 0.456, 0.406],
-                    [0.229, 0.224, 0.225], 224, f"random {arch}")  # fmt: skip
+    loaded = Loaded(
+        model,
+        [f"class {i}" for i in range(model.num_classes)],
+        [0.485, 0.456, 0.406],
+        [0.229, 0.224, 0.225],
+        224,
+        f"random {arch}",
+    )
     export(loaded, work, ("onnx",))
     images = torch.stack([decode_for_bench(p) for p in make_jpegs(work / "calibration", 8)])
     labels = torch.zeros(len(images), dtype=torch.long)
@@ -440,7 +470,7 @@ def cpu_name() -> str:
     return platform.processor() or "CPU"
 
 
-def run_bench(args: argparse.Namespace) -> str:
+def run_bench(args: BenchSettings) -> str:
     """``vggnet bench``: the sections ``args.only`` names, each printed as it is measured, then the whole table."""
     from .training.loop import cpu_has_bf16
 
@@ -468,7 +498,7 @@ def run_bench(args: argparse.Namespace) -> str:
         "data": lambda: [data_pipeline(Path(args.images))],
         "int8": lambda: [
             int8_inference(args.arch, b, args.repeats, Path(args.images).parent / "bench_onnx") for b in args.batch
-        ],  # fmt: skip
+        ],
     }
     for kind in args.only:
         for figures in measure[kind]():

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,27 @@ from .data.datasets import Source
 from .engines.onnxruntime_engine import OnnxModel, onnx_metadata, write_metadata
 from .evaluate import label_map
 from .files import Staging, folder_lock
-from .inference import Loaded, fuse_batch_norm, prepare
+from .inference import Loaded, ModelChoice, fuse_batch_norm, prepare
 from .model import VGG
+from .settings import AT_LEAST_ONE, setting
+
+
+@dataclass
+class ExportSettings(ModelChoice):
+    """``vggnet export``: TorchScript and ONNX (dense head, dynamic batch and size), checked; int8 and a Triton
+    repository on request (the int8 options are :class:`Int8Settings`)."""
+
+    out: str = setting("runs/export", "output folder")
+    format: list[str] = setting(["torchscript", "onnx"], "formats to write", choices=("torchscript", "onnx"))
+    opset: int = setting(17, "ONNX opset (13 and up with --int8)")
+    int8: bool = setting(False, "also write model.int8.onnx, statically quantised (QDQ)")
+    triton: str | None = setting(
+        None,
+        "also write a Triton model repository: DIR/NAME/1/model.onnx (int8 with --int8), config.pbtxt (dynamic "
+        "batching; checked against Triton's schema), labels.txt",
+        metavar="DIR",
+    )
+    name: str = setting("vggnet", "the model's name in the Triton repository")
 
 
 class DenseClassifier(nn.Module):
@@ -96,8 +115,8 @@ def check_options(formats: tuple[str, ...], opset: int, int8: Int8Settings | Non
             f"{works.start}-{works.stop - 1} work"
         )
     if int8 is not None:
-        resolve_scheme(int8.scheme)
-        if int8.calibration_count < 1 or int8.check_count < 1:
+        resolve_scheme(int8.int8_scheme)
+        if int8.calibration < 1 or int8.check < 1:
             raise ValueError("--calibration and --check must be positive image counts")
 
 
@@ -208,17 +227,34 @@ INT8_SCHEMES = ("auto", "u8s8", "u8s8-reduced", "u8u8")
 
 @dataclass
 class Int8Settings:
-    """Static int8 quantisation: ``calibration`` images set the activation ranges; ``check`` images (labelled,
-    held out) compare the int8 model with the float32 one. ``scheme``: activations and weights u8 x s8 (fast where the
-    CPU has VNNI), u8 x s8 with 7-bit weights (``u8s8-reduced``: no saturation in AVX2's u8 x s8 products) or u8 x u8;
-    ``auto`` picks u8s8 where this CPU has VNNI, u8s8-reduced elsewhere."""
+    """Static int8 quantisation: ``calibration`` images (of ``data``, or ``calibrate_on``) set the activation ranges;
+    ``check`` images (labelled, held out: ``check_on``) compare the int8 model with the float32 one. ``int8_scheme``:
+    activations and weights u8 x s8 (fast where the CPU has VNNI), u8 x s8 with 7-bit weights (``u8s8-reduced``: no
+    saturation in AVX2's u8 x s8 products) or u8 x u8; ``auto`` picks u8s8 where this CPU has VNNI, u8s8-reduced
+    elsewhere."""
 
-    calibration: Source
-    check: Source
-    calibration_count: int = 500
-    check_count: int = 1000
-    scheme: str = "auto"
-    min_agreement: float = 0.95
+    data: str = setting(
+        "fashion-mnist",
+        "int8: an image folder (train/ calibrates, val/ checks; or any images, shuffled) or fashion-mnist (training "
+        "set calibrates, test set checks)",
+    )
+    calibration: int = setting(500, "int8: calibration images", AT_LEAST_ONE, metavar="N")
+    check: int = setting(1000, "int8: held-out images checked", AT_LEAST_ONE, metavar="N")
+    int8_scheme: str = setting(
+        "auto",
+        "int8: u8s8 on CPUs with VNNI, u8s8-reduced (7-bit weights) on AVX2 ones (auto picks)",
+        choices=INT8_SCHEMES,
+    )
+    min_agreement: float = setting(0.95, "least top-1 agreement with float32 on the held-out images", flag=False)
+    calibrate_on: Source | None = setting(None, "calibration images (default: from data)", flag=False)
+    check_on: Source | None = setting(None, "held-out images (default: from data)", flag=False)
+
+    def with_sources(self, channels: int) -> Int8Settings:
+        """These settings with their calibration and check images opened from ``data`` where not given."""
+        if self.calibrate_on is not None and self.check_on is not None:
+            return self
+        calibrate_on, check_on = int8_sources(self.data, self.calibration, self.check, channels)
+        return replace(self, calibrate_on=calibrate_on, check_on=check_on)
 
 
 def int8_sources(data: str, calibration: int, check: int, channels: int) -> tuple[Source, Source]:
@@ -228,8 +264,10 @@ def int8_sources(data: str, calibration: int, check: int, channels: int) -> tupl
     from .data.datasets import any_images, files_source, open_source
 
     if data == "fashion-mnist":
-        return (open_source(data, 64, split="train", channels=channels),
-                open_source(data, 64, split="test", channels=channels))  # fmt: skip
+        return (
+            open_source(data, 64, split="train", channels=channels),
+            open_source(data, 64, split="test", channels=channels),
+        )
     root = Path(data)
     if (root / "train").is_dir() and (root / "val").is_dir():
         parts = [any_images(root / "train"), any_images(root / "val")]
@@ -243,8 +281,10 @@ def int8_sources(data: str, calibration: int, check: int, channels: int) -> tupl
     order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(0)).tolist()
     picked = [samples[i] for i in order]
     held_out = picked[calibration : calibration + check]
-    return (files_source(f"{root} (calibration)", classes, picked[:calibration], channels=channels),
-            files_source(f"{root} (held out)", classes, held_out, channels=channels))  # fmt: skip
+    return (
+        files_source(f"{root} (calibration)", classes, picked[:calibration], channels=channels),
+        files_source(f"{root} (held out)", classes, held_out, channels=channels),
+    )
 
 
 def cpu_has_vnni() -> bool:
@@ -264,13 +304,14 @@ def export_int8(loaded: Loaded, float_path: Path, path: Path, settings: Int8Sett
     """Quantise the float32 ONNX model statically (QDQ, per-channel weights, onnxruntime's tools) into ``path`` and
     check it on held-out images against the float32 model; ``ValueError`` (and ``path`` removed) when they disagree
     too often."""
-    scheme = resolve_scheme(settings.scheme)
-    if settings.calibration_count < 1 or settings.check_count < 1:
+    scheme = resolve_scheme(settings.int8_scheme)
+    if settings.calibration < 1 or settings.check < 1:
         raise ValueError("--calibration and --check must be positive image counts")
-    calibration = _Calibration(settings.calibration, settings.calibration_count, loaded)
+    settings = settings.with_sources(loaded.model.in_channels)
+    calibration = _Calibration(settings.calibrate_on, settings.calibration, loaded)
     quantize_onnx(float_path, path, calibration, scheme)
     write_metadata(path, _metadata(loaded, loaded.model, f"int8 {scheme}"))
-    check = check_agreement(loaded, OnnxModel(path), settings.check, settings.check_count, loaded.default_scale)
+    check = check_agreement(loaded, OnnxModel(path), settings.check_on, settings.check, loaded.default_scale)
     if check["agreement"] < settings.min_agreement:
         path.unlink()
         raise ValueError(
@@ -365,8 +406,13 @@ def triton_config(name: str, loaded: Loaded, max_batch: int = 32, queue_delay_us
     ``image`` (C x H x W, any size the dense net takes) and output ``scores`` with the class labels file, and what a
     client needs to prepare images as parameters."""
     channels, classes = loaded.model.in_channels, len(loaded.classes)
-    params = {"mean": loaded.mean, "std": loaded.std, "scale": loaded.default_scale, "pad": loaded.pad,
-              "crop": loaded.crop}  # fmt: skip
+    params = {
+        "mean": loaded.mean,
+        "std": loaded.std,
+        "scale": loaded.default_scale,
+        "pad": loaded.pad,
+        "crop": loaded.crop,
+    }
     lines = [
         f'name: "{name}"',
         'platform: "onnxruntime_onnx"',
@@ -397,8 +443,9 @@ def check_triton_config(text: str) -> None:
         raise ValueError(f"the Triton config does not parse as Triton's ModelConfig: {err}") from None
 
 
-def write_triton(loaded: Loaded, onnx_path: str | os.PathLike, repo: str | os.PathLike, name: str = "vggnet",
-                 max_batch: int = 32) -> Path:  # fmt: skip
+def write_triton(
+    loaded: Loaded, onnx_path: str | os.PathLike, repo: str | os.PathLike, name: str = "vggnet", max_batch: int = 32
+) -> Path:
     """``repo/name/`` as a Triton model repository: ``1/model.onnx`` (a copy of ``onnx_path``, float32 or int8),
     ``config.pbtxt`` (checked against Triton's schema before anything is written) and ``labels.txt``."""
     if not name or "/" in name or name.startswith("."):
@@ -412,3 +459,43 @@ def write_triton(loaded: Loaded, onnx_path: str | os.PathLike, repo: str | os.Pa
         stage.path("labels.txt").write_text("\n".join(loaded.classes) + "\n")
         stage.commit(["1/model.onnx", "config.pbtxt", "labels.txt"])
     return folder
+
+
+def run_export(s: ExportSettings, loaded: Loaded, int8: Int8Settings | None = None) -> dict[str, dict[str, object]]:
+    """``vggnet export``: the files ``s`` asks for (a Triton repository's config checked before any work), and a
+    line on how each was checked."""
+    formats = tuple(s.format)
+    if s.triton:
+        if Path(s.triton).exists() and not Path(s.triton).is_dir():
+            raise ValueError(f"--triton {s.triton} is a file; give a folder")
+        check_triton_config(triton_config(s.name, loaded))
+        formats = tuple(sorted({*formats, "onnx"}))
+    results = export(loaded, s.out, formats, opset=s.opset, int8=int8)
+    if s.triton:
+        onnx_path = results["int8" if int8 else "onnx"]["path"]
+        results["triton"] = {"path": str(write_triton(loaded, onnx_path, s.triton, s.name))}
+    for fmt, r in results.items():
+        print(describe_export(fmt, r))
+    return results
+
+
+def describe_export(fmt: str, r: dict[str, object]) -> str:
+    """One line on a written file (or the files an export removed)."""
+    if fmt == "removed":
+        return f"removed {', '.join(r['files'])} of the earlier export (not part of this one)"
+    if fmt == "triton":
+        return (
+            f"triton: {r['path']} (1/model.onnx, config.pbtxt with dynamic batching, labels.txt; the config parses as "
+            "Triton's ModelConfig)"
+        )
+    if fmt == "int8":
+        accuracy = (
+            f"accuracy float32 {100 * r['float_accuracy']:.2f}%, int8 {100 * r['int8_accuracy']:.2f}%"
+            if r["float_accuracy"] is not None
+            else f"accuracy not measured: {r['accuracy_note']}"
+        )
+        return (
+            f"int8: {r['path']} ({r['scheme']}; checked on {r['images']} held-out images: top-1 agreement with "
+            f"float32 {100 * r['agreement']:.2f}%, {accuracy})"
+        )
+    return f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {r['max_rel_error']:.1e})"

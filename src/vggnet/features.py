@@ -19,8 +19,23 @@ from safetensors import SafetensorError, safe_open
 
 from .data.datasets import Source
 from .files import save_safetensors
-from .inference import Loaded, prepare, rescale
+from .inference import Loaded, ModelChoice, prepare, rescale
 from .model import VGG
+from .settings import AT_LEAST_ONE, setting
+
+
+@dataclass
+class FeatureSettings(ModelChoice):
+    """``vggnet features``: one descriptor per image (the paper's Appendix B), saved as safetensors."""
+
+    data: str = setting(None, "an image folder, or fashion-mnist / fashion-mnist-scaled", required=True)
+    split: str | None = setting(None, "train, val, test ...: DIR/SPLIT, or the Fashion-MNIST split (default test)")
+    layer: str = setting("relu7", "a Caffe layer name (relu7: fc7 after its ReLU, the paper's)")
+    scales: list[int] | None = setting(None, "test scales Q, averaged (default: the model's own)", AT_LEAST_ONE)
+    flip: bool = setting(True, "average with the mirror image (--no-flip leaves it out)")
+    l2: bool = setting(True, "L2-normalise the descriptors (--no-l2 leaves them as they are)")
+    limit: int | None = setting(None, "only the first N images", AT_LEAST_ONE)
+    out: str = setting(None, "where to write the features", required=True, metavar="FILE.safetensors")
 
 
 @dataclass
@@ -146,3 +161,15 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
         return FeatureSet(features.float(), labels.long(), classes, files, meta)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+def run_features(s: FeatureSettings, loaded: Loaded) -> Path:
+    """``vggnet features``: extract, save, and say what was written."""
+    from .data.datasets import open_source
+
+    source = open_source(s.data, 64, False, s.limit, s.split, loaded.model.in_channels)
+    found = extract_features(loaded, source, s.layer, s.scales, s.flip, s.l2, s.device)
+    path = save_features(found, s.out)
+    shape = found.features.shape
+    print(f"wrote {path}: {shape[0]} images x {shape[1]} ({s.layer}), {len(found.classes)} classes")
+    return path

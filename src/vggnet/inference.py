@@ -23,9 +23,43 @@ from .configs import canonical_name, resolve
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from .engines.onnxruntime_engine import is_onnx
 from .model import VGG, build, input_scale_of
+from .settings import RUNTIME, setting
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
 
 PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
+
+
+@dataclass
+class ModelChoice:
+    """Which model a command runs: weights (several, for an ensemble, where a command takes them), the architecture
+    of weights that do not record one, and the device."""
+
+    weights: list[str] = setting(
+        [],
+        "a vggnet checkpoint (.pt) or weights (.safetensors), an exported .onnx; or any weights file, URL or "
+        "'torchvision' with --arch (eval: repeat for an ensemble, posteriors averaged)",
+        repeat=True,
+        metavar="FILE",
+    )
+    arch: str | None = setting(None, "architecture of weights that do not say (e.g. torchvision's .pth files)")
+    device: str = setting("cpu", "cpu, cuda or cuda:N", role=RUNTIME)
+
+    def load(self, one: str | None = None) -> list[Loaded]:
+        """The models, loaded; ``one``: the command takes exactly one (its name, for the message)."""
+        if not self.weights:
+            raise ValueError(
+                "give the model with --weights FILE (a vggnet checkpoint or weights file, an exported .onnx, or any "
+                "weights file, URL or 'torchvision' together with --arch)"
+            )
+        if one and len(self.weights) > 1:
+            raise ValueError(
+                f"{one} takes one model, got {len(self.weights)} --weights ({', '.join(self.weights)}); give one "
+                "(vggnet eval averages several)"
+            )
+        from .devices import pick_device
+
+        pick_device(self.device)
+        return [load_model(w, self.arch) for w in self.weights]
 
 
 @dataclass
@@ -89,7 +123,8 @@ def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unkno
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
         mean, std = [0.5] * model.in_channels, [0.5] * model.in_channels
-    model.set_input_scale(input_scale_of(std))  # an LRN normalises in pixel units whatever the input's units
+    if "input_scale" not in (found.config or {}):  # weights from elsewhere: an LRN normalises in pixel units
+        model.set_input_scale(input_scale_of(std))
     if len(classes) != model.num_classes:
         raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
     crop = found.crop or 224

@@ -9,6 +9,18 @@ from torch import nn
 
 from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
 from .model import VGG, build
+from .settings import AT_LEAST_ONE, Range, setting
+
+
+@dataclass
+class InfoSettings:
+    """``vggnet info``: Table 1 with parameters, GMACs and memory, or one architecture layer by layer."""
+
+    arch: str | None = setting(
+        None, "an architecture (vgg16, D, vgg19_bn ...); omit for the whole family", positional=True
+    )
+    size: int = setting(224, "input image side", Range(32))
+    num_classes: int = setting(1000, "classes of fc8", AT_LEAST_ONE)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -88,17 +89,19 @@ class _TapLoss(nn.Module):
     """What the perceptual and style losses share: the network, its normalisation, the layer weights, the input
     range, and a target branch without autograd (optionally fixed once with :meth:`set_target`)."""
 
+    default_layers: dict[str, float] = {}
+
     def __init__(
         self,
-        model: VGG | Loaded | None,
-        arch: str,
-        weights: str | None,
-        layers: Mapping[str, float] | Sequence[str],
-        input_range: tuple[float, float],
-        normalization: Normalization | None,
+        model: VGG | Loaded | None = None,
+        arch: str = "vgg16",
+        weights: str | None = "torchvision",
+        layers: Mapping[str, float] | Sequence[str] | None = None,
+        input_range: tuple[float, float] = (0.0, 1.0),
+        normalization: Normalization | None = None,
     ) -> None:
         super().__init__()
-        layers = layer_weights(layers)
+        layers = layer_weights(layers or self.default_layers)
         lo, hi = input_range
         if not hi > lo:
             raise ValueError(f"input_range must be (low, high) with low < high, got {input_range}")
@@ -168,8 +171,10 @@ class _TapLoss(nn.Module):
         total = x.new_zeros((), dtype=torch.float32)
         for name, weight in self.layer_weights.items():
             if target[name].shape[1:] != mine[name].shape[1:] or len(target[name]) not in (1, len(mine[name])):
-                raise ValueError(f"the fixed target's {name} is {tuple(target[name].shape)}, the images' "
-                                 f"{tuple(mine[name].shape)}: set a target of the images' size")  # fmt: skip
+                raise ValueError(
+                    f"the fixed target's {name} is {tuple(target[name].shape)}, the images' "
+                    f"{tuple(mine[name].shape)}: set a target of the images' size"
+                )
             total = total + weight * self.distance(mine[name], target[name].expand_as(mine[name]))
         return total
 
@@ -186,19 +191,12 @@ class PerceptualLoss(_TapLoss):
     ``normalization`` defaults to ImageNet's.
     """
 
-    def __init__(
-        self,
-        model: VGG | Loaded | None = None,
-        arch: str = "vgg16",
-        weights: str | None = "torchvision",
-        layers: Mapping[str, float] | Sequence[str] | None = None,
-        criterion: str = "mse",
-        input_range: tuple[float, float] = (0.0, 1.0),
-        normalization: Normalization | None = None,
-    ) -> None:
+    default_layers = {"relu2_2": 1.0}
+
+    def __init__(self, *args: Any, criterion: str = "mse", **kwargs: Any) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; expected one of {', '.join(CRITERIA)}")
-        super().__init__(model, arch, weights, layers or {"relu2_2": 1.0}, input_range, normalization)
+        super().__init__(*args, **kwargs)
         self.criterion = criterion
 
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -216,17 +214,7 @@ class StyleLoss(_TapLoss):
     """Style loss (Gatys et al. 2016): the sum over ``layers`` of weight x mean((G(x) - G(y))^2), G the Gram matrix
     of the activations (see :func:`gram`). Arguments as :class:`PerceptualLoss`."""
 
-    def __init__(
-        self,
-        model: VGG | Loaded | None = None,
-        arch: str = "vgg16",
-        weights: str | None = "torchvision",
-        layers: Mapping[str, float] | Sequence[str] | None = None,
-        input_range: tuple[float, float] = (0.0, 1.0),
-        normalization: Normalization | None = None,
-    ) -> None:
-        layers = layers or {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
-        super().__init__(model, arch, weights, layers, input_range, normalization)
+    default_layers = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
 
     def represent(self, name: str, activation: torch.Tensor) -> torch.Tensor:
         return gram(activation)

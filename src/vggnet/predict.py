@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import torch.nn.functional as F
 from .data.images import read_image
 from .explain import grad_cam_of_centre
 from .files import atomic_write
-from .inference import Loaded, centre_window, posteriors, prepare
+from .inference import Loaded, ModelChoice, centre_window, posteriors, prepare
 from .model import VGG
+from .settings import AT_LEAST_ONE, setting
 
 
 def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):
@@ -24,6 +26,24 @@ def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | t
 
 
 PREDICT_PROTOCOLS = ("center", "dense", "multicrop")
+
+
+@dataclass
+class PredictSettings(ModelChoice):
+    """``vggnet predict``: top-k classes of image files, a dense heat map and Grad-CAM."""
+
+    images: list[str] = setting([], "image files", positional=True, metavar="IMAGE")
+    top: int = setting(5, "how many classes to print", AT_LEAST_ONE)
+    scale: int | None = setting(None, "test scale Q (default: the one the model was validated at)", AT_LEAST_ONE)
+    protocol: str = setting(
+        "center",
+        "center: the centre crop at the model's test scale and its mirror, as its validation measured; dense: the "
+        "paper's fully convolutional net on the whole image; multicrop: 5 x 5 crops x 2 flips",
+        choices=PREDICT_PROTOCOLS,
+    )
+    heatmap: str | None = setting(None, "draw the dense score map of the top class over the image", metavar="OUT.png")
+    cam: str | None = setting(None, "draw the Grad-CAM map of the top class over the image", metavar="OUT.png")
+    cam_layer: str = setting("relu5_3", "Grad-CAM's layer (or the last ReLU where the net has no relu5_3)")
 
 
 def image_posteriors(loaded: Loaded, net: torch.nn.Module, x: torch.Tensor, protocol: str = "center") -> torch.Tensor:
@@ -129,3 +149,15 @@ def draw_overlay(img: torch.Tensor, grid: torch.Tensor, title: str, label: str, 
     atomic_write(target, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
     return target
+
+
+def run_predict(s: PredictSettings, loaded: Loaded) -> None:
+    """``vggnet predict``: print each image's top classes; draw the heat map and Grad-CAM where asked."""
+    for result in predict(loaded, s.images, s.top, s.scale, s.device, s.protocol):
+        print(result["image"])
+        for name, p in result["top"]:
+            print(f"  {100 * p:6.2f}%  {name}")
+    if s.heatmap:
+        print(f"wrote {heatmap(loaded, s.images[0], s.heatmap, s.scale, s.device)}")
+    if s.cam:
+        print(f"wrote {cam(loaded, s.images[0], s.cam, s.scale, s.device, s.cam_layer)}")

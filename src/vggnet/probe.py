@@ -8,6 +8,16 @@ from dataclasses import dataclass
 import torch
 
 from .features import FeatureSet
+from .settings import POSITIVE, setting
+
+
+@dataclass
+class ProbeSettings:
+    """``vggnet probe``: a linear SVM on feature files, scored on others."""
+
+    train: str = setting(None, "features to fit on (vggnet features)", required=True, metavar="A.safetensors")
+    test: str = setting(None, "features to score", required=True, metavar="B.safetensors")
+    c: float = setting(1.0, "the SVM's regularisation C", POSITIVE)
 
 
 @dataclass

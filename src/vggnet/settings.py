@@ -95,13 +95,17 @@ def setting(
     role: str = RESULT,
     metavar: str | None = None,
     flag: bool = True,
+    repeat: bool = False,
+    positional: bool = False,
+    required: bool = False,
 ) -> Any:
     """A dataclass field with its help, its range (numbers) or ``choices``, and its ``role`` (:data:`RESULT` or
-    :data:`RUNTIME`). ``flag=False``: a setting of the Python API that has no flag of its own."""
+    :data:`RUNTIME`). ``flag=False``: a setting of the Python API that has no flag of its own; ``repeat``: a list
+    given by repeating its flag (``--weights A --weights B``); ``positional``: an argument without a flag."""
     if role not in (RESULT, RUNTIME):
         raise ValueError(f"role must be {RESULT!r} or {RUNTIME!r}, got {role!r}")
     meta = {"help": help, "range": allowed, "choices": tuple(choices) if choices else None, "role": role}
-    meta.update(metavar=metavar, flag=flag)
+    meta.update(metavar=metavar, flag=flag, repeat=repeat, positional=positional, required=required)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -125,10 +129,8 @@ def _kind(annotation: Any) -> tuple[Any, bool]:
     return annotation, optional
 
 
-# -- flags --------------------------------------------------------------------------------------------------------------
-def add_flags(
-    parser: argparse.ArgumentParser, cls: type, *, suppress: bool = False, skip: Iterable[str] = ()
-) -> None:
+# -- flags ---------------------------------------------------------------------------------------------------------
+def add_flags(parser: argparse.ArgumentParser, cls: type, *, suppress: bool = False, skip: Iterable[str] = ()) -> None:
     """One flag per field of ``cls`` (``--batch-size`` for ``batch_size``), typed from its annotation, checked as
     parsed (ranges, choices), its help from the field. ``suppress``: an unset flag leaves no value, so that what was
     typed can be told from the defaults (and layered over a recipe); otherwise an unset flag gives the field's
@@ -144,16 +146,31 @@ def add_flags(
         common: dict[str, Any] = {"help": meta["help"] + shown, "default": argparse.SUPPRESS if suppress else default}
         if meta.get("metavar"):
             common["metavar"] = meta["metavar"]
-        allowed = meta.get("range", ANY)
+        positional = meta.get("positional")
+        if meta.get("required") and not positional:
+            common["required"] = True
+        name = [f.name] if positional else [flag_of(f.name)]
         if kind is bool:
-            parser.add_argument(flag_of(f.name), action=argparse.BooleanOptionalAction, **common)
-        elif typing.get_origin(kind) is list:
-            item = typing.get_args(kind)[0]
-            parser.add_argument(flag_of(f.name), type=arg(item, allowed), nargs="+", **common)
-        elif kind in (int, float):
-            parser.add_argument(flag_of(f.name), type=arg(kind, allowed), choices=meta.get("choices"), **common)
-        else:
-            parser.add_argument(flag_of(f.name), choices=meta.get("choices"), **common)
+            parser.add_argument(*name, action=argparse.BooleanOptionalAction, **common)
+            continue
+        parser.add_argument(*name, **_how(kind, meta, positional and default is None), **common)
+
+
+def _how(kind: Any, meta: Any, optional: bool) -> dict[str, Any]:
+    """argparse's type, number of values and action for a field's annotation."""
+    allowed, choices = meta.get("range", ANY), meta.get("choices")
+    if typing.get_origin(kind) is list:
+        item = typing.get_args(kind)[0]
+        if typing.get_origin(item) is list:  # several lists of values: a repeated flag of one or more values
+            item = typing.get_args(item)[0]
+            return {"type": arg(item, allowed), "nargs": "+", "action": "append", "choices": choices}
+        parse = arg(item, allowed) if item in (int, float) else item
+        many = {"action": "append"} if meta.get("repeat") else {"nargs": "+"}
+        return {"type": parse, "choices": choices, **many}
+    extra = {"nargs": "?"} if optional else {}
+    if kind in (int, float):
+        return {"type": arg(kind, allowed), "choices": choices, **extra}
+    return {"choices": choices, **extra}
 
 
 def _show(value: Any) -> str:
@@ -167,7 +184,7 @@ def typed(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(cls)}}
 
 
-# -- validation ---------------------------------------------------------------------------------------------------------
+# -- validation ----------------------------------------------------------------------------------------------------
 def validate(settings: Any) -> None:
     """Raise ``ValueError`` naming the first setting of the wrong type, not among its choices or out of range: the
     same checks and messages from the command line, a recipe or Python."""

@@ -26,7 +26,7 @@ from .files import save_safetensors
 
 OFFICIAL = ("torchvision", "imagenet", "default")
 SHAPE_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width")
-OPTIONAL_SHAPE_KEYS = ("dropout", "arch", "ceil_mode")
+OPTIONAL_SHAPE_KEYS = ("dropout", "arch", "ceil_mode", "input_scale")
 
 
 @dataclass
@@ -76,8 +76,11 @@ def download(url: str) -> Path:
     if not cached.is_file():
         from .data.download import fetch
 
-        fetch(url, cached, f"To supply the file by hand, put it at {cached} (torch's hub cache), or pass its path as "
-                           "--weights FILE")  # fmt: skip
+        fetch(
+            url,
+            cached,
+            f"To supply the file by hand, put it at {cached} (torch's hub cache), or pass its path as --weights FILE",
+        )
     return cached
 
 

@@ -221,8 +221,12 @@ def download_fashion_mnist(folder: str | os.PathLike, base_url: str | None = Non
     folder.mkdir(parents=True, exist_ok=True)
     for name in FASHION_MNIST_NAMES:
         if not (folder / name).is_file():
-            fetch(base_url.rstrip("/") + "/" + name, folder / name, f"Give --data DIR with the four idx files (or "
-                  f"put them in {folder}), or on Debian: apt-get install dataset-fashion-mnist")  # fmt: skip
+            fetch(
+                base_url.rstrip("/") + "/" + name,
+                folder / name,
+                f"Give --data DIR with the four idx files (or "
+                f"put them in {folder}), or on Debian: apt-get install dataset-fashion-mnist",
+            )
     return folder
 
 
@@ -517,9 +521,14 @@ class ImageFolder:
         lo, hi = scale_range(settings)
         if train:
             transform = paper_train_transform(
-                (lo, hi), settings.crop, settings.colour_shift, stats["mean"], stats["std"], stats["eigval"],
+                (lo, hi),
+                settings.crop,
+                settings.colour_shift,
+                stats["mean"],
+                stats["std"],
+                stats["eigval"],
                 stats["eigvec"],
-            )  # fmt: skip
+            )
         else:  # single-scale validation at Q = S, or (Smin + Smax) / 2 for jittered S, centre crop
             transform = eval_transform((lo + hi) // 2, settings.crop, stats["mean"], stats["std"])
         workers = settings.workers if settings.workers >= 0 else min(8, max(1, (os.cpu_count() or 2) - 1))

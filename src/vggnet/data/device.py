@@ -90,9 +90,15 @@ class DeviceImageFolder(ImageFolder):
         bound = super().prepared(settings, stats, train)  # checks S against the crop, as on the CPU
         lo, hi = scale_range(settings)
         bound.augmentation = Augmentation(
-            (lo, hi), settings.crop, settings.colour_shift, tuple(stats["eigval"]),
-            tuple(tuple(v) for v in stats["eigvec"]), tuple(stats["mean"]), tuple(stats["std"]), train,
-        )  # fmt: skip
+            (lo, hi),
+            settings.crop,
+            settings.colour_shift,
+            tuple(stats["eigval"]),
+            tuple(tuple(v) for v in stats["eigvec"]),
+            tuple(stats["mean"]),
+            tuple(stats["std"]),
+            train,
+        )
         return bound
 
     def batches(
@@ -103,9 +109,13 @@ class DeviceImageFolder(ImageFolder):
         device = torch.device(device)
         order = list(indices)[start * batch_size :]
         loader = DataLoader(
-            _Files(self), batch_size=batch_size, sampler=order, num_workers=self.workers, collate_fn=list,
+            _Files(self),
+            batch_size=batch_size,
+            sampler=order,
+            num_workers=self.workers,
+            collate_fn=list,
             prefetch_factor=4 if self.workers else None,
-        )  # fmt: skip
+        )
         for items in loader:
             images, labels, params, bad = [], [], [], []
             for (index, _, _, label, error), img in zip(items, decode_batch(items, device)):

@@ -54,8 +54,9 @@ def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -
                 try:
                     chunk = response.read(1 << 20)
                 except (urllib.error.URLError, OSError) as err:
-                    raise DownloadError(f"could not download {url}: {_reason(err, wait)} after {_size(got)}. "
-                                        f"{advice}") from None  # fmt: skip
+                    raise DownloadError(
+                        f"could not download {url}: {_reason(err, wait)} after {_size(got)}. {advice}"
+                    ) from None
                 if not chunk:
                     break
                 f.write(chunk)
@@ -66,12 +67,15 @@ def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -
                     share = f" ({100 * got / total:.0f}%)" if total else ""
                     print(f"  {name}: {_size(got)}{share}", file=sys.stderr, flush=True)
             if total is not None and got != total:
-                raise DownloadError(f"could not download {url}: the connection closed after {_size(got)} of "
-                                    f"{_size(total)}. {advice}")  # fmt: skip
+                raise DownloadError(
+                    f"could not download {url}: the connection closed after {_size(got)} of {_size(total)}. {advice}"
+                )
             expected = HASH_IN_NAME.search(name)
             if expected and not digest.hexdigest().startswith(expected.group(1)):
-                raise DownloadError(f"{url} arrived corrupted: its sha256 does not start with {expected.group(1)}, "
-                                    f"as its name says. {advice}")  # fmt: skip
+                raise DownloadError(
+                    f"{url} arrived corrupted: its sha256 does not start with {expected.group(1)}, "
+                    f"as its name says. {advice}"
+                )
     return dest
 
 

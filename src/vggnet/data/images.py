@@ -64,15 +64,20 @@ def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> torch
 
 
 def decode_bytes(data: bytes) -> torch.Tensor:
-    """Checked image bytes (see :func:`read_checked`) to uint8 RGB 3 x H x W, on the CPU."""
+    """Checked image bytes (see :func:`read_checked`) to uint8 RGB 3 x H x W, on the CPU, the right way up (a
+    photo's EXIF orientation applied, as a phone shows it). An animated or multi-page image (GIF, PNG, WebP, TIFF)
+    gives its first frame, as a browser shows it before it moves."""
     from torchvision.io import ImageReadMode
     from torchvision.io import decode_image as tv_decode
 
     try:
         with quiet_decoder_warnings():
-            img = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    except (RuntimeError, Warning, ValueError):
+            raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            img = tv_decode(raw, mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    except (RuntimeError, Warning, ValueError):  # formats torchvision lacks: TIFF, BMP, animated WebP ...
         img = _decode_with_pillow(io.BytesIO(data))
+    if img.dim() == 4:  # the frames of an animated GIF
+        img = img[0]
     return to_uint8(img)
 
 
@@ -108,14 +113,18 @@ def quiet_decoder_warnings() -> Iterator[None]:
 
 
 def _decode_with_pillow(path: Path | io.BytesIO) -> torch.Tensor:
-    from PIL import Image
+    from PIL import Image, ImageOps
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     try:
         with Image.open(path) as im:
+            im.seek(0)  # the first frame or page
             im.load()
-            if im.mode in ("I;16", "I;16B", "I"):
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 im = im.point(lambda v: v / 256).convert("L")
+            elif im.mode == "F":
+                im = im.point(lambda v: v * 255).convert("L")
             return pil_to_tensor(im.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as err:
         raise BadImage(f"corrupt ({err})") from None

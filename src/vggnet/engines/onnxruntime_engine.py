@@ -15,8 +15,18 @@ from typing import Any
 import torch
 
 METADATA = (
-    "classes", "mean", "std", "crop", "scale", "pad", "in_channels", "num_classes", "min_size", "source", "precision"
-)  # fmt: skip
+    "classes",
+    "mean",
+    "std",
+    "crop",
+    "scale",
+    "pad",
+    "in_channels",
+    "num_classes",
+    "min_size",
+    "source",
+    "precision",
+)
 
 
 class OnnxModel:

@@ -7,9 +7,8 @@ posteriors per protocol and Q, the labels, the run's history and settings) is al
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 
 from ..files import atomic_write_text, save_safetensors
 from ..settings import RESULT, names
-from .plan import LETTERS, NAMES, RunSpec, Settings, plan, train_config, wanted
+from .plan import RunSpec, Settings, plan, train_config, wanted
 
 SPLITS = ("val", "test")  # the held-out training images that decide, the test images that are reported
 
@@ -129,9 +128,9 @@ def _listing(todo: dict[str, list[int]]) -> str:
 def evaluate_run(spec: RunSpec, settings: Settings, split: str) -> Path:
     """Soft-max posteriors of the run's model on ``split`` (``val``: the training images it held out; ``test``),
     per protocol and Q, kept in ``SPLIT.safetensors`` with the labels, the run's history and settings."""
+    from ..devices import pick_device
     from ..evaluate import collect
     from ..inference import load_model
-    from ..training.distributed import pick_device
 
     folder = Path(settings.out) / spec.name
     loaded = load_model(folder / "model.safetensors")
@@ -217,71 +216,3 @@ def evaluated(settings: Settings, runs: list[RunSpec], split: str) -> Iterator[t
         found = read_split(Path(settings.out) / spec.name, split)
         if found is not None:
             yield spec, found
-
-
-# -- the plan, costed ---------------------------------------------------------------------------------------------
-@dataclass
-class Cost:
-    train_images_per_s: dict[str, float] = field(default_factory=dict)
-    images: dict[str, int] = field(default_factory=dict)  # training images, by dataset
-    val_images: int = 0
-    test_images: dict[str, int] = field(default_factory=dict)
-
-
-def measure_cost(settings: Settings) -> Cost:
-    """Training images/s of each configuration at the plan's size, from a few timed steps (seconds, not a run), and
-    the data's sizes: enough to cost the plan."""
-    from ..data.datasets import ImageFolder, open_raw, open_test_set
-    from ..model import build
-    from ..training.distributed import pick_device
-
-    device = pick_device(settings.device)
-    cost = Cost(val_images=settings.val_split)
-    for spec in {r.dataset: r for r in plan(replace(settings, seeds=1))}.values():
-        cfg = train_config(spec, settings)
-        train_set, _ = open_raw(cfg, ImageFolder)
-        cost.images[spec.dataset] = len(train_set)
-        cost.test_images[spec.dataset] = min(len(open_test_set(cfg, train_set.classes)), settings.eval_limit or 10**9)
-    cfg = train_config(plan(replace(settings, seeds=1))[0], settings)
-    for letter in LETTERS:
-        model = build(
-            NAMES[letter],
-            batch_norm=settings.batch_norm,
-            width=settings.width,
-            ceil_mode=True,
-            in_channels=train_set.channels,
-            num_classes=len(train_set.classes),
-            pool_size=cfg.pool_size,
-            fc_width=settings.head_width,
-        ).to(device)
-        cost.train_images_per_s[letter] = _step_rate(model, settings.crop, train_set.channels, device, 64)
-    return cost
-
-
-def _step_rate(model: torch.nn.Module, crop: int, channels: int, device: torch.device, batch: int = 64) -> float:
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, channels, crop, crop, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, model.num_classes, (batch,), device=device)
-    times = []
-    for _ in range(4):
-        t0 = time.perf_counter()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return batch / min(times[1:])
-
-
-def estimate_seconds(spec: RunSpec, settings: Settings, cost: Cost) -> tuple[float, float]:
-    """(training, evaluation) seconds of a run: its images over the measured training rate (validating each epoch);
-    evaluation as forward passes (a third of a training step) of every crop the protocols take on both splits."""
-    rate = cost.train_images_per_s[spec.letter]
-    train_s = spec.epochs * (cost.images[spec.dataset] + cost.val_images / 3) / rate
-    crops = 0.0
-    for split, images in (("val", cost.val_images), ("test", cost.test_images[spec.dataset])):
-        for method, qs in wanted(spec, settings, split).items():
-            per = {"center": 1, "multicrop": 50}.get(method)
-            crops += images * sum(per or 2 * (q / spec.q_single) ** 2 for q in qs)
-    return train_s, crops / (3 * rate)

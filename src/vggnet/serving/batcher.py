@@ -61,8 +61,9 @@ class Batcher:
         """Rows of ``run`` for ``images`` (n x C x H x W, n <= max_batch), computed with whatever else is queued.
         ``Overloaded`` when the queue has no room; ``TimeoutError`` after ``timeout`` seconds."""
         if len(images) > self.max_batch:
-            parts = [self.submit(images[i : i + self.max_batch], timeout) for i in range(0, len(images),
-                                                                                          self.max_batch)]  # fmt: skip
+            parts = [
+                self.submit(images[i : i + self.max_batch], timeout) for i in range(0, len(images), self.max_batch)
+            ]
             return torch.cat(await asyncio.gather(*parts))
         if self.waiting + len(images) > self.max_queue:
             raise Overloaded(f"{self.waiting} images are queued (at most {self.max_queue})")

@@ -1,6 +1,7 @@
 """What the service runs: a loaded model (PyTorch weights, or an exported ONNX model through onnxruntime), the test
 geometry it was validated at, and the three things asked of it: bring an image to that geometry, classify a batch,
-explain one image."""
+explain one image. It raises its own errors (``BadImage``, :class:`NotExplainable`); the app says what they mean in
+HTTP."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data.images import BadImage, check_bytes, decode_bytes, to_gray
+from ..data.images import check_bytes, decode_bytes, to_gray
 from ..inference import Loaded, centre_window, load_model, prepare
 from ..model import VGG
+
+
+class NotExplainable(ValueError):
+    """The model cannot explain its answers (an exported model: Grad-CAM needs the PyTorch weights)."""
 
 
 @dataclass
@@ -87,7 +92,7 @@ class Engine:
         from ..explain import grad_cam_of_centre
 
         if not isinstance(self.loaded.model, VGG):
-            raise NotImplementedError(
+            raise NotExplainable(
                 f"{self.loaded.source} is an exported model: explaining needs the PyTorch weights it came from"
             )
         x = self.full_view(self.decode(data)).contiguous(memory_format=torch.channels_last)
@@ -118,9 +123,3 @@ def png_data_url(values: torch.Tensor) -> str:
     colours = matplotlib.colormaps["jet"](values.clamp(0, 1).numpy())  # H x W x 4 in [0, 1]
     rgb = torch.from_numpy((colours[..., :3] * 255).round().astype("uint8")).permute(2, 0, 1).contiguous()
     return "data:image/png;base64," + base64.b64encode(encode_png(rgb).numpy().tobytes()).decode()
-
-
-def describe_bad_image(err: BadImage) -> tuple[int, str]:
-    """The HTTP status and sentence for an image that cannot be used."""
-    status = {"format": 415, "empty": 400, "size": 413, "truncated": 400, "corrupt": 400}.get(err.kind, 400)
-    return status, f"the upload is not a usable image: {err}"

@@ -16,6 +16,7 @@ import numpy as np
 
 HEADER = "Inference-Header-Content-Length"
 IMAGE, IMAGE_BYTES, PROBABILITIES = "image", "image_bytes", "probabilities"
+# The protocol's datatypes as numpy's, laid out by hand (fmt: skip): a lookup table, four to a line.
 NUMPY = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32,
          "UINT8": np.uint8, "INT8": np.int8, "BOOL": np.bool_}  # fmt: skip
 

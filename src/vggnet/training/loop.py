@@ -135,11 +135,7 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
     elif ctx.main and last.exists():
         raise ValueError(f"{last} exists: pass --resume to continue that run, or choose another --out")
     device = ctx.device
-    torch.manual_seed(cfg.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    seed_and_tune(cfg.seed, device)
     weights = rgb_input(read_weights(cfg.weights, _arch_name(cfg.arch))) if cfg.weights and not saved else None
     folder = DeviceImageFolder if decodes_on_device(cfg.decode, device) else ImageFolder
     data = open_datasets(cfg, _normalization_of(weights), saved["stats"] if saved else None, folder)
@@ -171,20 +167,31 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
     if ctx.distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = Run(
-        cfg,
-        ctx,
-        data,
-        state,
-        torch.compile(net) if cfg.compile else net,
-        DistributedSampler(range(len(data.train)), num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed),
-        micro,
-        accumulate,
-        (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext,
-        memory_format,
-        TensorBoard(Path(cfg.out) / "tensorboard", enabled=ctx.main and cfg.tensorboard),
+        cfg=cfg,
+        ctx=ctx,
+        data=data,
+        state=state,
+        net=torch.compile(net) if cfg.compile else net,
+        sampler=DistributedSampler(
+            range(len(data.train)), num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed
+        ),
+        micro=micro,
+        accumulate=accumulate,
+        autocast=(lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext,
+        memory_format=memory_format,
+        board=TensorBoard(Path(cfg.out) / "tensorboard", enabled=ctx.main and cfg.tensorboard),
     )
     announce(run, report, amp_dtype, resumed=saved is not None)
     return run
+
+
+def seed_and_tune(seed: int, device: torch.device) -> None:
+    """The run's seed; on CUDA, cuDNN's autotuner and TF32 matrix products (the speed every GPU run wants)."""
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def _arch_name(arch: str | list) -> str | None:
@@ -254,8 +261,11 @@ def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile, given: set[str]
     else:
         chosen = [k for k in shape if k in given]
     held = weights.config
-    clashes = [k for k in ("batch_norm", "pool_size", "fc_width", "ceil_mode")
-               if k in chosen and getattr(cfg, k) is not None and getattr(cfg, k) != held.get(k, False)]  # fmt: skip
+    clashes = [
+        k
+        for k in ("batch_norm", "pool_size", "fc_width", "ceil_mode")
+        if k in chosen and getattr(cfg, k) is not None and getattr(cfg, k) != held.get(k, False)
+    ]
     arch = cfg.arch if "arch" in chosen else held.get("arch")
     if ("arch" in chosen or "width" in chosen) and arch is not None:
         width = cfg.width if "width" in chosen else 1.0
@@ -430,8 +440,8 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> Totals | RunResu
         run.steps_per_epoch, state.step, f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every, enabled=cfg.progress
     )
     left = len(order) - state.step * run.per_rank
-    # Reading a number off the GPU waits for it; so on CUDA the loss is looked at every few steps, not every step.
-    look_every = 1 if run.ctx.device.type == "cpu" else 20
+    # Reading a number off the GPU waits for it; so on CUDA the loss is checked every few steps, not every step.
+    check_every = 1 if run.ctx.device.type == "cpu" else 20
     try:
         while left > 0:
             images = min(run.per_rank, left)
@@ -442,10 +452,10 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> Totals | RunResu
             state.global_step += 1
             out_of_steps = cfg.max_steps is not None and state.global_step >= cfg.max_steps
             saving = bool(cfg.save_every) and state.global_step % cfg.save_every == 0
-            # Every rank must reach the same collectives: look only at points all ranks agree on.
-            if state.step % look_every and left > 0 and not (out_of_steps or saving):
+            # Every rank must reach the same collectives: check only at points all ranks agree on.
+            if state.step % check_every and left > 0 and not (out_of_steps or saving):
                 continue
-            early = look(run, totals, progress, stop, out_of_steps and left > 0)
+            early = check_between_steps(run, totals, progress, stop, out_of_steps and left > 0)
             if early is not None:
                 return early
             if saving:
@@ -495,7 +505,9 @@ def set_learning_rate(run: Run) -> None:
         group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
-def look(run: Run, totals: Totals, progress: Progress, stop: StopRequest, out_of_steps: bool) -> RunResult | None:
+def check_between_steps(
+    run: Run, totals: Totals, progress: Progress, stop: StopRequest, out_of_steps: bool
+) -> RunResult | None:
     """Check the run between steps: a non-finite loss ends it, a stop request or the step limit saves and ends it."""
     state = run.state
     # A NaN or infinity stays in the running sum, so one look catches any step since the last.
@@ -505,9 +517,12 @@ def look(run: Run, totals: Totals, progress: Progress, stop: StopRequest, out_of
     if diverged:
         kept = last if last.exists() else "none (no epoch finished yet)"
         return ended(
-            run, "diverged", 3, f"loss is {running_loss} at epoch {state.epoch + 1}, step {state.step}: training "
+            run,
+            "diverged",
+            3,
+            f"loss is {running_loss} at epoch {state.epoch + 1}, step {state.step}: training "
             f"diverged (lower --lr?). The last good checkpoint is {kept}",
-        )  # fmt: skip
+        )
     rate = totals.seen * run.ctx.world / (time.perf_counter() - totals.started)
     lr = state.optimizer.param_groups[-1]["lr"]
     progress.update(state.step, f"{rate:.0f} img/s, loss {running_loss:.4f}, lr {lr:.2g}")
@@ -517,9 +532,12 @@ def look(run: Run, totals: Totals, progress: Progress, stop: StopRequest, out_of
     if stop_now:
         sig = stop.signal or signal.SIGTERM
         return ended(
-            run, "interrupted", 128 + sig, f"interrupted at epoch {state.epoch + 1}, step {state.step}; saved {last}. "
+            run,
+            "interrupted",
+            128 + sig,
+            f"interrupted at epoch {state.epoch + 1}, step {state.step}; saved {last}. "
             f"Resume with:\n  vggnet train --out {run.cfg.out} --resume",
-        )  # fmt: skip
+        )
     return ended(run, "max_steps", 0, f"stopped after {state.global_step} steps (--max-steps); saved {last}")
 
 

@@ -109,9 +109,15 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=total, initial=initial, desc=desc, unit="step", leave=False, mininterval=1.0,
-                dynamic_ncols=True, file=self.stream,
-            )  # fmt: skip
+                total=total,
+                initial=initial,
+                desc=desc,
+                unit="step",
+                leave=False,
+                mininterval=1.0,
+                dynamic_ncols=True,
+                file=self.stream,
+            )
 
     def update(self, n: int, status: str = "") -> None:
         """Now at step ``n`` of ``total``; ``status`` is a short summary (rate, loss ...)."""
@@ -121,8 +127,11 @@ class Progress:
             self.bar.update(n - self.bar.n)
         elif self.enabled and time.monotonic() - self.last >= self.every:
             self.last = time.monotonic()
-            print(f"{self.desc}: step {n}/{self.total} ({100 * n / max(self.total, 1):.0f}%), {status}",
-                  file=self.stream, flush=True)  # fmt: skip
+            print(
+                f"{self.desc}: step {n}/{self.total} ({100 * n / max(self.total, 1):.0f}%), {status}",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

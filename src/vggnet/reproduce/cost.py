@@ -1,0 +1,136 @@
+"""What a reproduction will cost and produce, before it runs (``vggnet reproduce --plan``): every run with its
+starting point, scales and protocols, its estimated minutes from a few timed training steps, the tables it will
+write and the data each decision is taken on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from .plan import LETTERS, NAMES, Geometry, RunSpec, Settings, plan, train_config, wanted
+
+
+@dataclass
+class Cost:
+    train_images_per_s: dict[str, float] = field(default_factory=dict)
+    images: dict[str, int] = field(default_factory=dict)  # training images, by dataset
+    val_images: int = 0
+    test_images: dict[str, int] = field(default_factory=dict)
+
+
+def measure_cost(settings: Settings) -> Cost:
+    """Training images/s of each configuration at the plan's size, from a few timed steps (seconds, not a run), and
+    the data's sizes: enough to cost the plan."""
+    from ..data.datasets import ImageFolder, open_raw, open_test_set
+    from ..devices import pick_device
+    from ..model import build
+
+    device = pick_device(settings.device)
+    cost = Cost(val_images=settings.val_split)
+    for spec in {r.dataset: r for r in plan(replace(settings, seeds=1))}.values():
+        cfg = train_config(spec, settings)
+        train_set, _ = open_raw(cfg, ImageFolder)
+        cost.images[spec.dataset] = len(train_set)
+        cost.test_images[spec.dataset] = min(len(open_test_set(cfg, train_set.classes)), settings.eval_limit or 10**9)
+    cfg = train_config(plan(replace(settings, seeds=1))[0], settings)
+    for letter in LETTERS:
+        model = build(
+            NAMES[letter],
+            batch_norm=settings.batch_norm,
+            width=settings.width,
+            ceil_mode=True,
+            in_channels=train_set.channels,
+            num_classes=len(train_set.classes),
+            pool_size=cfg.pool_size,
+            fc_width=settings.head_width,
+        ).to(device)
+        cost.train_images_per_s[letter] = _step_rate(model, settings.crop, train_set.channels, device, 64)
+    return cost
+
+
+def _step_rate(model: torch.nn.Module, crop: int, channels: int, device: torch.device, batch: int = 64) -> float:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(batch, channels, crop, crop, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, model.num_classes, (batch,), device=device)
+    times = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return batch / min(times[1:])
+
+
+def estimate_seconds(spec: RunSpec, settings: Settings, cost: Cost) -> tuple[float, float]:
+    """(training, evaluation) seconds of a run: its images over the measured training rate (validating each epoch);
+    evaluation as forward passes (a third of a training step) of every crop the protocols take on both splits."""
+    rate = cost.train_images_per_s[spec.letter]
+    train_s = spec.epochs * (cost.images[spec.dataset] + cost.val_images / 3) / rate
+    crops = 0.0
+    for split, images in (("val", cost.val_images), ("test", cost.test_images[spec.dataset])):
+        for method, qs in wanted(spec, settings, split).items():
+            per = {"center": 1, "multicrop": 50}.get(method)
+            crops += images * sum(per or 2 * (q / spec.q_single) ** 2 for q in qs)
+    return train_s, crops / (3 * rate)
+
+
+def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None) -> str:
+    """The plan: each run, where it starts from, its scales in the miniature's and the paper's units, its protocols
+    and estimated minutes; then the tables the reproduction writes and what each decision is taken on."""
+    geo = Geometry(settings.crop)
+    lines = [
+        f"{len(runs)} runs in {settings.out} ({settings.seeds} seeds); crop {settings.crop} (the paper's 224), width "
+        f"x{settings.width:g}, fc {settings.head_width}, "
+        + ("BN, every net from scratch" if settings.batch_norm else "no BN, the paper's procedure"),
+        "",
+        "| run | data | S (paper's) | starts from | lr | epochs | test Q (paper's) | protocols (test) | est. min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    total = 0.0
+    for spec in runs:
+        qs = ", ".join(f"{q} ({geo.paper(q)})" for q in spec.qs)
+        start = {
+            "random": "random",
+            "preinit": f"net A's layers of {spec.init_from}",
+            "finetune": f"all of {spec.init_from}",
+        }[spec.init]
+        est = "-"
+        if cost is not None:
+            seconds = sum(estimate_seconds(spec, settings, cost))
+            total += seconds
+            est = f"{seconds / 60:.1f}"
+        protocols = ", ".join(wanted(spec, settings, "test"))
+        lines.append(
+            f"| {spec.name} | {spec.dataset} | {geo.label(spec.kind)} | {start} | {spec.lr:g} | "
+            f"{spec.epochs} | {qs} | {protocols} | {est} |"
+        )
+    if cost is not None:
+        rates = ", ".join(f"{k} {v:.0f}" for k, v in cost.train_images_per_s.items())
+        lines += ["", f"estimated total: {total / 60:.0f} min (measured training images/s: {rates})"]
+    return "\n".join(lines + ["", *outputs(settings)])
+
+
+def outputs(settings: Settings) -> list[str]:
+    """The tables a reproduction writes, and the data each of its decisions is taken on."""
+    breaks = Geometry(settings.crop).dense_breaks(Geometry(settings.crop).q_multi("jitter"))
+    dense = f"dense: not testable here ({breaks})" if breaks else "dense and multi-crop"
+    return [
+        "Tables (reproduce.md, reproduce.json, reproduce.png), all errors on the test set:",
+        f"- Table 3, the nets A, A-LRN, B, C, D, E at the small S ({settings.main_data})",
+        f"- Table 3, the training scales of {', '.join(settings.scale_nets)} ({settings.scale_data})",
+        "- Table 4, multi-scale testing: one Q against three",
+        f"- Table 5, D and E at jittered S: multi-crop; {dense}",
+        "- Table 6, the ensemble of the two best nets, and its better member",
+        "- the paper's findings: effect, 95 % interval, smallest detectable effect, verdict; the deviations from the "
+        "paper; each run's per-epoch validation error and learning rate",
+        "",
+        f"Decisions, each on the {settings.val_split:,} training images a seed's runs hold out (never the test set):",
+        "- the plateau schedule: each run's validation error, every epoch",
+        "- the better fixed S of each scale net (against which jittering is judged): validation error, centre crop",
+        "- the ensemble's pair and its better member: validation error, centre crop over three Q",
+    ]

@@ -1,0 +1,38 @@
+"""The service's settings, each with its flag's help and range (imported without the serve extra, so that
+``vggnet serve --help`` and the command line's checks work everywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, Range, setting
+
+
+@dataclass
+class ServeSettings:
+    """How ``vggnet serve`` serves one model: where, under which name, and within which limits."""
+
+    host: str = setting("127.0.0.1", "address to bind", role=RUNTIME)
+    port: int = setting(8000, "port (0: any free one)", Range(0, 65535), role=RUNTIME)
+    name: str = setting("vggnet", "the model's name in the protocol")
+    max_batch: int = setting(16, "images per forward pass", AT_LEAST_ONE)
+    max_wait_ms: float = setting(5.0, "how long a request waits for others to share its forward pass", NON_NEGATIVE)
+    max_queue: int = setting(256, "images allowed to wait; past it requests get 503 with Retry-After", AT_LEAST_ONE)
+    max_body: int = setting(10 * 2**20, "largest request body in bytes; more is refused with 413", AT_LEAST_ONE)
+    max_header: int = setting(
+        32 * 2**10, "largest request line and headers in bytes, together; more is refused with 431", Range(1024)
+    )
+    max_pixels: int = setting(40_000_000, "largest image in pixels, read from its header before decoding", AT_LEAST_ONE)
+    timeout: float = setting(30.0, "seconds a request may wait for the model before 504", POSITIVE)
+    threads: int | None = setting(
+        None,
+        "threads of the model (default: the cores but one for a small model, so that the HTTP side keeps a core; all "
+        "of them for one of more than a GMAC an image, e.g. VGG-16)",
+        AT_LEAST_ONE,
+        role=RUNTIME,
+    )
+    mirror: bool = setting(True, "classify the image and its mirror, posteriors averaged (--no-mirror: twice as fast)")
+
+    def check(self) -> None:
+        if self.max_queue < self.max_batch:
+            raise ValueError(f"--max-queue {self.max_queue} must be at least --max-batch {self.max_batch}")
