@@ -7,6 +7,10 @@ each posting an image file to /predict, bounded in requests and in time (the scr
 
     python benchmarks/serve.py --weights runs/fashion_mnist/model.safetensors --image some.png
     python benchmarks/serve.py --vgg16   # VGG-16 at 224 x 224 (random weights: speed only), float32 and int8 ONNX
+    python benchmarks/serve.py --weights runs/fashion_mnist/model.safetensors --vgg16 --engines onnxruntime openvino
+
+With --engines, each model is also exported (float32 and int8 ONNX) and served through each engine named
+(``vggnet serve --engine``), beside PyTorch.
 """
 
 from __future__ import annotations
@@ -167,6 +171,16 @@ def run_model(label: str, weights: str, image: bytes, args: argparse.Namespace, 
     return rows
 
 
+def export_both(weights: str, folder: Path) -> dict[str, str]:
+    """The main job's model exported as float32 and int8 ONNX (calibrated and checked on Fashion-MNIST)."""
+    from vggnet.export import Int8Settings, export
+    from vggnet.inference import load_model
+
+    if not (folder / "model.int8.onnx").exists():
+        export(load_model(weights), folder, ("onnx",), int8=Int8Settings(calibration=500, check=1000))
+    return {"float32": str(folder / "model.onnx"), "int8": str(folder / "model.int8.onnx")}
+
+
 def make_vgg16(folder: Path) -> tuple[str, str]:
     """VGG-16 (random weights: for speed only) as vggnet weights, and as an int8 ONNX model made with onnxruntime's
     static quantisation (calibrated on random images)."""
@@ -213,6 +227,8 @@ def main() -> int:
     p.add_argument("--max-queue", type=int, default=64)
     p.add_argument("--serve-flags", default="", help="more flags for vggnet serve, e.g. '--threads 1'")
     p.add_argument("--no-overload", dest="overload", action="store_false", help="skip the overload run")
+    p.add_argument("--engines", nargs="*", default=[], choices=["onnxruntime", "openvino"],
+                   help="serve the exported models through each of these engines too")  # fmt: skip
     args = p.parse_args()
     extra = args.serve_flags.split()
     image = Path(args.image).read_bytes() if args.image else fashion_image()
@@ -230,11 +246,19 @@ def main() -> int:
             code = service.stop()
         print(f"\noverload of {4 * args.max_queue} requests at once (queue bound {args.max_queue}): {found}; "
               f"exit status after SIGTERM {code}")  # fmt: skip
+    if args.weights and args.engines:
+        for kind, path in export_both(args.weights, ROOT / "runs" / "bench_serve" / "main").items():
+            for engine in args.engines:
+                rows += run_model(f"{Path(args.weights).name} {kind} ({engine})", path, image, args,
+                                  ["--engine", engine, *extra])  # fmt: skip
     if args.vgg16:
         weights, int8 = make_vgg16(ROOT / "runs" / "bench_serve")
         big = photo()
         rows += run_model("VGG-16 float32 (PyTorch)", weights, big, args, extra)
-        rows += run_model("VGG-16 int8 (ONNX)", int8, big, args, extra)
+        exported = {"float32": str(Path(int8).with_name("model.onnx")), "int8": int8}
+        for kind, path in exported.items():
+            for engine in args.engines or ["onnxruntime"]:
+                rows += run_model(f"VGG-16 {kind} ({engine})", path, big, args, ["--engine", engine, *extra])
     print("\n" + "\n".join(rows))
     return 0
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from vggnet.bench import Figure, PeakMemory, make_jpegs, table
@@ -39,3 +40,19 @@ def test_bf16_runs_are_skipped_where_the_cpu_would_emulate_them(monkeypatch, cap
     out = capsys.readouterr().out
     assert "bf16 runs skipped: this CPU has no bf16 units" in out
     assert "bf16 -" in text and "bfloat16" not in text  # and no bf16 matmul rate was measured
+
+
+def test_the_engines_side_by_side_mark_autos_pick_and_rank_against_the_fastest(tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'vggnet[openvino]')")
+    from vggnet.bench_engines import engines_table, run_engines
+    from vggnet.engines.select import installed
+
+    figures = run_engines([2], 1, tmp_path, only_model="main job")
+    names = [f.name for f in figures]
+    for engine in installed():
+        assert any(f"{engine} f32" in n for n in names) and any(f"{engine} int8" in n for n in names)
+    assert any("PyTorch eager f32" in n for n in names)
+    assert sum("(auto's pick)" in n for n in names) == 2  # one float32 and one int8 engine
+    table = engines_table(figures, 100.0)
+    ratios = [float(row.split("|")[4].strip()[:-1]) for row in table.splitlines()[2:]]
+    assert max(ratios) == 1.0 and all(0 < r <= 1.0 for r in ratios)

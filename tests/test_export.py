@@ -120,7 +120,7 @@ def test_onnx_files_that_are_not_ours_are_named_errors(tmp_path):
         torch.onnx.export(plain, (torch.randn(1, 3, 8, 8),), str(tmp_path / "other.onnx"), dynamo=False)
     with pytest.raises(ValueError, match="was not exported by vggnet: its metadata lacks classes"):
         load_model(tmp_path / "other.onnx")
-    with pytest.raises(ValueError, match="no such ONNX model"):
+    with pytest.raises(ValueError, match="no such exported model"):
         load_model(tmp_path / "missing.onnx")
 
 

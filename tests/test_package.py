@@ -21,6 +21,7 @@ LAYER_ORDER = [
     ("training",),
     ("evaluate", "features", "predict"),
     ("probe", "export"),
+    ("bench_engines",),
     ("bench",),
     ("reproduce", "serving"),
     ("cli",),

@@ -370,16 +370,24 @@ def test_the_page_classifies_an_upload_in_a_real_browser(server, local, tmp_path
         browser.quit()
 
 
+ENGINES = [("onnxruntime", "onnxruntime_onnx"), ("openvino", "openvino"), ("auto", None)]
+
+
 @pytest.mark.slow
-def test_an_exported_onnx_model_is_served_through_onnxruntime(weights, local, tmp_path):
+@pytest.mark.parametrize(("engine", "platform"), ENGINES)
+def test_an_exported_model_is_served_through_each_engine(weights, local, tmp_path, engine, platform):
+    from vggnet.engines.select import installed
     from vggnet.export import export
     from vggnet.inference import load_model
 
+    if engine not in ("auto", *installed()):
+        pytest.skip(f"{engine} is not installed")
     export(load_model(weights), tmp_path, ("onnx",))
-    s = Server(tmp_path / "model.onnx")
+    s = Server(tmp_path / "model.onnx", "--engine", engine)
     try:
         meta = httpx.get(s.url + "/v2/models/vggnet").json()
-        assert meta["platform"] == "onnxruntime_onnx" and meta["parameters"]["classes"] == CLASSES
+        assert meta["platform"] == (platform or meta["platform"]) and meta["parameters"]["classes"] == CLASSES
+        assert meta["platform"] in ("onnxruntime_onnx", "openvino")
         image = png(70, 50, 31)
         got = httpx.post(s.url + "/predict", content=image, timeout=30).json()["top"]
         expected = local.classify(local.preprocess(image)[None])[0]

@@ -25,7 +25,7 @@ from .inference import posteriors, prepare
 from .model import build
 from .settings import AT_LEAST_ONE, RUNTIME, Range, setting
 
-SECTIONS = ("inference", "train", "dense", "data", "int8")
+SECTIONS = ("inference", "train", "dense", "data", "engines")
 
 
 @dataclass
@@ -36,7 +36,8 @@ class BenchSettings:
     device: str = setting("cpu", "cpu or cuda", role=RUNTIME)
     only: list[str] = setting(
         ["inference", "train", "dense", "data"],
-        "which measurements (int8: onnxruntime float32 and int8 against PyTorch float32)",
+        "which measurements (engines: PyTorch, onnxruntime and OpenVINO side by side, float32, bf16 and int8, on "
+        "VGG-16 and the main job's model)",
         choices=SECTIONS,
     )
     batch: list[int] = setting([1, 8], "inference batch sizes", AT_LEAST_ONE)
@@ -402,57 +403,6 @@ def table(sections: list[tuple[str, list[Figure]]], ceiling: float) -> str:
     return "\n".join(lines)
 
 
-def int8_inference(arch: str, batch: int, repeats: int, work: Path) -> list[Figure]:
-    """float32 inference of vggnet (eager, prepared) against its exported ONNX model through onnxruntime, float32
-    and int8 (static QDQ, the scheme ``vggnet export --int8`` picks here), at 224 x 224; torchvision's eager last."""
-    import torchvision
-
-    from .data.datasets import Source
-    from .engines.onnxruntime_engine import OnnxModel
-    from .export import _Calibration, export, quantize_onnx, resolve_scheme
-    from .inference import Loaded
-
-    device = torch.device("cpu")
-    model = build(arch).eval()
-    loaded = Loaded(
-        model,
-        [f"class {i}" for i in range(model.num_classes)],
-        [0.485, 0.456, 0.406],
-        [0.229, 0.224, 0.225],
-        224,
-        f"random {arch}",
-    )
-    export(loaded, work, ("onnx",))
-    images = torch.stack([decode_for_bench(p) for p in make_jpegs(work / "calibration", 8)])
-    labels = torch.zeros(len(images), dtype=torch.long)
-    source = Source("bench JPEGs", ["class 0"], lambda: iter([(images, labels)]), len(images))
-    calibration = _Calibration(source, len(images), 256, loaded.mean, loaded.std)
-    quantize_onnx(work / "model.onnx", work / "model.int8.onnx", calibration, resolve_scheme("auto"))
-    threads = torch.get_num_threads()
-    fp32_ort, int8_ort = OnnxModel(work / "model.onnx", threads), OnnxModel(work / "model.int8.onnx", threads)
-    ours = prepare(model, device)
-    tv = getattr(torchvision.models, arch)().eval()
-    x = torch.randn(batch, 3, 224, 224)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-
-    def eager() -> None:
-        with torch.inference_mode():
-            ours(x_cl)
-
-    def torchvision_eager() -> None:
-        with torch.no_grad():
-            tv(x)
-
-    scheme = resolve_scheme("auto")
-    runs = {
-        f"vggnet {arch} float32 eager (prepared), batch {batch}": eager,
-        f"onnxruntime float32, batch {batch}": lambda: fp32_ort(x),
-        f"onnxruntime int8 ({scheme}), batch {batch}": lambda: int8_ort(x),
-        f"torchvision {arch} float32 eager, batch {batch}": torchvision_eager,
-    }
-    return alternate(runs, batch, device, repeats, macs_per_image=vgg_macs(arch))
-
-
 def decode_for_bench(path: Path) -> torch.Tensor:
     from torchvision.transforms.v2.functional import center_crop
 
@@ -496,15 +446,21 @@ def run_bench(args: BenchSettings) -> str:
         "train": lambda: [training_step(args.arch, args.train_batch, device, args.repeats, amp, args.compile)],
         "dense": lambda: [dense_vs_multicrop(args.arch, args.q, device, max(1, args.repeats // 2))],
         "data": lambda: [data_pipeline(Path(args.images))],
-        "int8": lambda: [
-            int8_inference(args.arch, b, args.repeats, Path(args.images).parent / "bench_onnx") for b in args.batch
-        ],
     }
+    engines = ""
     for kind in args.only:
+        if kind == "engines":
+            from .bench_engines import engines_table, run_engines
+
+            engines = engines_table(
+                run_engines(args.batch, args.repeats, Path(args.images).parent / "bench_engines"), fp32
+            )
+            print(engines, flush=True)
+            continue
         for figures in measure[kind]():
             sections.append((kind, figures))
             print(table(sections[-1:], fp32), flush=True)
-    text = header + "\n\n" + table(sections, fp32) + "\n"
+    text = header + "\n\n" + (table(sections, fp32) + "\n" if sections else "") + (engines + "\n" if engines else "")
     print("\n" + text)
     if args.out:
         atomic_write_text(args.out, text)

@@ -33,6 +33,9 @@ class ExportSettings(ModelChoice):
     format: list[str] = setting(["torchscript", "onnx"], "formats to write", choices=("torchscript", "onnx"))
     opset: int = setting(17, "ONNX opset (13 and up with --int8)")
     int8: bool = setting(False, "also write model.int8.onnx, statically quantised (QDQ)")
+    openvino: bool = setting(
+        False, "also write OpenVINO's IR, model.xml and model.bin (and model.int8.xml with --int8), checked likewise"
+    )
     triton: str | None = setting(
         None,
         "also write a Triton model repository: DIR/NAME/1/model.onnx (int8 with --int8), config.pbtxt (dynamic "
@@ -40,6 +43,11 @@ class ExportSettings(ModelChoice):
         metavar="DIR",
     )
     name: str = setting("vggnet", "the model's name in the Triton repository")
+    triton_backend: str = setting(
+        "onnxruntime",
+        "the Triton repository's backend: onnxruntime (model.onnx) or openvino (model.xml, model.bin)",
+        choices=("onnxruntime", "openvino"),
+    )
 
 
 class DenseClassifier(nn.Module):
@@ -91,7 +99,15 @@ def _compare(name: str, run, reference, model: VGG, tolerance: float) -> float:
     return worst
 
 
-FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "int8": "model.int8.onnx"}
+FILES = {
+    "torchscript": "model.torchscript.pt",
+    "onnx": "model.onnx",
+    "int8": "model.int8.onnx",
+    "openvino": "model.xml",
+    "openvino_int8": "model.int8.xml",
+}
+# every file an export may leave, OpenVINO's weights beside its .xml included
+LEFT = [*FILES.values(), "model.bin", "model.int8.bin"]
 
 
 def opset_range(int8: bool = False) -> range:
@@ -106,8 +122,13 @@ def opset_range(int8: bool = False) -> range:
 def check_options(formats: tuple[str, ...], opset: int, int8: Int8Settings | None = None) -> None:
     """Refuse what export cannot honour before any work is done."""
     for f in formats:
-        if f not in ("torchscript", "onnx"):
-            raise ValueError(f"unknown export format {f!r}; expected torchscript or onnx")
+        if f not in ("torchscript", "onnx", "openvino"):
+            raise ValueError(f"unknown export format {f!r}; expected torchscript, onnx or openvino")
+    if "openvino" in formats:
+        from .engines.select import installed
+
+        if "openvino" not in installed():
+            raise ValueError("--openvino needs OpenVINO (pip install 'vggnet[openvino]')")
     works = opset_range(int8 is not None)
     if opset not in works:
         raise ValueError(
@@ -141,10 +162,11 @@ def export(
     out = Path(out)
     with folder_lock(out, "export folder"), Staging(out) as stage:
         results = _build(loaded, stage, formats, opset, tolerance, int8)
-        written = [Path(r["path"]).name for r in results.values()]
+        written = [Path(f).name for r in results.values() for f in r.get("files", [r["path"]])]
         for r in results.values():
             r["path"] = str(out / Path(r["path"]).name)
-        removed = stage.commit(written, replaces=list(FILES.values()))
+            r.pop("files", None)
+        removed = stage.commit(written, replaces=LEFT)
     if removed:
         results["removed"] = {"files": removed}
     return results
@@ -178,13 +200,42 @@ def _build(
             loaded_back = torch.jit.load(str(path))
         error = _compare("TorchScript", lambda x: loaded_back(x), reference, model, tolerance)
         results["torchscript"] = {"path": str(path), "max_rel_error": error}
-    if "onnx" in formats or int8 is not None:
+    if "onnx" in formats or "openvino" in formats or int8 is not None:
         path = stage.path(FILES["onnx"])
         _export_onnx(wrapper, example, path, opset, loaded, "float32")
         error = _compare("ONNX", OnnxModel(path), reference, model, tolerance)
         results["onnx"] = {"path": str(path), "max_rel_error": error}
     if int8 is not None:
         results["int8"] = export_int8(loaded, stage.path(FILES["onnx"]), stage.path(FILES["int8"]), int8)
+    if "openvino" in formats:
+        results.update(export_openvino(loaded, stage, reference, model, tolerance, int8))
+    return results
+
+
+def export_openvino(
+    loaded: Loaded, stage: Staging, reference, model: VGG, tolerance: float, int8: Int8Settings | None
+) -> dict[str, dict[str, object]]:
+    """OpenVINO's IR of the float ONNX file, checked against PyTorch at two sizes; with ``int8``, of the int8 file
+    too, checked as the int8 ONNX file is (top-1 agreement with float32 on the held-out images)."""
+    from .engines.openvino_engine import OpenVinoModel, save_ir
+
+    files = save_ir(stage.path(FILES["onnx"]), stage.path(FILES["openvino"]))
+    error = _compare("OpenVINO", OpenVinoModel(files[0]), reference, model, tolerance)
+    results: dict[str, dict[str, object]] = {
+        "openvino": {"path": str(files[0]), "files": files, "max_rel_error": error}
+    }
+    if int8 is not None:
+        files = save_ir(stage.path(FILES["int8"]), stage.path(FILES["openvino_int8"]))
+        settings = int8.with_sources(loaded.model.in_channels)
+        check = check_agreement(
+            loaded, OpenVinoModel(files[0]), settings.check_on, settings.check, loaded.default_scale
+        )
+        if check["agreement"] < settings.min_agreement:
+            raise ValueError(
+                f"through OpenVINO the int8 model agrees with the float32 one on {100 * check['agreement']:.1f}% of "
+                f"{check['images']} held-out images, below {100 * settings.min_agreement:.0f}%: nothing written"
+            )
+        results["openvino_int8"] = {"path": str(files[0]), "files": files, **check}
     return results
 
 
@@ -362,7 +413,7 @@ class _Calibration:
 
 
 @torch.inference_mode()
-def check_agreement(loaded: Loaded, runner: OnnxModel, source: Source, count: int, q: int) -> dict[str, object]:
+def check_agreement(loaded: Loaded, runner, source: Source, count: int, q: int) -> dict[str, object]:
     """Top-1 agreement of the exported model with the PyTorch model on ``count`` images at Q = ``q`` (no labels
     needed), and the accuracy of both where the images' labels name the model's classes (``None`` otherwise, with
     the reason under ``accuracy_note``)."""
@@ -401,8 +452,10 @@ def check_agreement(loaded: Loaded, runner: OnnxModel, source: Source, count: in
 
 
 # -- a Triton model repository ---------------------------------------------------------------------------------------
-def triton_config(name: str, loaded: Loaded, max_batch: int = 32, queue_delay_us: int = 5000) -> str:
-    """``config.pbtxt`` for the exported ONNX model (Triton's onnxruntime backend): dynamic batching, the input
+def triton_config(
+    name: str, loaded: Loaded, max_batch: int = 32, queue_delay_us: int = 5000, backend: str = "onnxruntime"
+) -> str:
+    """``config.pbtxt`` for the exported model (Triton's onnxruntime or openvino backend): dynamic batching, the input
     ``image`` (C x H x W, any size the dense net takes) and output ``scores`` with the class labels file, and what a
     client needs to prepare images as parameters."""
     channels, classes = loaded.model.in_channels, len(loaded.classes)
@@ -415,7 +468,7 @@ def triton_config(name: str, loaded: Loaded, max_batch: int = 32, queue_delay_us
     }
     lines = [
         f'name: "{name}"',
-        'platform: "onnxruntime_onnx"',
+        'platform: "onnxruntime_onnx"' if backend == "onnxruntime" else 'backend: "openvino"',
         f"max_batch_size: {max_batch}",
         f'input [ {{ name: "image" data_type: TYPE_FP32 dims: [ {channels}, -1, -1 ] }} ]',
         f'output [ {{ name: "scores" data_type: TYPE_FP32 dims: [ {classes} ] label_filename: "labels.txt" }} ]',
@@ -444,36 +497,54 @@ def check_triton_config(text: str) -> None:
 
 
 def write_triton(
-    loaded: Loaded, onnx_path: str | os.PathLike, repo: str | os.PathLike, name: str = "vggnet", max_batch: int = 32
+    loaded: Loaded,
+    model_path: str | os.PathLike,
+    repo: str | os.PathLike,
+    name: str = "vggnet",
+    max_batch: int = 32,
+    backend: str = "onnxruntime",
 ) -> Path:
-    """``repo/name/`` as a Triton model repository: ``1/model.onnx`` (a copy of ``onnx_path``, float32 or int8),
+    """``repo/name/`` as a Triton model repository: ``1/model.onnx`` (onnxruntime backend) or ``1/model.xml`` and
+    ``1/model.bin`` (openvino backend), copies of the exported model at ``model_path`` (float32 or int8),
     ``config.pbtxt`` (checked against Triton's schema before anything is written) and ``labels.txt``."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"the Triton model name must be a plain folder name, got {name!r}")
-    config = triton_config(name, loaded, max_batch)
+    config = triton_config(name, loaded, max_batch, backend=backend)
     check_triton_config(config)
     folder = Path(repo) / name
+    source = Path(model_path)
+    copies = (
+        {"1/model.onnx": source}
+        if backend == "onnxruntime"
+        else {"1/model.xml": source, "1/model.bin": source.with_suffix(".bin")}
+    )
     with folder_lock(folder, "Triton model folder"), Staging(folder) as stage:
-        shutil.copyfile(onnx_path, stage.path("1/model.onnx"))
+        for target, origin in copies.items():
+            shutil.copyfile(origin, stage.path(target))
         stage.path("config.pbtxt").write_text(config)
         stage.path("labels.txt").write_text("\n".join(loaded.classes) + "\n")
-        stage.commit(["1/model.onnx", "config.pbtxt", "labels.txt"])
+        stage.commit([*copies, "config.pbtxt", "labels.txt"], replaces=["1/model.onnx", "1/model.xml", "1/model.bin"])
     return folder
 
 
 def run_export(s: ExportSettings, loaded: Loaded, int8: Int8Settings | None = None) -> dict[str, dict[str, object]]:
     """``vggnet export``: the files ``s`` asks for (a Triton repository's config checked before any work), and a
     line on how each was checked."""
-    formats = tuple(s.format)
+    formats = tuple(sorted({*s.format, *(["openvino"] if s.openvino else [])}))
     if s.triton:
         if Path(s.triton).exists() and not Path(s.triton).is_dir():
             raise ValueError(f"--triton {s.triton} is a file; give a folder")
-        check_triton_config(triton_config(s.name, loaded))
-        formats = tuple(sorted({*formats, "onnx"}))
+        check_triton_config(triton_config(s.name, loaded, backend=s.triton_backend))
+        formats = tuple(sorted({*formats, "onnx" if s.triton_backend == "onnxruntime" else "openvino"}))
     results = export(loaded, s.out, formats, opset=s.opset, int8=int8)
     if s.triton:
-        onnx_path = results["int8" if int8 else "onnx"]["path"]
-        results["triton"] = {"path": str(write_triton(loaded, onnx_path, s.triton, s.name))}
+        kind = (
+            ("int8" if int8 else "onnx")
+            if s.triton_backend == "onnxruntime"
+            else ("openvino_int8" if int8 else "openvino")
+        )
+        folder = write_triton(loaded, results[kind]["path"], s.triton, s.name, backend=s.triton_backend)
+        results["triton"] = {"path": str(folder), "backend": s.triton_backend}
     for fmt, r in results.items():
         print(describe_export(fmt, r))
     return results
@@ -484,18 +555,20 @@ def describe_export(fmt: str, r: dict[str, object]) -> str:
     if fmt == "removed":
         return f"removed {', '.join(r['files'])} of the earlier export (not part of this one)"
     if fmt == "triton":
+        files = "1/model.onnx" if r.get("backend", "onnxruntime") == "onnxruntime" else "1/model.xml, 1/model.bin"
         return (
-            f"triton: {r['path']} (1/model.onnx, config.pbtxt with dynamic batching, labels.txt; the config parses as "
+            f"triton: {r['path']} ({files}, config.pbtxt with dynamic batching, labels.txt; the config parses as "
             "Triton's ModelConfig)"
         )
-    if fmt == "int8":
+    if fmt in ("int8", "openvino_int8"):
         accuracy = (
             f"accuracy float32 {100 * r['float_accuracy']:.2f}%, int8 {100 * r['int8_accuracy']:.2f}%"
             if r["float_accuracy"] is not None
             else f"accuracy not measured: {r['accuracy_note']}"
         )
+        scheme = f"{r['scheme']}; " if "scheme" in r else "through OpenVINO; "
         return (
-            f"int8: {r['path']} ({r['scheme']}; checked on {r['images']} held-out images: top-1 agreement with "
+            f"{fmt}: {r['path']} ({scheme}checked on {r['images']} held-out images: top-1 agreement with "
             f"float32 {100 * r['agreement']:.2f}%, {accuracy})"
         )
     return f"{fmt}: {r['path']} (checked against PyTorch at two sizes: max relative error {r['max_rel_error']:.1e})"

@@ -236,3 +236,8 @@ class Staging:
     def __exit__(self, *exc: Any) -> None:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    """vggnet's cache (downloaded data, measured engines): ``$VGGNET_CACHE``, else ``~/.cache/vggnet``."""
+    return Path(os.environ.get("VGGNET_CACHE", Path.home() / ".cache" / "vggnet"))

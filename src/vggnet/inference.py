@@ -21,7 +21,6 @@ from torchvision.transforms.v2.functional import resize
 
 from .configs import canonical_name, resolve
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
-from .engines.onnxruntime_engine import is_onnx
 from .model import VGG, build, input_scale_of
 from .settings import RUNTIME, setting
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
@@ -43,6 +42,19 @@ class ModelChoice:
     )
     arch: str | None = setting(None, "architecture of weights that do not say (e.g. torchvision's .pth files)")
     device: str = setting("cpu", "cpu, cuda or cuda:N", role=RUNTIME)
+    engine: str = setting(
+        "auto",
+        "what runs an exported model (.onnx, OpenVINO's .xml): onnxruntime, openvino, or auto, the fastest installed "
+        "one for the model's kind on this CPU (measured once, remembered); torch for weights",
+        choices=("auto", "torch", "onnxruntime", "openvino"),
+        role=RUNTIME,
+    )
+    precision: str = setting(
+        "f32",
+        "arithmetic of an exported float model: f32, or bf16 through OpenVINO (its own default on CPUs with bf16 "
+        "units: about twice as fast, no longer float32)",
+        choices=("f32", "bf16"),
+    )
 
     def load(self, one: str | None = None) -> list[Loaded]:
         """The models, loaded; ``one``: the command takes exactly one (its name, for the message)."""
@@ -59,7 +71,7 @@ class ModelChoice:
         from .devices import pick_device
 
         pick_device(self.device)
-        return [load_model(w, self.arch) for w in self.weights]
+        return [load_model(w, self.arch, engine=self.engine, precision=self.precision) for w in self.weights]
 
 
 @dataclass
@@ -94,14 +106,26 @@ def imagenet_classes() -> list[str]:
     return list(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unknown: bool = False) -> Loaded:
+def load_model(
+    source: str | os.PathLike,
+    arch: str | None = None,
+    arch_if_unknown: bool = False,
+    engine: str = "auto",
+    precision: str = "f32",
+) -> Loaded:
     """Rebuild a model from a vggnet checkpoint (``.pt``), a vggnet ``.safetensors`` file, or any weights file or
-    URL together with ``arch`` (the class count and head are read from the weights), in eval mode. An exported
-    ``.onnx`` model comes back as an onnxruntime session with the same interface for evaluation.
+    URL together with ``arch`` (the class count and head are read from the weights), in eval mode. An exported model
+    (``.onnx``, or OpenVINO's ``.xml``) comes back through ``engine`` (``onnxruntime``, ``openvino``, or ``auto``:
+    the fastest installed one for its kind on this CPU, :mod:`vggnet.engines.select`) with the same interface for
+    evaluation; ``precision`` ``bf16`` asks OpenVINO for bf16 arithmetic.
 
     ``arch_if_unknown``: ``arch`` is only a default, for files that do not record their architecture."""
-    if is_onnx(source):
-        return _load_onnx(source)
+    if is_exported(source):
+        return _load_exported(source, engine, precision)
+    if engine not in ("auto", "torch"):
+        raise ValueError(
+            f"--engine {engine} runs exported models; export {source} first (vggnet export), or use --engine torch"
+        )
     if arch is not None:
         arch = canonical_name(*resolve(arch))
     found = rgb_input(read_weights(source, arch))
@@ -131,12 +155,19 @@ def load_model(source: str | os.PathLike, arch: str | None = None, arch_if_unkno
     return Loaded(model, list(classes), list(mean), list(std), crop, str(source), found.scale, found.pad)
 
 
-def _load_onnx(source: str | os.PathLike) -> Loaded:
-    from .engines.onnxruntime_engine import OnnxModel
+def is_exported(source: str | os.PathLike) -> bool:
+    """Whether ``source`` is an exported model: ONNX, or OpenVINO's IR."""
+    return Path(str(source)).suffix in (".onnx", ".xml")
+
+
+def _load_exported(source: str | os.PathLike, engine: str, precision: str) -> Loaded:
+    from .engines.select import open_exported
 
     if not Path(str(source)).is_file():
-        raise ValueError(f"no such ONNX model: {source}")
-    runner = OnnxModel(source)
+        raise ValueError(f"no such exported model: {source}")
+    if engine == "torch":
+        raise ValueError(f"{source} is an exported model: it runs through onnxruntime or openvino, not torch")
+    runner = open_exported(source, engine, precision=precision)
     meta = runner.meta
     crop, scale, pad = int(meta["crop"]), meta.get("scale"), int(meta.get("pad") or 0)
     return Loaded(runner, list(meta["classes"]), list(meta["mean"]), list(meta["std"]), crop, str(source), scale, pad)

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from ..files import cache_dir
 from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image, decode_on, read_checked, to_gray
 from .transforms import (
     IMAGENET_EIGVAL,
@@ -206,10 +207,6 @@ def find_fashion_mnist(root: str | os.PathLike | None = None, download: bool = T
     if not download:
         raise ValueError(f"Fashion-MNIST idx files not found in {', '.join(map(str, candidates))}")
     return download_fashion_mnist(candidates[-1])
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VGGNET_CACHE", Path.home() / ".cache" / "vggnet"))
 
 
 def download_fashion_mnist(folder: str | os.PathLike, base_url: str | None = None) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +33,8 @@ class OnnxModel:
     gives class scores; ``score_map`` gives them as a 1 x 1 map (the session already averaged the dense map)."""
 
     batch_norm = False
+    engine = "onnxruntime"
+    precision = "f32"  # onnxruntime's CPU provider computes float models in float32, int8 ones in int8
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -91,5 +92,12 @@ def write_metadata(path: str | os.PathLike, properties: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def is_onnx(source: str | os.PathLike) -> bool:
-    return Path(str(source)).suffix == ".onnx"
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``vggnet_*`` properties of an ONNX file, decoded."""
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception as err:  # onnx raises protobuf's decode errors for files that are not ONNX
+        raise ValueError(f"cannot load ONNX model {path}: {str(err).splitlines()[0][:200]}") from None
+    return {k: json.loads(props[f"vggnet_{k}"]) for k in METADATA if f"vggnet_{k}" in props}

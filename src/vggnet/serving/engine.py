@@ -31,8 +31,17 @@ class Engine:
     max_pixels: int = 40_000_000
 
     @classmethod
-    def load(cls, weights: str, arch: str | None = None, mirror: bool = True, max_pixels: int = 40_000_000) -> Engine:
-        loaded = load_model(weights, arch)
+    def load(
+        cls,
+        weights: str,
+        arch: str | None = None,
+        mirror: bool = True,
+        max_pixels: int = 40_000_000,
+        engine: str = "auto",
+        precision: str = "f32",
+    ) -> Engine:
+        """The model at ``weights``; an exported one through ``engine`` (``auto``: the fastest installed here)."""
+        loaded = load_model(weights, arch, engine=engine, precision=precision)
         net = prepare(loaded.model) if isinstance(loaded.model, VGG) else loaded.model
         return cls(loaded, net, mirror, max_pixels)
 
@@ -58,7 +67,9 @@ class Engine:
 
     @property
     def platform(self) -> str:
-        return "pytorch_libtorch" if isinstance(self.loaded.model, VGG) else "onnxruntime_onnx"
+        if isinstance(self.loaded.model, VGG):
+            return "pytorch_libtorch"
+        return {"openvino": "openvino"}.get(self.loaded.model.engine, "onnxruntime_onnx")
 
     def decode(self, data: bytes) -> torch.Tensor:
         """An image's encoded bytes to uint8 C x H x W with the model's channels; ``BadImage`` (with its kind) for

@@ -140,11 +140,14 @@ def serve_model(model: ModelChoice, settings: ServeSettings) -> None:
     if len(model.weights) != 1:
         raise ValueError("give the model with one --weights (a vggnet file, an exported .onnx, or weights with --arch)")
     pick_device(model.device)
-    engine = Engine.load(model.weights[0], model.arch, settings.mirror, settings.max_pixels)
+    engine = Engine.load(
+        model.weights[0], model.arch, settings.mirror, settings.max_pixels, model.engine, model.precision
+    )
     torch.set_num_threads(settings.threads or engine.default_threads(os.cpu_count() or 2))
     loaded = engine.loaded
+    runs = "PyTorch" if engine.platform == "pytorch_libtorch" else f"{loaded.model.engine}, {loaded.model.precision}"
     print(
-        f"serving {loaded.source} as {settings.name!r} ({len(loaded.classes)} classes; images rescaled to "
+        f"serving {loaded.source} ({runs}) as {settings.name!r} ({len(loaded.classes)} classes; images rescaled to "
         f"{loaded.default_scale}, centre {loaded.crop} x {loaded.crop}) on http://{settings.host}:{settings.port}/",
         flush=True,
     )

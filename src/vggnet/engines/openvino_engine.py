@@ -1,0 +1,101 @@
+"""Exported models run through OpenVINO, behind the interface evaluation uses (calling it gives class scores).
+
+OpenVINO reads vggnet's ONNX files (float32, or the int8 QDQ file ``export --int8`` writes, which it runs as int8)
+and its own IR (``model.xml``/``model.bin``, ``export --openvino``), whose ``rt_info`` holds the same metadata as the
+ONNX file's properties. Arithmetic is float32 unless ``precision="bf16"`` is asked for: OpenVINO's own default on
+CPUs with bf16 units (AVX512-BF16, AMX) is bf16, about twice as fast and no longer float32, so vggnet sets it
+explicitly either way and says which it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .onnxruntime_engine import METADATA, read_onnx_metadata
+
+PRECISIONS = ("f32", "bf16")
+
+
+def read_ir_metadata(model: Any) -> dict[str, Any]:
+    """The ``vggnet`` entries of an OpenVINO model's rt_info."""
+    found = {}
+    for key in METADATA:
+        if model.has_rt_info(["vggnet", key]):
+            found[key] = json.loads(model.get_rt_info(["vggnet", key]).astype(str))
+    return found
+
+
+def write_ir_metadata(model: Any, meta: dict[str, Any]) -> None:
+    for key, value in meta.items():
+        model.set_rt_info(json.dumps(value), ["vggnet", key])
+
+
+class OpenVinoModel:
+    """An OpenVINO compiled model with the parts of :class:`vggnet.VGG`'s interface that evaluation uses. Batch and
+    image size stay dynamic, as exported; ``hint`` is OpenVINO's performance hint (LATENCY: all cores on each
+    request)."""
+
+    batch_norm = False
+    engine = "openvino"
+
+    def __init__(
+        self, path: str | os.PathLike, threads: int | None = None, precision: str = "f32", hint: str = "LATENCY"
+    ) -> None:
+        import openvino as ov
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as err:  # OpenVINO raises its own exception types for unreadable models
+            raise ValueError(f"cannot load model {path} with OpenVINO: {str(err).splitlines()[0][:200]}") from None
+        self.meta = read_ir_metadata(model) if Path(str(path)).suffix == ".xml" else read_onnx_metadata(path)
+        missing = [k for k in ("classes", "mean", "std", "crop", "in_channels", "num_classes") if k not in self.meta]
+        if missing:
+            raise ValueError(f"{path} was not exported by vggnet: its metadata lacks {', '.join(missing)}")
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": precision}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # what it runs
+        self.num_classes = int(self.meta["num_classes"])
+        self.in_channels = int(self.meta["in_channels"])
+        self.min_size = int(self.meta.get("min_size", 32))
+        self.path = str(path)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]}")
+        result = self.request.infer({0: x.detach().float().contiguous().cpu().numpy()})
+        return torch.from_numpy(result[self.compiled.output(0)].copy())
+
+    def score_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)[:, :, None, None]
+
+    def eval(self) -> OpenVinoModel:
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> OpenVinoModel:
+        device = args[0] if args else kwargs.get("device")
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError("exported models run on the CPU here (OpenVINO's CPU plugin); use --device cpu")
+        return self
+
+
+def save_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> list[Path]:
+    """The ONNX model at ``onnx_path`` as OpenVINO IR (``.xml`` and ``.bin``), its weights kept as they are (float32,
+    or the int8 file's quantised ones; not compressed to float16), its metadata in rt_info. Returns both files."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(onnx_path))
+    write_ir_metadata(model, read_onnx_metadata(onnx_path))
+    ov.save_model(model, str(xml_path), compress_to_fp16=False)
+    xml = Path(xml_path)
+    return [xml, xml.with_suffix(".bin")]

@@ -1,0 +1,151 @@
+"""Which engine runs an exported model: one named, or ``auto``, the fastest installed one for this kind of model on
+this CPU. The ranking differs by CPU (onnxruntime's int8 kernels, OpenVINO's, PyTorch's oneDNN use each CPU's
+instructions differently), so ``auto`` measures: a few batches through each engine, once per machine and kind of
+model (precision, input, classes, size), the answer kept in vggnet's cache (``engines.json``)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..files import atomic_write_text, cache_dir
+
+ENGINES = ("onnxruntime", "openvino")  # the engines of an exported model (PyTorch runs the weights it came from)
+MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+
+
+def installed() -> list[str]:
+    """The engines whose library is installed, in :data:`ENGINES`' order."""
+    return [e for e in ENGINES if importlib.util.find_spec(MODULES[e]) is not None]
+
+
+def open_engine(path: str | os.PathLike, engine: str, threads: int | None = None, precision: str = "f32") -> Any:
+    """The exported model at ``path`` through ``engine`` (``onnxruntime`` or ``openvino``)."""
+    if engine == "onnxruntime":
+        if Path(str(path)).suffix != ".onnx":
+            raise ValueError(f"onnxruntime runs .onnx files; {path} is OpenVINO's IR: use --engine openvino")
+        if precision != "f32":
+            raise ValueError("onnxruntime computes float models in float32 on the CPU; bf16 needs --engine openvino")
+        from .onnxruntime_engine import OnnxModel
+
+        return OnnxModel(path, threads)
+    if engine == "openvino":
+        if "openvino" not in installed():
+            raise ValueError("--engine openvino needs OpenVINO (pip install 'vggnet[openvino]')")
+        from .openvino_engine import OpenVinoModel
+
+        return OpenVinoModel(path, threads, precision)
+    raise ValueError(f"unknown engine {engine!r} for an exported model; expected auto, {', '.join(ENGINES)}")
+
+
+def open_exported(
+    path: str | os.PathLike, engine: str = "auto", threads: int | None = None, precision: str = "f32"
+) -> Any:
+    """The exported model at ``path``, through ``engine`` or (``auto``) the fastest installed one here."""
+    if engine == "auto":
+        engine = choose(path, precision)
+    return open_engine(path, engine, threads, precision)
+
+
+def cpu_signature() -> str:
+    """This CPU (model, instruction flags, cores) and the oneDNN/ATen limits set in the environment."""
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.exists() else ""
+    lines = text.splitlines()
+    name = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), os.uname().machine)
+    flags = next((x.split(":", 1)[1] for x in lines if x.startswith("flags")), "")
+    limits = [os.environ.get(k, "") for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")]
+    digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
+    return f"{name} | {os.cpu_count()} cores | flags {digest} | {'/'.join(limits)}"
+
+
+def model_kind(path: str | os.PathLike, precision: str) -> str:
+    """What makes engines rank differently: the exported precision, input, classes, size, the asked arithmetic."""
+    from .onnxruntime_engine import read_onnx_metadata
+
+    p = Path(str(path))
+    meta = read_onnx_metadata(p) if p.suffix == ".onnx" else _ir_meta(p)
+    size = p.stat().st_size + (p.with_suffix(".bin").stat().st_size if p.suffix == ".xml" else 0)
+    return (
+        f"{meta.get('precision', 'float32')} | {meta.get('in_channels')}x{meta.get('crop')} | "
+        f"{meta.get('num_classes')} classes | {size // 2**20} MiB | {precision}"
+    )
+
+
+def _ir_meta(path: Path) -> dict[str, Any]:
+    import openvino as ov
+
+    from .openvino_engine import read_ir_metadata
+
+    return read_ir_metadata(ov.Core().read_model(str(path)))
+
+
+def cache_file() -> Path:
+    return cache_dir() / "engines.json"
+
+
+MEASUREMENT = "v2"  # how engines are measured: a new way starts the cache afresh
+
+
+def choose(path: str | os.PathLike, precision: str = "f32", refresh: bool = False) -> str:
+    """The fastest installed engine for this kind of model on this CPU: measured once, then remembered (``refresh``,
+    or ``vggnet bench --only engines``, measures again)."""
+    candidates = [e for e in installed() if not (e == "onnxruntime" and Path(str(path)).suffix != ".onnx")]
+    if precision != "f32":
+        candidates = [e for e in candidates if e == "openvino"]
+    if not candidates:
+        raise ValueError(f"no installed engine runs {path} (pip install 'vggnet[openvino]' or onnxruntime)")
+    if len(candidates) == 1:
+        return candidates[0]
+    key = f"{MEASUREMENT} || {cpu_signature()} || {model_kind(path, precision)}"
+    cache = _read_cache()
+    known = cache.get(key)
+    if not refresh and known and known["engine"] in candidates and set(candidates) <= set(known["images_per_s"]):
+        return known["engine"]
+    rates = {e: measure(path, e, precision) for e in candidates}
+    best = max(rates, key=rates.get)
+    cache[key] = {"engine": best, "images_per_s": rates, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with contextlib.suppress(OSError):  # an unwritable cache costs a measurement next time, nothing more
+        atomic_write_text(cache_file(), json.dumps(cache, indent=1))
+    return best
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def measure(path: str | os.PathLike, engine: str, precision: str = "f32", batch: int = 8, repeats: int = 3) -> float:
+    """Images/s of ``engine`` on batches of ``batch`` crops (what the service and evaluation send)."""
+    model = open_engine(path, engine, None, precision)
+    crop = int(model.meta["crop"])
+    x = torch.randn(batch, model.in_channels, crop, crop)
+    return images_per_second(lambda: model(x), batch, repeats)
+
+
+def images_per_second(run: Callable[[], Any], batch: int, repeats: int = 3, least: float = 0.2) -> float:
+    """The median rate of ``run`` over ``repeats`` timings, each of enough calls to take ``least`` seconds (a
+    fraction of a millisecond per call would time the thread pools' wake-up, not the model), after a warm-up."""
+    started = time.perf_counter()
+    run()
+    calls = max(1, math.ceil(least / max(time.perf_counter() - started, 1e-6)))
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(calls):
+            run()
+        rates.append(batch * calls / (time.perf_counter() - started))
+    return statistics.median(rates)
