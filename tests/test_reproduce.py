@@ -143,8 +143,17 @@ def test_the_test_split_is_opened_only_by_the_final_evaluation(tiny_run):
         assert state_of(r, settings) == "validated" and (Path(settings.out) / r.name / "test.safetensors").is_file()
 
 
+@pytest.fixture
+def all_trained(monkeypatch):
+    """The tiny runs barely leave chance in one epoch: count every one as trained, for the tests of what the report
+    does with trained runs (test_a_run_that_never_left_chance_is_left_out checks the rule itself)."""
+    from vggnet.reproduce.results import Results
+
+    monkeypatch.setattr(Results, "trained", lambda self, run: run in self.saved["val"])
+
+
 @pytest.mark.slow
-def test_no_decision_reads_the_test_set(tiny_run):
+def test_no_decision_reads_the_test_set(tiny_run, all_trained):
     """The better fixed S and the ensemble's pair come from the validation split: scrambling every test posterior
     changes the reported errors, never a decision."""
     from safetensors.torch import load_file, save_file
@@ -173,7 +182,7 @@ def test_no_decision_reads_the_test_set(tiny_run):
 
 
 @pytest.mark.slow
-def test_the_report_judges_every_finding_and_says_what_it_cannot_test(tiny_run):
+def test_the_report_judges_every_finding_and_says_what_it_cannot_test(tiny_run, all_trained):
     settings, runs, _, _, _ = tiny_run
     md, data, _ = build_report(settings, runs)
     verdicts = {f["claim"]: f for f in data["findings"]}
@@ -244,5 +253,23 @@ def test_plan_prints_the_runs_tables_and_decisions_without_running(tmp_path, cap
     text = capsys.readouterr().out
     assert "| E_jitter_seed0 | synthetic | S∈[32,64] ([256,512]) | all of E_384_seed0 | 0.001 |" in text
     assert "estimated total:" in text and "Table 6, the ensemble" in text and "dense: not testable here" in text
-    assert "the ensemble's pair and its better member: validation error" in text
+    assert "the ensemble's pair and its better member: validation error, centre crop" in text
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_run_that_never_left_chance_is_left_out_with_the_runs_that_start_from_it(tiny_run):
+    from vggnet.reproduce.results import Results
+
+    settings, runs, _, _, _ = tiny_run
+    results = Results(settings, runs)
+    histories = {n: f["meta"]["history"] for n, f in results.saved["val"].items()}
+    histories["A_256_seed0"][-1]["val_top1_err"] = 0.30  # 4 classes: chance is 75 %
+    histories["B_256_seed0"][-1]["val_top1_err"] = 0.74
+    histories["D_256_seed0"][-1]["val_top1_err"] = 0.20
+    histories["D_384_seed0"][-1]["val_top1_err"] = 0.20
+    assert results.trained("A_256_seed0") and not results.trained("B_256_seed0")
+    assert results.trained("D_384_seed0")
+    histories["D_256_seed0"][-1]["val_top1_err"] = 0.75
+    assert not results.trained("D_384_seed0")  # fine-tuned from a net that never trained
+    assert "B_256_seed0" in results.stuck() and not results.posteriors("B_256", "center@1", "test").get(0)

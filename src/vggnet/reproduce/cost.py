@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .plan import LETTERS, NAMES, Geometry, RunSpec, Settings, plan, train_config, wanted
+from .plan import LETTERS, NAMES, Geometry, RunSpec, Settings, judged_by, plan, train_config, wanted
 
 
 @dataclass
@@ -118,6 +118,8 @@ def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None
 def outputs(settings: Settings) -> list[str]:
     """The tables a reproduction writes, and the data each of its decisions is taken on."""
     breaks = Geometry(settings.crop).dense_breaks(Geometry(settings.crop).q_multi("jitter"))
+    family = judged_by(settings, "scales" if settings.separate_scale_runs else "nets")
+    scale = {"dense": "dense", "multicrop": "multi-crop (5 x 5 x 2) at the single Q", "center": "centre crop"}[family]
     dense = f"dense: not testable here ({breaks})" if breaks else "dense and multi-crop"
     return [
         "Tables (reproduce.md, reproduce.json, reproduce.png), all errors on the test set:",
@@ -131,6 +133,6 @@ def outputs(settings: Settings) -> list[str]:
         "",
         f"Decisions, each on the {settings.val_split:,} training images a seed's runs hold out (never the test set):",
         "- the plateau schedule: each run's validation error, every epoch",
-        "- the better fixed S of each scale net (against which jittering is judged): validation error, centre crop",
-        "- the ensemble's pair and its better member: validation error, centre crop over three Q",
+        f"- the better fixed S of each scale net (against which jittering is judged): validation error, {scale}",
+        f"- the ensemble's pair and its better member: validation error, {scale}",
     ]

@@ -338,14 +338,29 @@ def train_config(spec: RunSpec, settings: Settings):
 
 def wanted(spec: RunSpec, settings: Settings, split: str) -> dict[str, list[int]]:
     """The posteriors a run's report needs on a split (``val`` or ``test``), by protocol: the centre crop at every
-    Q; the dense net where the geometry lets it mean what it means in the paper; multi-crop (test only) at the
-    multi-scale Qs for the nets of Table 5."""
+    Q; the dense net where the geometry lets it mean what it means in the paper; on data with scale, where the dense
+    net cannot be used, multi-crop at the single Q (5 x 5 crops x 2 flips: the whole image, as the dense net sees
+    it; the scale findings and their decisions rest on it), and for the nets of Table 5 at every multi-scale Q."""
     found = {"center": spec.qs}
-    if Geometry(settings.crop).dense_breaks(spec.qs) is None:
+    dense = Geometry(settings.crop).dense_breaks(spec.qs) is None
+    if dense:
         found["dense"] = spec.qs
-    if spec.multicrop and split == "test":
-        found["multicrop"] = list(spec.q_multi)
+    crops = set(spec.q_multi) if spec.multicrop and split == "test" else set()
+    if spec.group == "scales" and not dense:
+        crops.add(spec.q_single)
+    if crops:
+        found["multicrop"] = sorted(crops)
     return found
+
+
+def judged_by(settings: Settings, group: str) -> str:
+    """The protocol family that judges a group's findings: the paper's dense net where it is testable; else, on data
+    with scale, multi-crop (it sees the whole image; a centre crop at a large Q cuts away objects off its centre);
+    else the centre crop (the training crop's geometry, on data whose objects sit in the centre)."""
+    geo = Geometry(settings.crop)
+    if geo.dense_breaks(geo.q_multi("jitter")) is None:
+        return "dense"
+    return "multicrop" if group == "scales" else "center"
 
 
 def with_paper_defaults(values: dict[str, Any]) -> dict[str, Any]:

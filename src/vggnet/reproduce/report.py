@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write, atomic_write_text
-from .plan import KINDS, LETTERS, TABLE5, RunSpec, Settings
+from .plan import KINDS, LETTERS, TABLE5, RunSpec, Settings, judged_by
 from .results import (
     PAPER_TABLE3,
     PAPER_TABLE4,
@@ -151,8 +151,8 @@ def build_report(settings: Settings, runs: list[RunSpec]) -> tuple[str, dict[str
 
 def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], data: dict[str, Any]) -> list[str]:
     settings = results.settings
-    net = "dense@1" if results.dense_breaks("A_256") is None else "center@1"
-    family = net.split("@")[0]
+    net = judged_by(settings, "nets") + "@1"
+    family = judged_by(settings, "scales" if settings.separate_scale_runs else "nets")
     suffix = "_scaled" if settings.separate_scale_runs else ""
     t = data["timing"]
     return [
@@ -169,11 +169,11 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
         "",
         *table_nets(results, net),
         "",
-        f"## Table 3: training scales ({settings.scale_data}, {PROTOCOL_LABEL[net]})",
+        f"## Table 3: training scales ({settings.scale_data}, {PROTOCOL_LABEL[family + '@1']})",
         "",
-        *table_scales(results, net, suffix),
+        *table_scales(results, family + "@1", suffix),
         "",
-        f"## Table 4: multi-scale testing ({PROTOCOL_LABEL[family]} against {PROTOCOL_LABEL[net]})",
+        f"## Table 4: multi-scale testing ({PROTOCOL_LABEL[family]} against {PROTOCOL_LABEL[family + '@1']})",
         "",
         *table_multiscale(results, family, suffix),
         "",
@@ -194,6 +194,8 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
         *lrn_lines(data["lrn"]),
         "",
         *plateau_lines(data["plateau"]),
+        "",
+        *stuck_lines(data["stuck"]),
         "",
         "![top-1 error by net and protocol](reproduce.png)",
         "",
@@ -225,6 +227,17 @@ def lrn_lines(lrn: dict[str, Any]) -> list[str]:
     return [
         f"LRN normalises: on validation images, A-LRN's norm1 / relu1_1 ranged {lo:.4f} to {hi:.4f} (1st to 99th "
         f"percentile over seeds), where a layer that only rescaled would give {LRN_CONSTANT:.4f} everywhere.",
+    ]
+
+
+def stuck_lines(stuck: dict[str, Any]) -> list[str]:
+    if not stuck:
+        return ["Every run left chance (on its validation split)."]
+    runs = ", ".join(f"{name} ({error:.2f} %)" for name, error in stuck.items())
+    return [
+        f"{len(stuck)} runs never left chance on their validation split, or started from one that did not, and are "
+        f"left out of every table and finding (last validation error in brackets): {runs}. A finding is judged on "
+        "the seeds where both of its sides trained; the per-seed column shows which."
     ]
 
 
@@ -276,6 +289,7 @@ def report_data(results: Results, chosen: dict[str, Any], found: list[Finding]) 
         "deviations": deviations(results),
         "lrn": {"constant_ratio": LRN_CONSTANT, "runs": lrn_runs(results)},
         "plateau": plateau(results),
+        "stuck": {n: 100 * results.saved["val"][n]["meta"]["history"][-1]["val_top1_err"] for n in results.stuck()},
         "timing": timing(results),
         "paper": {"table3": PAPER_TABLE3, "table4": PAPER_TABLE4, "table5": PAPER_TABLE5, "table6": PAPER_TABLE6},
     }

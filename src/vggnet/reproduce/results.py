@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .plan import Geometry, RunSpec, Settings
+from .plan import Geometry, RunSpec, Settings, judged_by
 from .runs import SPLITS, evaluated
 from .stats import NOT_TESTABLE, Effect, between_nets, between_protocols, verdict
 
@@ -31,11 +31,13 @@ PAPER_TABLE5 = {
     "E_jitter": {"dense": (24.8, 7.5), "multicrop": (24.6, 7.4), "dense+multicrop": (24.4, 7.1)},
 }
 PAPER_TABLE6 = {"D+E, multi-crop & dense": (23.7, 6.8)}
+CHANCE_MARGIN = 5.0  # points of top-1 error below chance that a run must reach to count as trained
 PROTOCOL_LABEL = {
     "center@1": "centre crop, single Q",
     "center": "centre crop, multi-Q",
     "dense@1": "dense, single Q",
     "dense": "dense, multi-Q",
+    "multicrop@1": "multi-crop, single Q",
     "multicrop": "multi-crop, multi-Q",
     "dense+multicrop": "multi-crop & dense, multi-Q",
 }
@@ -82,7 +84,7 @@ class Results:
         for spec in self.specs(model):
             found = self.saved[split].get(spec.name)
             keys = keys_for(spec, protocol)
-            if found and all(k in found["tensors"] for k in keys):
+            if found and all(k in found["tensors"] for k in keys) and self.trained(spec.name):
                 tensors = found["tensors"]
                 out[spec.seed] = (sum(tensors[k] for k in keys) / len(keys), tensors["labels"])
         return out
@@ -107,6 +109,25 @@ class Results:
             top5.append(100 * (1 - hit.any(1).float().mean().item()))
         return Cell(seeds, top1, top5)
 
+    def trained(self, run: str) -> bool:
+        """Whether a run left chance: its last validation error (its own held-out images) is more than
+        :data:`CHANCE_MARGIN` points below chance, and so did the run it started from. A net that never did is a
+        failed run, not a measurement."""
+        spec = next((r for r in self.runs if r.name == run), None)
+        if spec is not None and spec.init_from and not self.trained(spec.init_from):
+            return False  # fine-tuned from a net that never trained: not the paper's procedure either
+        val = self.saved["val"].get(run)
+        history = val["meta"].get("history", []) if val else []
+        errors = [h["val_top1_err"] for h in history if "val_top1_err" in h]
+        if not errors:
+            return val is not None  # no record to judge by: taken as it is
+        classes = len(val["meta"].get("classes") or []) or 10
+        return 100 * errors[-1] < 100 * (1 - 1 / classes) - CHANCE_MARGIN
+
+    def stuck(self) -> list[str]:
+        """The runs that never left chance (on their validation split), each excluded from every table and finding."""
+        return [name for name in self.saved["val"] if not self.trained(name)]
+
     def dense_breaks(self, model: str) -> str | None:
         specs = self.specs(model)
         return self.geometry.dense_breaks(specs[0].qs) if specs else None
@@ -122,27 +143,28 @@ def decisions(results: Results) -> dict[str, Any]:
     better fixed S of each scale net, and the ensemble's pair and its better member."""
     settings = results.settings
     suffix = "_scaled" if settings.separate_scale_runs else ""
+    family = judged_by(settings, "scales" if settings.separate_scale_runs else "nets")
     better_s = {}
     for letter in settings.scale_nets:
-        fixed = {m: mean_error(results, m, "center@1") for m in (f"{letter}_256{suffix}", f"{letter}_384{suffix}")}
+        fixed = {m: mean_error(results, m, f"{family}@1") for m in (f"{letter}_256{suffix}", f"{letter}_384{suffix}")}
         fixed = {m: e for m, e in fixed.items() if e is not None}
         better_s[letter] = {"val_top1": fixed, "chosen": min(fixed, key=fixed.get) if fixed else None}
     candidates = {
-        m: mean_error(results, m, "center")
+        m: mean_error(results, m, f"{family}@1")
         for m in results.models
         if any(r.group == "scales" or r.kind != "256" for r in results.specs(m)) and m[0] in "CDE"
     }
     candidates = {m: e for m, e in candidates.items() if e is not None}
     pair = sorted(candidates, key=candidates.get)[:2]
-    both_multicrop = len(pair) == 2 and all(results.posteriors(m, "multicrop", "test") for m in pair)
     return {
-        "data": f"the {settings.val_split:,} training images each seed's runs held out (centre crop)",
+        "data": f"the {settings.val_split:,} training images each seed's runs held out (scale nets: "
+        f"{PROTOCOL_LABEL[family + '@1']})",
         "better_fixed_s": better_s,
         "ensemble": {
             "val_top1": candidates,
             "pair": pair,
             "better": pair[0] if pair else None,
-            "protocol": "multicrop" if both_multicrop else "center",
+            "protocol": f"{family}@1",
         },
         "plateau": "each run's own validation split, every epoch",
     }
@@ -251,7 +273,7 @@ def data_of(results: Results, model: str) -> str:
 
 def findings(results: Results, chosen: dict[str, Any]) -> list[Finding]:
     """The paper's findings (Sect. 4.1-4.4), each on the data and protocol that can test it."""
-    net = "dense@1" if results.dense_breaks("A_256") is None else "center@1"
+    net = judged_by(results.settings, "nets") + "@1"
     found = [
         compare_nets(
             results,
@@ -271,6 +293,7 @@ def findings(results: Results, chosen: dict[str, Any]) -> list[Finding]:
     ]
     suffix = "_scaled" if results.settings.separate_scale_runs else ""
     geo = results.geometry
+    family = judged_by(results.settings, "scales" if results.settings.separate_scale_runs else "nets")
     for letter in results.settings.scale_nets:
         best = chosen["better_fixed_s"][letter]["chosen"] or f"{letter}_256{suffix}"
         kind = results.specs(best)[0].kind
@@ -282,14 +305,13 @@ def findings(results: Results, chosen: dict[str, Any]) -> list[Finding]:
                 f"the better fixed S ({geo.label(kind)}, chosen on validation)",
                 f"{letter}_jitter{suffix}",
                 best,
-                net,
+                f"{family}@1",
                 round(paper, 2),
             )
         )
     for letter in results.settings.scale_nets:
         m = f"{letter}_jitter{suffix}"
         paper = PAPER_TABLE3.get(f"{letter}_jitter", (0,))[0] - PAPER_TABLE4.get(f"{letter}_jitter", (0,))[0]
-        family = net.split("@")[0]
         found.append(
             compare_protocols(
                 results,
