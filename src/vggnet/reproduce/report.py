@@ -281,6 +281,7 @@ def report_data(results: Results, chosen: dict[str, Any], found: list[Finding]) 
         else {},
         "findings": [f.to_dict() for f in found],
         "rule": {
+            "alpha": round(1 - LEVEL, 4),
             "level": LEVEL,
             "power": POWER,
             "margin": MARGIN,
@@ -344,13 +345,19 @@ def timing(results: Results) -> dict[str, Any]:
 
 
 def cpu_name() -> str:
+    """This machine's CPU as a reader can place it: its name, family and model, cores, and its bf16 units."""
     info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                cores = info.read_text().count("processor\t:")
-                return f"{cores} cores of an {line.split(':', 1)[1].strip()} ({platform.machine()})"
-    return platform.processor() or platform.machine()
+    if not info.is_file():
+        return platform.processor() or platform.machine()
+    text = info.read_text()
+    fields = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = fields.get("flags", "").split()
+    units = "AVX-512 with BF16" if "avx512_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
+    return (
+        f"{text.count('processor')} cores of an {fields.get('model name', platform.machine())} (family "
+        f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}, {units})"
+    )
 
 
 def deviations(results: Results) -> list[dict[str, str]]:
