@@ -98,11 +98,11 @@ def test_auto_measures_once_per_machine_and_kind_and_remembers(exported, tmp_pat
     monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
     calls = []
 
-    def fake(path, engine, precision="f32", batch=8, repeats=3):
-        calls.append(engine)
-        return {"onnxruntime": 10.0, "openvino": 30.0}[engine]
+    def fake(path, engines, precision="f32", batch=8, rounds=5):
+        calls.extend(engines)
+        return {e: {"onnxruntime": 10.0, "openvino": 30.0}[e] for e in engines}
 
-    monkeypatch.setattr(select, "measure", fake)
+    monkeypatch.setattr(select, "measure_all", fake)
     assert load_model(root / "out" / "model.onnx").model.engine == "openvino"
     assert sorted(calls) == ["onnxruntime", "openvino"]
     assert load_model(root / "out" / "model.onnx").model.engine == "openvino" and len(calls) == 2  # remembered

@@ -62,7 +62,11 @@ class OpenVinoModel:
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": precision}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(model, "CPU", config)
+        try:
+            self.compiled = core.compile_model(model, "CPU", config)
+        except RuntimeError as err:  # e.g. under ONEDNN_MAX_CPU_ISA limits its CPU plugin cannot meet
+            reason = next((line for line in str(err).splitlines() if "node" in line or "failed" in line), str(err))
+            raise ValueError(f"OpenVINO cannot compile {path} on this CPU: {reason.strip()[:200]}") from None
         self.request = self.compiled.create_infer_request()
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # what it runs
         self.num_classes = int(self.meta["num_classes"])

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,11 +112,16 @@ def choose(path: str | os.PathLike, precision: str = "f32", refresh: bool = Fals
     key = f"{MEASUREMENT} || {cpu_signature()} || {model_kind(path, precision)}"
     cache = _read_cache()
     known = cache.get(key)
-    if not refresh and known and known["engine"] in candidates and set(candidates) <= set(known["images_per_s"]):
+    if not refresh and known and known["engine"] in candidates and set(candidates) <= set(known["candidates"]):
         return known["engine"]
-    rates = {e: measure(path, e, precision) for e in candidates}
+    rates = measure_all(path, candidates, precision)
     best = max(rates, key=rates.get)
-    cache[key] = {"engine": best, "images_per_s": rates, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    cache[key] = {
+        "engine": best,
+        "images_per_s": rates,
+        "candidates": candidates,
+        "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     with contextlib.suppress(OSError):  # an unwritable cache costs a measurement next time, nothing more
         atomic_write_text(cache_file(), json.dumps(cache, indent=1))
     return best
@@ -130,10 +136,32 @@ def _read_cache() -> dict[str, Any]:
 
 def measure(path: str | os.PathLike, engine: str, precision: str = "f32", batch: int = 8, repeats: int = 3) -> float:
     """Images/s of ``engine`` on batches of ``batch`` crops (what the service and evaluation send)."""
-    model = open_engine(path, engine, None, precision)
-    crop = int(model.meta["crop"])
-    x = torch.randn(batch, model.in_channels, crop, crop)
-    return images_per_second(lambda: model(x), batch, repeats)
+    return measure_all(path, [engine], precision, batch, repeats)[engine]
+
+
+def measure_all(
+    path: str | os.PathLike, engines: list[str], precision: str = "f32", batch: int = 8, rounds: int = 5
+) -> dict[str, float]:
+    """Images/s of each engine on the same batches of ``batch`` crops, the engines taking turns for ``rounds``
+    rounds (a machine's drift then touches them all alike); the median round of each."""
+    models, refused = {}, {}
+    for engine in engines:
+        try:
+            models[engine] = open_engine(path, engine, None, precision)
+        except ValueError as err:  # an engine that cannot run this model here is not a candidate
+            refused[engine] = str(err)
+    if not models:
+        raise ValueError(f"no engine runs {path} here: " + "; ".join(refused.values()))
+    for engine, reason in refused.items():
+        print(f"warning: {engine} left out: {reason}", file=sys.stderr)
+    first = next(iter(models.values()))
+    crop = int(first.meta["crop"])
+    x = torch.randn(batch, first.in_channels, crop, crop)
+    found: dict[str, list[float]] = {e: [] for e in models}
+    for _ in range(rounds):
+        for engine, model in models.items():
+            found[engine].append(images_per_second(lambda m=model: m(x), batch, repeats=1))
+    return {e: statistics.median(r) for e, r in found.items()}
 
 
 def images_per_second(run: Callable[[], Any], batch: int, repeats: int = 3, least: float = 0.2) -> float:
