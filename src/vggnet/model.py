@@ -28,6 +28,7 @@ from .configs import (
     resolve,
     validate,
 )
+from .settings import FRACTION, POSITIVE
 
 HEAD_NAMES = ("fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
 INIT_SCHEMES = ("kaiming", "normal", "xavier")
@@ -184,10 +185,8 @@ class VGG(nn.Module):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if width <= 0:
-            raise ValueError(f"width must be positive, got {width!r}")
+        FRACTION.check("dropout", dropout)  # the same ranges, and messages, as the command line's
+        POSITIVE.check("width", width)
         self.config = list(config)
         self.arch = arch
         self.in_channels = in_channels
