@@ -8,7 +8,14 @@ from typing import Any
 
 from .results import PAPER_TABLE3, PROTOCOL_LABEL, Results
 
-SERIES = (("center@1", "v"), ("center", "P"), ("multicrop", "^"), ("dense@1", "o"), ("dense", "s"))
+SERIES = (
+    ("center@1", "v"),
+    ("center", "P"),
+    ("multicrop@1", "D"),
+    ("multicrop", "^"),
+    ("dense@1", "o"),
+    ("dense", "s"),
+)
 
 
 def plot(results: Results, path: Any) -> None:
@@ -46,7 +53,7 @@ def draw_group(ax: Any, results: Results, models: list[str]) -> None:
             c = results.cell(m, protocol)
             if c.top1:
                 mean = statistics.mean(c.top1)
-                xs.append(i + (offset - 2) * 0.12)
+                xs.append(i + (offset - 2.5) * 0.1)
                 ys.append(mean)
                 lo.append(mean - min(c.top1))
                 hi.append(max(c.top1) - mean)
