@@ -1,8 +1,6 @@
 """Exported ONNX models (float32 or int8) run through onnxruntime behind the interface evaluation uses, so that the
-deployed artefact is what ``vggnet eval`` and ``vggnet predict`` measure.
-
-An exported model is the paper's dense classifier: images of any size in, the spatial mean of the class score map
-out. Its metadata (``vggnet_*`` properties) carries what is needed to feed it: classes, normalisation, crop.
+deployed artefact is what ``vggnet eval`` and ``vggnet predict`` measure. The ONNX file carries vggnet's metadata
+(:data:`~vggnet.engines.exported.METADATA`) as ``vggnet_*`` properties.
 """
 
 from __future__ import annotations
@@ -11,29 +9,17 @@ import json
 import os
 from typing import Any
 
-import torch
+import numpy as np
 
-METADATA = (
-    "classes",
-    "mean",
-    "std",
-    "crop",
-    "scale",
-    "pad",
-    "in_channels",
-    "num_classes",
-    "min_size",
-    "source",
-    "precision",
-)
+from .exported import METADATA, ExportedModel
 
 
-class OnnxModel:
+class OnnxModel(ExportedModel):
     """An onnxruntime session with the parts of :class:`vggnet.VGG`'s interface that evaluation uses: calling it
     gives class scores; ``score_map`` gives them as a 1 x 1 map (the session already averaged the dense map)."""
 
-    batch_norm = False
     engine = "onnxruntime"
+    device_note = "ONNX models run on the CPU here (onnxruntime's CPU execution provider)"
     precision = "f32"  # onnxruntime's CPU provider computes float models in float32, int8 ones in int8
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
@@ -47,33 +33,11 @@ class OnnxModel:
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
             raise ValueError(f"cannot load ONNX model {path}: {str(err).splitlines()[0][:200]}") from None
         props = self.session.get_modelmeta().custom_metadata_map
-        self.meta = {k: json.loads(props[f"vggnet_{k}"]) for k in METADATA if f"vggnet_{k}" in props}
-        missing = [k for k in ("classes", "mean", "std", "crop", "in_channels", "num_classes") if k not in self.meta]
-        if missing:
-            raise ValueError(f"{path} was not exported by vggnet: its metadata lacks {', '.join(missing)}")
+        self.take_metadata(path, {k: json.loads(props[f"vggnet_{k}"]) for k in METADATA if f"vggnet_{k}" in props})
         self.input = self.session.get_inputs()[0].name
-        self.num_classes = int(self.meta["num_classes"])
-        self.in_channels = int(self.meta["in_channels"])
-        self.min_size = int(self.meta.get("min_size", 32))
-        self.path = str(path)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]}")
-        scores = self.session.run(None, {self.input: x.detach().float().contiguous().cpu().numpy()})[0]
-        return torch.from_numpy(scores)
-
-    def score_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self(x)[:, :, None, None]
-
-    def eval(self) -> OnnxModel:
-        return self
-
-    def to(self, *args: Any, **kwargs: Any) -> OnnxModel:
-        device = args[0] if args else kwargs.get("device")
-        if device is not None and torch.device(device).type != "cpu":
-            raise ValueError("ONNX models run on the CPU here (onnxruntime's CPU execution provider); use --device cpu")
-        return self
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: batch})[0]
 
 
 def onnx_metadata(**values: Any) -> dict[str, str]:

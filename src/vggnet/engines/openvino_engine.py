@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
-from .onnxruntime_engine import METADATA, read_onnx_metadata
+from .exported import METADATA, ExportedModel
+from .onnxruntime_engine import read_onnx_metadata
 
 PRECISIONS = ("f32", "bf16")
 
@@ -35,13 +36,13 @@ def write_ir_metadata(model: Any, meta: dict[str, Any]) -> None:
         model.set_rt_info(json.dumps(value), ["vggnet", key])
 
 
-class OpenVinoModel:
+class OpenVinoModel(ExportedModel):
     """An OpenVINO compiled model with the parts of :class:`vggnet.VGG`'s interface that evaluation uses. Batch and
     image size stay dynamic, as exported; ``hint`` is OpenVINO's performance hint (LATENCY: all cores on each
     request)."""
 
-    batch_norm = False
     engine = "openvino"
+    device_note = "exported models run on the CPU here (OpenVINO's CPU plugin)"
 
     def __init__(
         self, path: str | os.PathLike, threads: int | None = None, precision: str = "f32", hint: str = "LATENCY"
@@ -55,10 +56,9 @@ class OpenVinoModel:
             model = core.read_model(str(path))
         except Exception as err:  # OpenVINO raises its own exception types for unreadable models
             raise ValueError(f"cannot load model {path} with OpenVINO: {str(err).splitlines()[0][:200]}") from None
-        self.meta = read_ir_metadata(model) if Path(str(path)).suffix == ".xml" else read_onnx_metadata(path)
-        missing = [k for k in ("classes", "mean", "std", "crop", "in_channels", "num_classes") if k not in self.meta]
-        if missing:
-            raise ValueError(f"{path} was not exported by vggnet: its metadata lacks {', '.join(missing)}")
+        self.take_metadata(
+            path, read_ir_metadata(model) if Path(str(path)).suffix == ".xml" else read_onnx_metadata(path)
+        )
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": precision}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -69,28 +69,10 @@ class OpenVinoModel:
             raise ValueError(f"OpenVINO cannot compile {path} on this CPU: {reason.strip()[:200]}") from None
         self.request = self.compiled.create_infer_request()
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # what it runs
-        self.num_classes = int(self.meta["num_classes"])
-        self.in_channels = int(self.meta["in_channels"])
-        self.min_size = int(self.meta.get("min_size", 32))
-        self.path = str(path)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]}")
-        result = self.request.infer({0: x.detach().float().contiguous().cpu().numpy()})
-        return torch.from_numpy(result[self.compiled.output(0)].copy())
-
-    def score_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self(x)[:, :, None, None]
-
-    def eval(self) -> OpenVinoModel:
-        return self
-
-    def to(self, *args: Any, **kwargs: Any) -> OpenVinoModel:
-        device = args[0] if args else kwargs.get("device")
-        if device is not None and torch.device(device).type != "cpu":
-            raise ValueError("exported models run on the CPU here (OpenVINO's CPU plugin); use --device cpu")
-        return self
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: batch})
+        return result[self.compiled.output(0)].copy()
 
 
 def save_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> list[Path]:
