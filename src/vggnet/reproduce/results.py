@@ -215,48 +215,21 @@ def compare_protocols(
     an ensemble against its better member) on the same nets and images, paired."""
     models = [model] if isinstance(model, str) else model
     label = " + ".join(models)
+
+    def judged(outcome: str, effect: Effect | None = None, reason: str = "") -> Finding:
+        data = data_of(results, models[0])
+        return Finding(claim, data, f"{a} vs {b}", label, other or label, "protocols", outcome, effect, paper, reason)
+
     broken = next((r for m in [*models, other or models[0]] if (r := protocol_breaks(results, m, a, b))), None)
     if broken:
-        return Finding(
-            claim,
-            data_of(results, models[0]),
-            f"{a} vs {b}",
-            label,
-            other or label,
-            "protocols",
-            NOT_TESTABLE,
-            None,
-            paper,
-            broken,
-        )
+        return judged(NOT_TESTABLE, reason=broken)
     seeds_a, wrong_a = results.wrong(models, a)
     seeds_b, wrong_b = results.wrong([other] if other else models, b)
     common = sorted(set(seeds_a) & set(seeds_b))
     if not common:
-        return Finding(
-            claim,
-            data_of(results, models[0]),
-            f"{a} vs {b}",
-            label,
-            other or label,
-            "protocols",
-            "not measured",
-            None,
-            paper,
-            "a run it needs did not finish",
-        )
+        return judged("not measured", reason="a run it needs did not finish")
     effect = between_protocols(wrong_a[[seeds_a.index(s) for s in common]], wrong_b[[seeds_b.index(s) for s in common]])
-    return Finding(
-        claim,
-        data_of(results, models[0]),
-        f"{a} vs {b}",
-        label,
-        other or label,
-        "protocols",
-        verdict(effect),
-        effect,
-        paper,
-    )
+    return judged(verdict(effect), effect)
 
 
 def protocol_breaks(results: Results, model: str, *protocols: str) -> str | None:
