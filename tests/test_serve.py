@@ -245,11 +245,17 @@ def rss(pid: int) -> int:
 
 @pytest.mark.slow
 def test_sigterm_finishes_the_requests_in_flight_then_exits_0(weights):
-    s = Server(weights, "--max-wait-ms", "2000")  # a lone request waits 2 s for company
+    s = Server(weights, "--max-wait-ms", "3000")
+    image = png(40, 40, 12)
+    # A slow upload: its request is on its way to the batcher, so the next request waits for it (up to 3 s) and
+    # both are in flight when SIGTERM comes.
+    slow = socket.create_connection(("127.0.0.1", s.port))
+    head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(image)}\r\nConnection: close\r\n\r\n"
+    slow.sendall(head.encode() + image[:20])
     result = {}
 
     def ask() -> None:
-        result["answer"] = httpx.post(s.url + "/predict", content=png(40, 40, 12), timeout=30)
+        result["answer"] = httpx.post(s.url + "/predict", content=image, timeout=30)
 
     thread = threading.Thread(target=ask)
     thread.start()
@@ -258,9 +264,16 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(weights):
     time.sleep(0.5)
     with pytest.raises(httpx.TransportError):  # no new requests once stopping
         httpx.get(s.url + "/v2/health/live", timeout=2)
+    assert thread.is_alive()  # still waiting for the slow upload's company
+    slow.sendall(image[20:])
+    reply = b""
+    while chunk := slow.recv(65536):
+        reply += chunk
+    slow.close()
     thread.join(timeout=30)
     code, out, _ = s.stop()
-    assert result["answer"].status_code == 200 and len(result["answer"].json()["top"]) == 3
+    assert reply.startswith(b"HTTP/1.1 200") and result["answer"].status_code == 200
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == result["answer"].json()  # the same image, one pass
     assert code == 0 and "stopped: every request in flight was answered" in out
 
 
@@ -297,6 +310,36 @@ def test_the_batcher_batches_routes_times_out_and_refuses():
             await b.submit(torch.ones(1, 1, 2, 2), timeout=0.05)
         gate.set()
         await slow
+        await b.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_waits_only_for_requests_on_their_way_and_at_most_max_wait():
+    calls = []
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return x.flatten(1).sum(1, keepdim=True)
+
+    async def scenario():
+        b = Batcher(run, max_batch=8, max_wait=5.0, max_queue=16)
+        await b.start()
+        one = torch.ones(1, 1, 2, 2)
+        started = time.perf_counter()
+        await b.submit(one)  # alone: answered at once, not after max_wait
+        assert time.perf_counter() - started < 1.0 and calls == [1]
+        with b.expecting():  # a second request is being decoded: the first waits for it
+            first = asyncio.create_task(b.submit(one))
+            await asyncio.sleep(0.2)
+            assert calls == [1] and not first.done()
+        second = await b.submit(2 * one)
+        assert calls == [1, 2] and float(await first) == 4.0 and float(second) == 8.0  # one pass, own rows
+        b.max_wait = 0.1
+        with b.expecting():  # one that never arrives delays a batch by max_wait at most
+            started = time.perf_counter()
+            await b.submit(one)
+            assert 0.1 <= time.perf_counter() - started < 1.0 and calls == [1, 2, 1]
         await b.stop()
 
     asyncio.run(scenario())

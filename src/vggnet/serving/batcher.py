@@ -1,5 +1,10 @@
-"""Dynamic batching: requests wait at most ``max_wait`` for others and run together, up to ``max_batch`` images, in
-one forward pass on the model's own thread; each caller gets back its own rows.
+"""Dynamic batching: requests run together, up to ``max_batch`` images, in one forward pass on the model's own
+thread; each caller gets back its own rows.
+
+A batch waits for company only while other requests are on their way to it (received, their bodies being read or
+their images decoded: :meth:`Batcher.expecting`), and at most ``max_wait``. A lone request never waits: at low load
+a small model's forward pass is shorter than any fixed wait, which would otherwise be most of each answer's time
+(BENCHMARKS.md measured it), while under load the requests being decoded are exactly the ones worth waiting for.
 
 The queue is bounded in images: past ``max_queue`` a request is refused at once (the service answers 503 with
 Retry-After) instead of memory growing without bound. A request that times out while queued is dropped before it
@@ -9,9 +14,10 @@ is computed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +55,7 @@ class Batcher:
         self.observe = observe or (lambda *a: None)
         self.queue: deque[_Item] = deque()
         self.waiting = 0  # images queued
+        self.coming = 0  # requests on their way to submit (see expecting)
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vggnet-model")
         self.wakeup: asyncio.Event | None = None
         self.worker: asyncio.Task | None = None
@@ -56,6 +63,18 @@ class Batcher:
     async def start(self) -> None:
         self.wakeup = asyncio.Event()
         self.worker = asyncio.create_task(self._loop())
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Marks a request that will submit once its body is read and its images decoded: a batch being collected
+        waits for it (at most ``max_wait``). Leave it just before :meth:`submit`."""
+        self.coming += 1
+        try:
+            yield
+        finally:
+            self.coming -= 1
+            if self.wakeup is not None:
+                self.wakeup.set()
 
     async def submit(self, images: torch.Tensor, timeout: float | None = None) -> torch.Tensor:
         """Rows of ``run`` for ``images`` (n x C x H x W, n <= max_batch), computed with whatever else is queued.
@@ -87,9 +106,10 @@ class Batcher:
                     await self._run(batch)
 
     async def _collect(self) -> list[_Item]:
-        """The oldest requests, up to max_batch images, having waited at most max_wait for the batch to fill."""
+        """The oldest requests, up to max_batch images, having waited for the requests on their way, at most
+        max_wait."""
         deadline = self.queue[0].queued + self.max_wait
-        while self._queued_live() < self.max_batch and time.perf_counter() < deadline:
+        while self.coming and self._queued_live() < self.max_batch and time.perf_counter() < deadline:
             self.wakeup.clear()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), max(0.0, deadline - time.perf_counter()))

@@ -75,10 +75,12 @@ async def model_ready(name: str, svc: Svc, version: str = "1"):
 @v2.post("/models/{name}/versions/{version}/infer")
 async def infer(name: str, request: Request, svc: Svc, version: str = "1"):
     check_model(name, svc)
-    body = await read_body(request, svc.settings.max_body)
-    length = request.headers.get(protocol.HEADER)
-    parsed = protocol.parse_request(body, int(length) if length and length.isdigit() else None)
-    probs = (await classify(svc, await model_inputs(svc.engine, parsed))).numpy()
+    with svc.batcher.expecting():
+        body = await read_body(request, svc.settings.max_body)
+        length = request.headers.get(protocol.HEADER)
+        parsed = protocol.parse_request(body, int(length) if length and length.isdigit() else None)
+        inputs = await model_inputs(svc.engine, parsed)
+    probs = (await classify(svc, inputs)).numpy()
     content, header = protocol.encode_response(svc.settings.name, parsed, probs, svc.engine.loaded.classes)
     headers = {protocol.HEADER: str(header)} if header is not None else {}
     kind = "application/octet-stream" if header is not None else "application/json"
@@ -149,7 +151,8 @@ async def predict(request: Request, svc: Svc, top: int | None = None):
     top = min(5, len(classes)) if top is None else top
     if not 1 <= top <= len(classes):
         raise HttpError(400, f"top must be in [1, {len(classes)}], got {top}")
-    x = await preprocess(svc.engine, await image_bytes(request, svc.settings.max_body))
+    with svc.batcher.expecting():
+        x = await preprocess(svc.engine, await image_bytes(request, svc.settings.max_body))
     values, indices = (await classify(svc, x[None]))[0].topk(top)
     best = [
         {"class": classes[i], "index": i, "probability": round(v, 6)} for v, i in zip(values.tolist(), indices.tolist())

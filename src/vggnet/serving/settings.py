@@ -16,7 +16,12 @@ class ServeSettings:
     port: int = setting(8000, "port (0: any free one)", Range(0, 65535), role=RUNTIME)
     name: str = setting("vggnet", "the model's name in the protocol")
     max_batch: int = setting(16, "images per forward pass", AT_LEAST_ONE)
-    max_wait_ms: float = setting(5.0, "how long a request waits for others to share its forward pass", NON_NEGATIVE)
+    max_wait_ms: float = setting(
+        5.0,
+        "how long a batch waits at most for requests on their way (being read or decoded) to share its forward pass; "
+        "a lone request does not wait",
+        NON_NEGATIVE,
+    )
     max_queue: int = setting(256, "images allowed to wait; past it requests get 503 with Retry-After", AT_LEAST_ONE)
     max_body: int = setting(10 * 2**20, "largest request body in bytes; more is refused with 413", AT_LEAST_ONE)
     max_header: int = setting(
