@@ -159,7 +159,8 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
         f"# The paper's Tables 3-6 in miniature ({'BN' if settings.batch_norm else 'no BN'})",
         "",
         f"{t['runs_tested']} of {len(results.runs)} runs tested, {settings.seeds} seed(s); training took "
-        f"{t['train_minutes']:.0f} min and evaluation {t['eval_minutes']:.0f} min of {t['cpu']}. Errors are top-1 / "
+        f"{t['train_minutes']:.0f} min and evaluation {t['eval_minutes']:.0f} min (wall-clock, summed over the runs) "
+        f"on {t['cpu']}. Errors are top-1 / "
         "top-5 (%) on the test set, the mean over seeds with the seeds' range of top-1 in brackets; the paper's are "
         f"on ILSVRC-2012 validation. Every decision was taken on {chosen['data']}.",
         "",
