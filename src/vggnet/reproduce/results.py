@@ -202,7 +202,7 @@ def compare_nets(results: Results, claim: str, a: str, b: str, protocol: str, pa
         pick_a = wrong_a[[seeds_a.index(s) for s in common]]
         pick_b = wrong_b[[seeds_b.index(s) for s in common]]
         effect = between_nets(pick_a, pick_b)
-    reason = "" if effect else "fewer than two seeds of both nets: training noise unmeasured"
+    reason = "" if effect else "fewer than two seeds of both nets trained: training noise cannot be measured"
     return Finding(
         claim, data_of(results, a), protocol, a, b, "nets", verdict(effect, no_better), effect, paper, reason, no_better
     )

@@ -8,7 +8,7 @@ comparisons, as the data allow:
   spread of the per-seed differences, over the number of seeds) and the test set's own sampling error (the spread of
   the per-image differences, averaged over seeds, over the number of images: another test set would give other
   numbers). Their sum is the variance of the effect; the interval uses Student's t with Welch-Satterthwaite's degrees
-  of freedom. One seed cannot measure training noise: such a comparison is not resolved.
+  of freedom. One seed cannot measure training noise: such a comparison is not testable here.
 - **Protocol against protocol on the same nets** (:func:`between_protocols`): per image and seed, whether each
   protocol is right. Per seed, the paired difference (McNemar's discordant pairs) with its normal interval; combined,
   the per-image differences averaged over seeds, with the interval of their mean over images. It holds for these
@@ -19,7 +19,7 @@ other way, **not resolved** where it includes 0 (with the smallest effect the co
 power at the 5 % level). A finding that one thing is *no better* than another (LRN, E against D) holds only where the
 interval excludes an improvement as large as :data:`MARGIN`, the paper's smallest reported gain, and is contradicted
 where it shows an improvement. A finding whose protocol cannot mean here what it meant in the paper is
-**not testable here**, with the reason.
+**not testable here**, with the reason; so is one the data cannot measure (a single seed of a net).
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def _mean_interval(values: torch.Tensor) -> tuple[float, float, float]:
 def verdict(effect: Effect | None, no_better: bool = False) -> str:
     """The verdict on a finding from its effect's interval. ``no_better``: the paper found a *not* better than b
     (the effect, a's improvement, should be below :data:`MARGIN`)."""
-    if effect is None:
-        return NOT_RESOLVED
+    if effect is None:  # fewer than two seeds: no interval, so nothing this data can decide
+        return NOT_TESTABLE
     if no_better:
         if effect.high < MARGIN:
             return HOLDS
