@@ -55,4 +55,5 @@ def test_the_engines_side_by_side_mark_autos_pick_and_rank_against_the_fastest(t
     assert sum("(auto's pick)" in n for n in names) == 2  # one float32 and one int8 engine
     table = engines_table(figures, 100.0)
     ratios = [float(row.split("|")[4].strip()[:-1]) for row in table.splitlines()[2:]]
-    assert max(ratios) == 1.0 and all(0 < r <= 1.0 for r in ratios)
+    assert all(f.images_per_s > 0 for f in figures)
+    assert max(ratios) == 1.0 and all(0 <= r <= 1.0 for r in ratios)  # two decimals: a far slower run reads 0.00
