@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -27,8 +26,8 @@ from vggnet.bench_engines import exported, models  # noqa: E402
 from vggnet.data.datasets import Source  # noqa: E402
 from vggnet.engines.onnxruntime_engine import OnnxModel, read_onnx_metadata  # noqa: E402
 from vggnet.engines.openvino_engine import OpenVinoModel, write_ir_metadata  # noqa: E402
-from vggnet.engines.select import images_per_second  # noqa: E402
-from vggnet.export import Int8Settings, check_agreement, export, int8_sources  # noqa: E402
+from vggnet.engines.select import take_turns  # noqa: E402
+from vggnet.export import Int8Settings, check_agreement, export  # noqa: E402
 from vggnet.inference import Loaded  # noqa: E402
 
 
@@ -58,27 +57,26 @@ def nncf_int8(float_onnx: Path, inputs: list, out: Path) -> Path:
 
 
 def accuracy(weights: str, work: Path, calibration: int, check: int) -> list[str]:
-    """Float32, QDQ int8 (onnxruntime and OpenVINO) and NNCF int8 (OpenVINO) on ``check`` held-out test images."""
+    """Float32, QDQ int8 (onnxruntime, as export checked it, and OpenVINO) and NNCF int8 (OpenVINO) on ``check``
+    held-out test images."""
     loaded = load_model(weights, engine="torch")
-    settings = Int8Settings(calibration=calibration, check=check)
+    settings = Int8Settings(calibration=calibration, check=check).with_sources(loaded.model.in_channels)
     with contextlib.redirect_stdout(io.StringIO()):
         results = export(loaded, work / "trained", ("onnx",), int8=settings)
-    calibrate_on, check_on = int8_sources("fashion-mnist", calibration, check, loaded.model.in_channels)
-    nncf_path = nncf_int8(
-        Path(results["onnx"]["path"]), calibration_inputs(loaded, calibrate_on, calibration), work / "nncf.xml"
-    )
-    runners = {
-        "QDQ int8 through onnxruntime": OnnxModel(results["int8"]["path"]),
-        "QDQ int8 through OpenVINO": OpenVinoModel(results["int8"]["path"]),
-        "NNCF int8 through OpenVINO": OpenVinoModel(nncf_path),
-    }
+    inputs = calibration_inputs(loaded, settings.calibrate_on, calibration)
+    nncf_path = nncf_int8(Path(results["onnx"]["path"]), inputs, work / "nncf.xml")
+    found = {"QDQ int8 through onnxruntime": results["int8"]}
+    for name, runner in (
+        ("QDQ int8 through OpenVINO", OpenVinoModel(results["int8"]["path"])),
+        ("NNCF int8 through OpenVINO", OpenVinoModel(nncf_path)),
+    ):
+        found[name] = check_agreement(loaded, runner, settings.check_on, check, loaded.default_scale)
     rows = ["| model | images | top-1 accuracy | float32's | change | agreement with float32 |", "|---" * 6 + "|"]
-    for name, runner in runners.items():
-        found = check_agreement(loaded, runner, check_on, check, loaded.default_scale)
-        change = 100 * (found["int8_accuracy"] - found["float_accuracy"])
+    for name, f in found.items():
+        change = 100 * (f["int8_accuracy"] - f["float_accuracy"])
         rows.append(
-            f"| {name} | {found['images']} | {100 * found['int8_accuracy']:.2f} % | "
-            f"{100 * found['float_accuracy']:.2f} % | {change:+.2f} | {100 * found['agreement']:.2f} % |"
+            f"| {name} | {f['images']} | {100 * f['int8_accuracy']:.2f} % | "
+            f"{100 * f['float_accuracy']:.2f} % | {change:+.2f} | {100 * f['agreement']:.2f} % |"
         )
     return rows
 
@@ -100,11 +98,8 @@ def speed(loaded: Loaded, side: int, work: Path, batches: list[int], repeats: in
     figures = {}
     for batch in batches:
         x = torch.randn(batch, loaded.model.in_channels, loaded.crop, loaded.crop)
-        rates: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(repeats):
-            for name, runner in runners.items():
-                rates[name].append(images_per_second(lambda r=runner, x=x: r(x), batch, repeats=1))
-        figures.update({f"batch {batch}: {name}": statistics.median(r) for name, r in rates.items()})
+        rates = take_turns({name: (lambda r=runner, x=x: r(x)) for name, runner in runners.items()}, batch, repeats)
+        figures.update({f"batch {batch}: {name}": rate for name, rate in rates.items()})
     return figures
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .data.datasets import Source
-from .engines.select import choose, images_per_second, installed, open_engine
+from .engines.select import choose, installed, open_engine, take_turns
 from .export import Int8Settings, export
 from .inference import Loaded, prepare
 from .model import build
@@ -100,13 +99,7 @@ def measure_model(label: str, loaded: Loaded, side: int, work: Path, batches: li
     figures = []
     for batch in batches:
         x = torch.randn(batch, loaded.model.in_channels, side, side)
-        runs = engine_runs(loaded, files, x)
-        rates: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(repeats):
-            for name, run in runs.items():
-                rates[name].append(images_per_second(run, batch, repeats=1))
-        for name, found in rates.items():
-            rate = statistics.median(found)
+        for name, rate in take_turns(engine_runs(loaded, files, x), batch, repeats).items():
             mark = " (auto's pick)" if name in (f"{picks['f32']} f32", f"{picks['int8']} int8") else ""
             figures.append(Figure(f"{label}, batch {batch}: {name}{mark}", rate, rate * macs * 2 / 1e9))
     return figures

@@ -157,11 +157,17 @@ def measure_all(
     first = next(iter(models.values()))
     crop = int(first.meta["crop"])
     x = torch.randn(batch, first.in_channels, crop, crop)
-    found: dict[str, list[float]] = {e: [] for e in models}
+    return take_turns({e: (lambda m=model: m(x)) for e, model in models.items()}, batch, rounds)
+
+
+def take_turns(runs: dict[str, Callable[[], Any]], batch: int, rounds: int) -> dict[str, float]:
+    """Images/s of each run (each call does ``batch`` images), the runs taking turns for ``rounds`` rounds so that a
+    machine's drift touches them all alike; the median round of each."""
+    found: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
-        for engine, model in models.items():
-            found[engine].append(images_per_second(lambda m=model: m(x), batch, repeats=1))
-    return {e: statistics.median(r) for e, r in found.items()}
+        for name, run in runs.items():
+            found[name].append(images_per_second(run, batch, repeats=1))
+    return {name: statistics.median(r) for name, r in found.items()}
 
 
 def images_per_second(run: Callable[[], Any], batch: int, repeats: int = 3, least: float = 0.2) -> float:
