@@ -6,7 +6,11 @@ the ReLUs that are tapped, the whole trunk run for the input and for the target,
 parameters, the target under ``torch.no_grad``) but still runs the whole trunk. Figures: forward + backward of the
 loss to the input, at 256 x 256, batch 4; time and the peak memory tensors took (PyTorch's profiler).
 
-    python benchmarks/losses.py [--size 256] [--batch 4] [--repeats 3]
+LPIPS (``--only lpips``) against the lpips package's ``LPIPS(net="vgg")`` on the same trunk weights: as a metric
+(distances of image pairs, no gradients) and as a loss (forward and backward to the image, against a fixed
+reference, which vggnet computes once with ``set_target``).
+
+    python benchmarks/losses.py [--size 256] [--batch 4] [--repeats 3] [--only losses|lpips]
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from vggnet import bench, build  # noqa: E402
 from vggnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization  # noqa: E402
-from vggnet.losses import PerceptualLoss, StyleLoss, gram  # noqa: E402
+from vggnet.losses import LPIPS, PerceptualLoss, StyleLoss, gram  # noqa: E402
 
 TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}  # indices in torchvision's vgg16().features
 PERCEPTUAL = {"relu2_2": 1.0}  # Johnson et al.'s content layer
@@ -66,13 +70,68 @@ def step(loss_fn, x: torch.Tensor, y: torch.Tensor):
 
 
 def main() -> int:
-    import torchvision
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--only", choices=("losses", "lpips"), default=None)
     args = p.parse_args()
+    print(f"machine: {bench.cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}", flush=True)
+    if args.only != "lpips":
+        tap_losses(args)
+    if args.only != "losses":
+        lpips_section(args)
+    return 0
+
+
+def lpips_section(args: argparse.Namespace) -> None:
+    """vggnet's LPIPS and the lpips package's, on one random trunk (lpips's pnet_rand: no download)."""
+    import lpips
+
+    device = torch.device("cpu")
+    theirs = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
+    model = build("vgg16", pool_size=1, fc_width=8)
+    model.load_state_dict(
+        {**model.state_dict(), **{f"features.{k.split('.', 1)[1]}": v for k, v in theirs.net.state_dict().items()}}
+    )
+    ours = LPIPS(model)
+    x, y = (
+        torch.rand(args.batch, 3, args.size, args.size) * 2 - 1,
+        torch.rand(args.batch, 3, args.size, args.size) * 2 - 1,
+    )
+    torch.testing.assert_close(ours(x, y), theirs(x, y).detach(), rtol=0, atol=1e-5)  # the same function
+    fixed = LPIPS(model)
+    fixed.set_target(y[:1])
+
+    def metric(fn):
+        def run() -> None:
+            with torch.no_grad():
+                fn(x, y)
+
+        return run
+
+    sections = [
+        ("LPIPS as a metric (no gradients)", {"lpips.LPIPS(net='vgg')": metric(theirs), "vggnet LPIPS": metric(ours)}),
+        (
+            "LPIPS as a loss (backward to the image, fixed reference)",
+            {"lpips.LPIPS(net='vgg')": step(lambda a, b: theirs(a, b).sum(), x, y[:1].expand_as(x)),
+             "vggnet LPIPS, set_target": step(lambda a, b: fixed(a).sum(), x, y)},
+        ),
+    ]  # fmt: skip
+    lines = ["| LPIPS | lpips images/s | vggnet images/s | speed | memory |", "|---|---|---|---|---|"]
+    for label, runs in sections:
+        ref, mine = bench.alternate(runs, args.batch, device, args.repeats)
+        print(bench.table([(label, [ref, mine])], bench.matmul_gflops(device)), flush=True)
+        speed, memory = mine.images_per_s / ref.images_per_s, mine.peak_mib / ref.peak_mib
+        lines.append(
+            f"| {label} | {ref.images_per_s:.2f} | {mine.images_per_s:.2f} | {speed:.2f}x | {100 * memory:.0f}% |"
+        )
+    print("\n".join(lines))
+
+
+def tap_losses(args: argparse.Namespace) -> None:
+    import torchvision
+
     device = torch.device("cpu")
     reference = torchvision.models.vgg16().eval()
     ours_model = build("vgg16").eval()
@@ -81,7 +140,6 @@ def main() -> int:
     careful = HookedVGG(torchvision.models.vgg16().eval().features, careful=True)
     careful.features.load_state_dict(reference.features.state_dict())
     x, y = torch.rand(args.batch, 3, args.size, args.size), torch.rand(args.batch, 3, args.size, args.size)
-    print(f"machine: {bench.cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}", flush=True)
     sections = []
     for label, layers, style, ours in (
         ("perceptual (relu2_2)", PERCEPTUAL, False, PerceptualLoss(ours_model, layers=PERCEPTUAL)),
@@ -109,7 +167,6 @@ def main() -> int:
             memory = ours_f.peak_mib / ref.peak_mib
             lines.append(f"| {label} | {name} | {speed:.2f}x faster | {100 * memory:.0f}% of the memory |")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

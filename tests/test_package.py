@@ -16,8 +16,9 @@ PACKAGE = ROOT / "src" / "vggnet"
 LAYER_ORDER = [
     ("configs", "files", "settings", "version", "recipes", "devices"),
     ("data",),
+    ("formats",),
     ("weights", "model", "engines"),
-    ("inference", "info", "explain", "losses"),
+    ("inference", "info", "explain", "losses", "convert"),
     ("training",),
     ("evaluate", "features", "predict"),
     ("probe", "export"),
@@ -89,7 +90,7 @@ def test_no_function_is_longer_than_a_screen():
 
 def test_every_subpackage_is_walked_and_says_what_it_holds():
     found = modules()
-    for package in ("data", "training", "reproduce", "serving", "engines"):
+    for package in ("data", "formats", "training", "reproduce", "serving", "engines"):
         assert package in found, f"{package}/ is not a package"
         doc = ast.get_docstring(found[package][1]) or ""
         assert len(doc) > 150 and "import" in doc, f"{package}/__init__.py does not say what it holds and imports"

@@ -44,18 +44,18 @@ def build(cls: type, args: argparse.Namespace) -> Any:
 
 # -- the commands ----------------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    import torch
+    from .info import InfoSettings, run_info
 
-    from .info import InfoSettings, family_report, layer_report
-    from .model import build as build_model
+    print(run_info(build(InfoSettings, args)))
+    return 0
 
-    s = build(InfoSettings, args)
-    if s.arch is None:
-        print(family_report(s.size))
-        return 0
-    with torch.device("meta"):
-        model = build_model(s.arch, num_classes=s.num_classes)
-    print(layer_report(model, s.size))
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConvertSettings, convert
+
+    s = build(ConvertSettings, args)
+    with folder_lock(s.out, "weights file"):
+        print("\n".join(convert(s)))
     return 0
 
 
@@ -213,22 +213,18 @@ REPRODUCE_TEXT = (
     "--out; running again skips finished runs and resumes an interrupted one. Writes reproduce.md, reproduce.json and "
     "reproduce.png."
 )
-SERVE_TEXT = (
-    "An inference service for one model: requests are batched dynamically, images of any size are brought to the "
-    "model's test geometry, /metrics speaks Prometheus, SIGTERM finishes the requests in flight and exits. Every "
-    "error is JSON with one sentence."
-)
-FEATURES_TEXT = (
-    "Turn every image of a folder (DIR/<class>/*, or DIR/SPLIT/<class>/*) or a Fashion-MNIST split into one vector: "
-    "the layer's dense map averaged over space, the mirror image and the scales Q, then L2-normalised. Writes "
-    "tensors features (N x D) and labels (N), metadata classes and files."
-)
 COMMANDS = (
     Command(
         "info",
         "Table 1, parameters, GMACs and memory; or one architecture layer by layer",
         cmd_info,
         "vggnet.info:InfoSettings",
+    ),
+    Command(
+        "convert",
+        "any VGG file (Caffe, Keras, PyTorch ports, torchvision, timm) to a vggnet file, saying what it found",
+        cmd_convert,
+        "vggnet.convert:ConvertSettings",
     ),
     Command(
         "train",
@@ -260,7 +256,6 @@ COMMANDS = (
         "one descriptor per image (the paper's Appendix B), saved as safetensors",
         cmd_features,
         "vggnet.features:FeatureSettings",
-        FEATURES_TEXT,
     ),
     Command(
         "probe",
@@ -280,7 +275,6 @@ COMMANDS = (
         "serve a model over HTTP: the Open Inference Protocol (Triton/KServe v2), /predict, a page",
         cmd_serve,
         "vggnet.inference:ModelChoice;vggnet.serving.settings:ServeSettings",
-        SERVE_TEXT,
     ),
     Command(
         "bench",
@@ -295,7 +289,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vggnet", description="VGG (Simonyan & Zisserman 2014) in PyTorch")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
+        described = next((c.cli_text for c in command.classes() if hasattr(c, "cli_text")), None)
+        p = sub.add_parser(
+            command.name, help=command.help, description=command.description or described or command.help
+        )
         for cls in command.classes():
             add_flags(p, cls, suppress=command.name in ("train", "reproduce") and cls not in (Recipe, ReproduceActions))
         p.set_defaults(func=command.run)

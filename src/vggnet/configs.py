@@ -37,6 +37,36 @@ LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 # Caffe pixel levels per unit of vggnet's default input: [0, 1] images minus the mean (the paper's normalisation).
 PIXEL_SCALE = 255.0
 
+# The head's modules by Caffe name, in torchvision's layout (classifier.0 is fc6, classifier.6 is fc8).
+HEAD_NAMES = ("fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
+
+
+def trunk_names(config: list[Layer], batch_norm: bool = False) -> list[str]:
+    """The Caffe name of each module of the trunk ``config`` builds, in order: ``conv1_1``, (``bn1_1``,)
+    ``relu1_1``, ``norm1`` for an LRN, ``pool1`` ... The one place the trunk's layout is written down."""
+    names: list[str] = []
+    block, conv = 1, 0
+    for item in config:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 0
+        elif item == "LRN":
+            names.append(f"norm{block}")
+        else:
+            conv += 1
+            tag = f"{block}_{conv}"
+            names += [f"conv{tag}", *([f"bn{tag}"] if batch_norm else []), f"relu{tag}"]
+    return names
+
+
+def module_paths(config: list[Layer], batch_norm: bool = False) -> dict[str, str]:
+    """Each layer with parameters, by Caffe name, to its module's path in torchvision's layout: ``conv1_1`` ->
+    ``features.0``, ``fc6`` -> ``classifier.0`` (a state dict's keys are these paths plus ``.weight``, ``.bias``)."""
+    names = trunk_names(config, batch_norm)
+    paths = {name: f"features.{i}" for i, name in enumerate(names) if name.startswith(("conv", "bn"))}
+    paths.update({name: f"classifier.{i}" for i, name in enumerate(HEAD_NAMES) if name.startswith("fc")})
+    return paths
+
 
 def resolve(name: str) -> tuple[str, bool]:
     """Map a paper letter or a common name (optionally ``_bn``) to ``(letter, batch_norm)``."""
@@ -58,6 +88,18 @@ def canonical_name(letter: str, batch_norm: bool) -> str:
     """The common name of a configuration, e.g. ``("D", True) -> "vgg16_bn"``."""
     base = {v: k for k, v in NAMES.items()}[letter]
     return base + ("_bn" if batch_norm else "")
+
+
+def layer_kinds(config: list[Layer]) -> list[str]:
+    """A configuration's layers without their widths: ``["3x3", "M", "1x1", "LRN", ...]``."""
+    return [i if isinstance(i, str) else "1x1" if not isinstance(i, int) and i[1] == 1 else "3x3" for i in config]
+
+
+def letter_of(config: list[Layer]) -> str | None:
+    """The paper's letter of a configuration with Table 1's layers, whatever its widths (a narrowed net A is still
+    net A); None for any other."""
+    kinds = layer_kinds(list(config))
+    return next((letter for letter, known in CONFIGS.items() if layer_kinds(known) == kinds), None)
 
 
 def validate(config: list[Layer]) -> None:

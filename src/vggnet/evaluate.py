@@ -206,6 +206,8 @@ def run_eval(s: EvalSettings, models: Sequence[Loaded]) -> tuple[Path, Path]:
     from .data.device import decodes_on_device
     from .files import folder_lock
 
+    for loaded in models:
+        loaded.check_head("an evaluation")
     device = torch.device(s.device)
     decode_device = device if decodes_on_device(s.decode, device) else None
     channels = models[0].model.in_channels

@@ -530,6 +530,7 @@ def write_triton(
 def run_export(s: ExportSettings, loaded: Loaded, int8: Int8Settings | None = None) -> dict[str, dict[str, object]]:
     """``vggnet export``: the files ``s`` asks for (a Triton repository's config checked before any work), and a
     line on how each was checked."""
+    loaded.check_head("an exported classifier")
     formats = tuple(sorted({*s.format, *(["openvino"] if s.openvino else [])}))
     if s.triton:
         if Path(s.triton).exists() and not Path(s.triton).is_dir():

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,12 @@ from .settings import AT_LEAST_ONE, setting
 @dataclass
 class FeatureSettings(ModelChoice):
     """``vggnet features``: one descriptor per image (the paper's Appendix B), saved as safetensors."""
+
+    cli_text: ClassVar[str] = (
+        "Turn every image of a folder (DIR/<class>/*, or DIR/SPLIT/<class>/*) or a Fashion-MNIST split into one "
+        "vector: the layer's dense map averaged over space, the mirror image and the scales Q, then L2-normalised. "
+        "Writes tensors features (N x D) and labels (N), metadata classes and files."
+    )
 
     data: str = setting(None, "an image folder, or fashion-mnist / fashion-mnist-scaled", required=True)
     split: str | None = setting(None, "train, val, test ...: DIR/SPLIT, or the Fashion-MNIST split (default test)")
@@ -99,6 +106,8 @@ def extract_features(
     if not isinstance(loaded.model, VGG):
         raise ValueError(f"{loaded.source} is an exported model; features need the PyTorch weights it came from")
     loaded.model.layer(layer)  # an unknown name fails here, before any image is read
+    if layer in _head(loaded):
+        loaded.check_head(f"{layer} features")
     scales = list(scales or [loaded.default_scale])
     smallest = loaded.model.min_input(loaded.model.pool_size if layer in _head(loaded) else 1)
     for q in scales:

@@ -20,8 +20,8 @@ from torch import nn
 from torchvision.transforms.v2.functional import resize
 
 from .configs import canonical_name, resolve
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
-from .model import VGG, build, input_scale_of
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization, normalize
+from .model import VGG, build
 from .settings import RUNTIME, setting
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
 
@@ -49,6 +49,13 @@ class ModelChoice:
         choices=("auto", "torch", "onnxruntime", "openvino"),
         role=RUNTIME,
     )
+    normalize: str = setting(
+        "auto",
+        "the input the weights expect, where their file does not say it: caffe (BGR, 0-255, minus the mean pixel: a "
+        "Caffe port saved with torchvision's keys), vggface, imagenet (torchvision's) or tf ([-1, 1]); auto: what "
+        "the file says or implies",
+        choices=("auto", *NAMED_NORMALIZATIONS),
+    )
     precision: str = setting(
         "f32",
         "arithmetic of an exported float model: f32, or bf16 through OpenVINO (its own default on CPUs with bf16 "
@@ -71,7 +78,10 @@ class ModelChoice:
         from .devices import pick_device
 
         pick_device(self.device)
-        return [load_model(w, self.arch, engine=self.engine, precision=self.precision) for w in self.weights]
+        return [
+            load_model(w, self.arch, engine=self.engine, precision=self.precision, normalize=self.normalize)
+            for w in self.weights
+        ]
 
 
 @dataclass
@@ -88,6 +98,15 @@ class Loaded:
     source: str
     scale: int | None = None  # the test scale Q the model was validated at, where its file says
     pad: int = 0
+    has_head: bool = True  # False: the file held the convolutional trunk only (fc6-fc8 untrained)
+
+    def check_head(self, use: str) -> None:
+        """``ValueError`` where ``use`` needs class scores and the file held the trunk alone."""
+        if not self.has_head:
+            raise ValueError(
+                f"{self.source} holds the convolutional trunk only (no fc6-fc8, as Keras's include_top=False): it "
+                f"gives features of conv and pool layers, losses and a start for fine-tuning, not {use}"
+            )
 
     def inputs(self, images: torch.Tensor, q: int | None = None) -> torch.Tensor:
         """uint8 images N x C x H x W as this model takes them at test scale Q (default: its own)."""
@@ -112,12 +131,15 @@ def load_model(
     arch_if_unknown: bool = False,
     engine: str = "auto",
     precision: str = "f32",
+    normalize: str | None = None,
 ) -> Loaded:
-    """Rebuild a model from a vggnet checkpoint (``.pt``), a vggnet ``.safetensors`` file, or any weights file or
-    URL together with ``arch`` (the class count and head are read from the weights), in eval mode. An exported model
-    (``.onnx``, or OpenVINO's ``.xml``) comes back through ``engine`` (``onnxruntime``, ``openvino``, or ``auto``:
-    the fastest installed one for its kind on this CPU, :mod:`vggnet.engines.select`) with the same interface for
-    evaluation; ``precision`` ``bf16`` asks OpenVINO for bf16 arithmetic.
+    """Rebuild a model from a vggnet checkpoint (``.pt``), a vggnet ``.safetensors`` file, another framework's VGG
+    file (the authors' ``.caffemodel``, Keras's ``.h5``/``.keras``, the classic PyTorch ports: they say their
+    architecture) or any weights file or URL together with ``arch`` (the class count and head are read from the
+    weights), in eval mode, for RGB images. An exported model (``.onnx``, or OpenVINO's ``.xml``) comes back
+    through ``engine`` (``onnxruntime``, ``openvino``, or ``auto``: the fastest installed one for its kind on this
+    CPU, :mod:`vggnet.engines.select`) with the same interface for evaluation; ``precision`` ``bf16`` asks OpenVINO
+    for bf16 arithmetic. ``normalize`` names the input of weights whose file does not say it (``caffe`` ...).
 
     ``arch_if_unknown``: ``arch`` is only a default, for files that do not record their architecture."""
     if is_exported(source):
@@ -128,15 +150,16 @@ def load_model(
         )
     if arch is not None:
         arch = canonical_name(*resolve(arch))
-    found = rgb_input(read_weights(source, arch))
-    if found.config is not None and (arch_if_unknown or arch in (None, found.config.get("arch"))):
-        model = VGG.from_config(found.config)  # the file's own shape (width, head) for its architecture
-    elif arch is None:
-        raise ValueError(f"{source} does not say which architecture it holds; give --arch (e.g. vgg16)")
-    else:
-        model = _build_for(arch, found)
-    check_compatible(model, found.state, f"weights from {source}")
-    model.load_state_dict(found.state)
+    return load_found(read_weights(source, arch, normalize), arch, arch_if_unknown)
+
+
+def load_found(found: WeightsFile, arch: str | None = None, arch_if_unknown: bool = False) -> Loaded:
+    """The model of weights already read (:func:`vggnet.weights.read_weights`), as :func:`load_model` gives it."""
+    source = found.source
+    found = rgb_input(found)
+    model = _model_for(found, source, arch, arch_if_unknown)
+    check_compatible(model, found.state, f"weights from {source}", trunk_only=found.trunk_only)
+    model.load_state_dict(found.state, strict=not found.trunk_only)
     model.eval()
     classes = found.classes or (
         imagenet_classes() if model.num_classes == 1000 else [f"class {i}" for i in range(model.num_classes)]
@@ -147,12 +170,24 @@ def load_model(
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
         mean, std = [0.5] * model.in_channels, [0.5] * model.in_channels
-    if "input_scale" not in (found.config or {}):  # weights from elsewhere: an LRN normalises in pixel units
-        model.set_input_scale(input_scale_of(std))
+    input_scale = (found.config or {}).get("input_scale")
+    model.set_normalization(Normalization(mean, std, source=found.normalization.source if found.normalization else ""))
+    if input_scale is not None:  # a vggnet file says its LRN's units itself
+        model.set_input_scale(input_scale)
     if len(classes) != model.num_classes:
         raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
     crop = found.crop or 224
-    return Loaded(model, list(classes), list(mean), list(std), crop, str(source), found.scale, found.pad)
+    loaded = Loaded(model, list(classes), list(mean), list(std), crop, str(source), found.scale, found.pad)
+    loaded.has_head = not found.trunk_only
+    return loaded
+
+
+def _model_for(found: WeightsFile, source: str | os.PathLike, arch: str | None, arch_if_unknown: bool) -> VGG:
+    if found.config is not None and (arch_if_unknown or arch in (None, found.config.get("arch"))):
+        return VGG.from_config(found.config)  # the file's own shape (width, head) for its architecture
+    if arch is None:
+        raise ValueError(f"{source} does not say which architecture it holds; give --arch (e.g. vgg16)")
+    return _build_for(arch, found)
 
 
 def is_exported(source: str | os.PathLike) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -17,10 +18,30 @@ class InfoSettings:
     """``vggnet info``: Table 1 with parameters, GMACs and memory, or one architecture layer by layer."""
 
     arch: str | None = setting(
-        None, "an architecture (vgg16, D, vgg19_bn ...); omit for the whole family", positional=True
+        None,
+        "an architecture (vgg16, D, vgg19_bn ...), or a weights file of any kind to describe (as vggnet convert "
+        "does, without converting); omit for the whole family",
+        positional=True,
     )
     size: int = setting(224, "input image side", Range(32))
     num_classes: int = setting(1000, "classes of fc8", AT_LEAST_ONE)
+    weights: str | None = setting(
+        None, "a weights file to describe, whose architecture the positional argument gives where the file cannot"
+    )
+    normalize: str = setting(
+        "auto",
+        "with a file: the input its weights expect where the file does not say it",
+        choices=("auto", "caffe", "vggface", "imagenet", "tf"),
+    )
+    classes: str | None = setting(None, "with a file: a text file of its class names, one per line")
+
+    def file(self) -> str | None:
+        """The weights file to describe, if any: ``--weights``, or the positional argument where it names one."""
+        if self.weights:
+            return self.weights
+        text = self.arch or ""
+        suffixes = (".pth", ".pt", ".bin", ".safetensors", ".caffemodel", ".h5", ".hdf5", ".keras")
+        return text if "://" in text or text.lower().endswith(suffixes) or Path(text).is_file() else None
 
 
 @dataclass
@@ -157,3 +178,16 @@ def layer_report(model: VGG, size: int = 224) -> str:
     if model.has_lrn:
         lines.append(f"{LRN_NOTE} This model: 1 input unit = {model.input_scale:g} pixel levels.")
     return "\n".join(lines)
+
+
+def run_info(s: InfoSettings) -> str:
+    """``vggnet info``: a weights file described, one architecture layer by layer, or the family."""
+    if s.file() is not None:
+        from .convert import open_file, report
+
+        return report(*open_file(s.file(), s.arch if s.weights else None, s.normalize, s.classes))
+    if s.arch is None:
+        return family_report(s.size)
+    with torch.device("meta"):
+        model = build(s.arch, num_classes=s.num_classes)
+    return layer_report(model, s.size)

@@ -10,8 +10,12 @@ stops at the deepest layer asked for.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
+import os
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -120,9 +124,9 @@ class _TapLoss(nn.Module):
             model = model.model
         if not isinstance(model, VGG):
             raise ValueError(f"the loss network must be a vggnet VGG (or a loaded one), got {type(model).__name__}")
-        if normalization is None:
+        if normalization is None:  # what the weights said when they were loaded (load_weights), else ImageNet's
             c = model.in_channels
-            normalization = Normalization(IMAGENET_MEAN, IMAGENET_STD).for_channels(c)
+            normalization = model.normalization or Normalization(IMAGENET_MEAN, IMAGENET_STD).for_channels(c)
         self.layer_weights = layers
         self.taps = FeatureTaps(model, list(self.layer_weights))
         self.normalization = normalization
@@ -145,7 +149,7 @@ class _TapLoss(nn.Module):
     def represent(self, name: str, activation: torch.Tensor) -> torch.Tensor:
         return activation
 
-    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def distance(self, a: torch.Tensor, b: torch.Tensor, name: str) -> torch.Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
@@ -175,7 +179,7 @@ class _TapLoss(nn.Module):
                     f"the fixed target's {name} is {tuple(target[name].shape)}, the images' "
                     f"{tuple(mine[name].shape)}: set a target of the images' size"
                 )
-            total = total + weight * self.distance(mine[name], target[name].expand_as(mine[name]))
+            total = total + weight * self.distance(mine[name], target[name].expand_as(mine[name]), name)
         return total
 
     def extra_repr(self) -> str:
@@ -187,8 +191,9 @@ class PerceptualLoss(_TapLoss):
     (``criterion="l1"``: mean absolute difference), phi the activation at that Caffe name.
 
     ``model`` (a VGG, or one from :func:`vggnet.load_model`, which brings its weights' normalisation) overrides
-    ``arch`` and ``weights`` (a name, file or URL; a vggnet file says its own architecture). A bare VGG's
-    ``normalization`` defaults to ImageNet's.
+    ``arch`` and ``weights`` (a name, file or URL; a vggnet file says its own architecture, as do Caffe and Keras
+    files). A bare VGG's ``normalization`` is the one its weights were loaded with (:func:`vggnet.load_weights`),
+    else ImageNet's.
     """
 
     default_layers = {"relu2_2": 1.0}
@@ -199,7 +204,7 @@ class PerceptualLoss(_TapLoss):
         super().__init__(*args, **kwargs)
         self.criterion = criterion
 
-    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def distance(self, a: torch.Tensor, b: torch.Tensor, name: str) -> torch.Tensor:
         return F.mse_loss(a, b) if self.criterion == "mse" else F.l1_loss(a, b)
 
 
@@ -219,5 +224,78 @@ class StyleLoss(_TapLoss):
     def represent(self, name: str, activation: torch.Tensor) -> torch.Tensor:
         return gram(activation)
 
-    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def distance(self, a: torch.Tensor, b: torch.Tensor, name: str) -> torch.Tensor:
         return F.mse_loss(a, b)
+
+
+LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+# The authors' calibrated layers for VGG-16, version 0.1, where no lpips package is installed to read them from.
+LPIPS_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth"
+
+
+def lpips_layers(source: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """LPIPS v0.1's calibrated linear layers for VGG-16, one weight per channel of relu1_2 ... relu5_3, by Caffe
+    name: from ``source`` (a ``.pth``/``.safetensors`` file or a URL), else from the installed ``lpips`` package's
+    own ``weights/v0.1/vgg.pth`` (read, not imported), else downloaded once from the authors' repository into
+    torch's hub cache."""
+    from .weights import download, read_file
+
+    if source is None:
+        spec = importlib.util.find_spec("lpips")
+        installed = Path(spec.origin).parent / "weights" / "v0.1" / "vgg.pth" if spec and spec.origin else None
+        source = installed if installed is not None and installed.is_file() else LPIPS_URL
+    state = read_file(download(str(source)) if "://" in str(source) else source)
+    found: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        match = re.fullmatch(r"lin(\d)\.model\.\d\.weight", key)
+        if match and int(match.group(1)) < len(LPIPS_LAYERS):
+            found[LPIPS_LAYERS[int(match.group(1))]] = value.reshape(-1).float()
+    if len(found) != len(LPIPS_LAYERS):
+        raise ValueError(
+            f"{source} holds no LPIPS layers for VGG (lin0.model.1.weight ... lin4.model.1.weight); it has "
+            f"{', '.join(list(state)[:6])}"
+        )
+    return found
+
+
+class LPIPS(_TapLoss):
+    """LPIPS (Zhang et al. 2018, version 0.1, VGG-16): the learned perceptual distance between images, as the
+    ``lpips`` package's ``LPIPS(net="vgg")`` computes it: at relu1_2 ... relu5_3 each activation is scaled to unit
+    length over its channels, the squared differences weighted per channel by the calibrated linear layers
+    (:func:`lpips_layers`; ``lin``: their file), summed over channels, averaged over the map, and summed over the
+    layers. Returns N x 1 x 1 x 1, as lpips does.
+
+    Images come in ``input_range``, by default lpips's [-1, 1] (``(0, 1)`` for lpips's ``normalize=True``). The
+    trunk is ``model`` or ``weights`` (torchvision's VGG-16, as lpips loads) with its weights' normalisation:
+    ImageNet's for torchvision's, which is lpips's scaling layer written for [0, 1] images. Faster than
+    lpips's own where vggnet's trunk is: it stops at
+    relu5_3, runs channels_last with in-place ReLUs, and a fixed reference (:meth:`set_target`) or any second image
+    is computed without autograd (gradients flow to the first image only).
+    """
+
+    default_layers = dict.fromkeys(LPIPS_LAYERS, 1.0)
+
+    def __init__(
+        self,
+        model: VGG | Loaded | None = None,
+        weights: str | None = "torchvision",
+        lin: str | os.PathLike | None = None,
+        input_range: tuple[float, float] = (-1.0, 1.0),
+        normalization: Normalization | None = None,
+    ) -> None:
+        super().__init__(model, "vgg16", weights, list(LPIPS_LAYERS), input_range, normalization)
+        for name, weight in lpips_layers(lin).items():
+            before = self.taps.layers[: self.taps.names.index(name)]
+            channels = [m.out_channels for m in before if isinstance(m, nn.Conv2d)][-1]
+            if weight.numel() != channels:
+                raise ValueError(
+                    f"LPIPS's layer for {name} has {weight.numel()} weights; the trunk has {channels} channels"
+                )
+            self.register_buffer(f"lin_{name}", weight.view(1, -1, 1, 1))
+
+    def represent(self, name: str, activation: torch.Tensor) -> torch.Tensor:
+        return activation / (activation.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor, name: str) -> torch.Tensor:
+        weighted = ((a - b) ** 2 * getattr(self, f"lin_{name}")).sum(1, keepdim=True)
+        return weighted.mean((2, 3), keepdim=True)

@@ -18,6 +18,7 @@ from torch import nn
 
 from .configs import (
     CONFIGS,
+    HEAD_NAMES,
     LRN_ALPHA,
     LRN_BETA,
     LRN_K,
@@ -25,12 +26,14 @@ from .configs import (
     PIXEL_SCALE,
     Layer,
     canonical_name,
+    letter_of,
     resolve,
+    trunk_names,
     validate,
 )
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from .settings import FRACTION, POSITIVE
 
-HEAD_NAMES = ("fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8")
 INIT_SCHEMES = ("kaiming", "normal", "xavier")
 # What ``to_config`` writes and ``from_config`` reads: enough to rebuild the same module.
 CONFIG_KEYS = (
@@ -106,41 +109,25 @@ def make_features(
     """Build the convolutional trunk; return it, the Caffe name of each of its modules and its output width.
     ``ceil_mode``: pooled sizes rounded up, as in the authors' Caffe (28 -> 14 -> 7 -> 4 -> 2 -> 1), instead of
     torchvision's rounding down (which needs at least 32 pixels for five pools)."""
+    names = trunk_names(list(config), batch_norm)
+    convs = iter((item, 3) if isinstance(item, int) else tuple(item) for item in config if not isinstance(item, str))
     layers: list[nn.Module] = []
-    names: list[str] = []
-    block, conv = 1, 0
     channels = in_channels
-    for item in config:
-        if item == "M":
+    for name in names:
+        if name.startswith("pool"):
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode))
-            names.append(f"pool{block}")
-            block, conv = block + 1, 0
-        elif item == "LRN":
+        elif name.startswith("norm"):
             layers.append(CaffeLRN(input_scale))
-            names.append(f"norm{block}")
-        else:
-            out, kernel = (item, 3) if isinstance(item, int) else item
+        elif name.startswith("conv"):
+            out, kernel = next(convs)
             out = max(1, round(out * width))
-            conv += 1
-            tag = f"{block}_{conv}"
             layers.append(nn.Conv2d(channels, out, kernel_size=kernel, padding=kernel // 2))
-            names.append(f"conv{tag}")
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(out))
-                names.append(f"bn{tag}")
-            layers.append(nn.ReLU(inplace=True))
-            names.append(f"relu{tag}")
             channels = out
+        elif name.startswith("bn"):
+            layers.append(nn.BatchNorm2d(channels))
+        else:
+            layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers), names, channels
-
-
-def _same_layout(a: Sequence[Layer], b: Sequence[Layer]) -> bool:
-    """Whether two configurations have the same layers, whatever their widths (a narrowed net A is still net A)."""
-
-    def kinds(config: Sequence[Layer]) -> list[str]:
-        return [i if isinstance(i, str) else "1x1" if not isinstance(i, int) and i[1] == 1 else "3x3" for i in config]
-
-    return kinds(a) == kinds(b)
 
 
 def _exporting() -> bool:
@@ -233,6 +220,7 @@ class VGG(nn.Module):
         self.layer_names: list[str] = feature_names + list(HEAD_NAMES)
         self._index = {name: i for i, name in enumerate(self.layer_names)}
         self.frozen: list[str] = []
+        self.normalization: Normalization | None = None  # the input its weights expect, where they say
         init_weights(self, init)
         self.to(memory_format=torch.channels_last)
 
@@ -285,6 +273,31 @@ class VGG(nn.Module):
         self.input_scale = float(input_scale)
         return self
 
+    def set_normalization(self, normalization: Normalization) -> VGG:
+        """Say what input this net's weights expect, from RGB (or gray) images on [0, 1] (a loaded file says it);
+        its LRN, if it has one, then computes the paper's normalisation in those units."""
+        if len(normalization.mean) != self.in_channels or normalization.channel_order != "RGB":
+            raise ValueError(
+                f"a {self.in_channels}-channel VGG takes RGB images; got a normalisation for {normalization}"
+            )
+        mean, std = normalization.rgb_unit()
+        self.normalization = Normalization(mean, std, source=normalization.source)
+        return self.set_input_scale(input_scale_of(std))
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """timm's description of the input (``timm.data.resolve_model_data_config(model)`` reads it)."""
+        norm = self.normalization or Normalization(IMAGENET_MEAN, IMAGENET_STD).for_channels(self.in_channels)
+        mean, std = norm.rgb_unit()
+        return {
+            "mean": tuple(mean),
+            "std": tuple(std),
+            "input_size": (self.in_channels, 224, 224),
+            "num_classes": self.num_classes,
+            "interpolation": "bilinear",
+            "crop_pct": 224 / 256,
+        }
+
     @property
     def has_lrn(self) -> bool:
         return "LRN" in self.config
@@ -304,7 +317,7 @@ class VGG(nn.Module):
         """What this network is, in words: ``VGG-13 (net B) with BN at 1/4 width``, or the layers of a custom one."""
         bn = " with BN" if self.batch_norm else ""
         convs = sum(not isinstance(i, str) for i in self.config)
-        letter = next((k for k, v in CONFIGS.items() if _same_layout(v, self.config)), None)
+        letter = letter_of(self.config)
         if letter is None:
             layers = ", ".join(str(i if isinstance(i, (int, str)) else tuple(i)) for i in self.effective_config())
             return f"VGG [{layers}]{bn} ({convs} convolutions + 3 FC layers){self._lrn_note()}"

@@ -70,6 +70,7 @@ def predict(
     by ``protocol`` (see :func:`image_posteriors`; by default the geometry the model was validated at)."""
     if not paths:
         raise ValueError("no images given")
+    loaded.check_head("predictions")
     if protocol not in PREDICT_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PREDICT_PROTOCOLS)}")
     q = scale or loaded.default_scale

@@ -1,8 +1,10 @@
-"""Reading and writing weights: local files, URLs, torchvision's official weights and timm's layout.
+"""Reading and writing weights: local files, URLs, torchvision's official weights, timm's layout, and the VGG files
+of other frameworks (the authors' Caffe models, Keras's files, the classic PyTorch ports: :mod:`vggnet.formats`).
 
-Nothing here unpickles arbitrary objects: ``.safetensors`` is read with safetensors and ``.pth``/``.pt`` with
-``torch.load(weights_only=True)``. A file says what it can about itself (architecture, classes, input
-normalisation, crop), and :func:`read_weights` gathers that into one :class:`WeightsFile`.
+Nothing here unpickles arbitrary objects: ``.safetensors`` is read with safetensors, ``.pth``/``.pt`` with
+``torch.load(weights_only=True)``, ``.caffemodel`` as protobuf, ``.h5``/``.keras`` with h5py. A file says what it
+can about itself (architecture, classes, input normalisation, crop), and :func:`read_weights` gathers that into one
+:class:`WeightsFile`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .files import save_safetensors
+from .formats import ForeignNet, Mapped, assemble, read_foreign
+from .formats.ports import recognise
 
 OFFICIAL = ("torchvision", "imagenet", "default")
 SHAPE_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width")
@@ -42,6 +46,14 @@ class WeightsFile:
     scale: int | None = None  # the test scale Q the model was validated at
     pad: int = 0  # zeros added around an image rescaled to Q before the crop (see vggnet.inference.Loaded)
     meta: dict[str, Any] = field(default_factory=dict)
+    format: str = "PyTorch state dict"  # what kind of file it was
+    mapping: list[Mapped] = field(default_factory=list)  # for other frameworks' files: every layer, where it went
+    notes: list[str] = field(default_factory=list)  # what was assumed or left out in reading it
+
+    @property
+    def trunk_only(self) -> bool:
+        """The file holds the convolutional trunk and no classifier (Keras's ``include_top=False``)."""
+        return not any(k.startswith("classifier.") for k in self.state)
 
 
 def official_weights(arch: str | None, tag: str = "DEFAULT"):
@@ -105,6 +117,9 @@ def _read_path(path: Path) -> WeightsFile:
         raise ValueError(f"no such weights file: {path}")
     if path.suffix == ".onnx":
         raise ValueError(f"{path} is an exported ONNX model: it can be evaluated (vggnet eval/predict), not trained")
+    foreign = read_foreign(path)
+    if foreign is not None:
+        return from_foreign(foreign, str(path))
     if path.suffix == ".safetensors":
         try:
             state = load_file(str(path))
@@ -120,7 +135,25 @@ def _read_path(path: Path) -> WeightsFile:
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
-    return WeightsFile(convert(obj), str(path))
+    port = recognise(obj, str(path))
+    return from_foreign(port, str(path)) if port is not None else WeightsFile(convert(obj), str(path))
+
+
+def from_foreign(net: ForeignNet, source: str) -> WeightsFile:
+    """A :class:`WeightsFile` of another framework's VGG: its configuration, classes and normalisation as the file
+    says or implies, and every layer mapped."""
+    built = assemble(net, source)
+    return WeightsFile(
+        built.state,
+        source,
+        config=built.model_config(net.ceil_mode),
+        classes=net.classes,
+        normalization=net.normalization,
+        crop=net.crop,
+        format=net.format,
+        mapping=built.rows,
+        notes=list(net.notes),
+    )
 
 
 def _from_checkpoint(checkpoint: dict[str, Any], source: str) -> WeightsFile:
@@ -133,7 +166,9 @@ def _from_checkpoint(checkpoint: dict[str, Any], source: str) -> WeightsFile:
         scale=checkpoint["stats"].get("scale"),
         pad=checkpoint["stats"].get("pad", 0),
     )
-    return describe(checkpoint["model"], source, meta)
+    found = describe(checkpoint["model"], source, meta)
+    found.format = "vggnet training checkpoint"
+    return found
 
 
 def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) -> WeightsFile:
@@ -151,7 +186,15 @@ def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) 
         scale=int(meta["scale"]) if meta.get("scale") else None,
         pad=int(meta.get("pad") or 0),
         meta=meta,
+        format=_vggnet_format(meta),
     )
+
+
+def _vggnet_format(meta: dict[str, Any]) -> str:
+    if meta.get("format") != "vggnet":
+        return "safetensors file"
+    origin = meta.get("converted_from")
+    return "vggnet weights file" + (f", converted from {origin['format']}" if isinstance(origin, dict) else "")
 
 
 def is_official_name(source: str | os.PathLike) -> bool:
@@ -160,9 +203,30 @@ def is_official_name(source: str | os.PathLike) -> bool:
     return not Path(text).exists() and (text.lower() in OFFICIAL or text.upper().startswith("IMAGENET"))
 
 
-def read_weights(source: str | os.PathLike, arch: str | None = None) -> WeightsFile:
+def read_weights(
+    source: str | os.PathLike,
+    arch: str | None = None,
+    normalize: str | None = None,
+    classes: str | os.PathLike | list[str] | None = None,
+) -> WeightsFile:
     """Weights from a file, a URL (fetched once into torch's hub cache), or torchvision's official weights of
-    ``arch`` (``"torchvision"``, ``"IMAGENET1K_V1"`` ...), converted to torchvision's layout."""
+    ``arch`` (``"torchvision"``, ``"IMAGENET1K_V1"`` ...), converted to torchvision's layout.
+
+    ``normalize``: the input the weights expect, by name (``caffe``, ``vggface``, ``imagenet``, ``tf``), for files
+    that do not say or say wrongly (a Caffe port saved with torchvision's keys). ``classes``: the class names, as a
+    list or a text file of one name per line; else the file's own, or a ``names.txt`` beside it with one name per
+    class (the VGG-Face release ships one)."""
+    found = _read_source(source, arch)
+    if normalize not in (None, "auto"):
+        if normalize not in NAMED_NORMALIZATIONS:
+            raise ValueError(f"unknown normalisation {normalize!r}; expected one of {', '.join(NAMED_NORMALIZATIONS)}")
+        norm = NAMED_NORMALIZATIONS[normalize]
+        found.normalization = replace(norm, source=f"{norm.source} (given with --normalize {normalize})")
+    _name_classes(found, source, classes)
+    return found
+
+
+def _read_source(source: str | os.PathLike, arch: str | None) -> WeightsFile:
     text = str(source)
     if is_official_name(text):
         if arch is None:
@@ -175,6 +239,34 @@ def read_weights(source: str | os.PathLike, arch: str | None = None) -> WeightsF
     found = _read_path(download(text) if "://" in text else Path(text))
     found.source = text
     return found
+
+
+def read_class_names(path: str | os.PathLike) -> list[str]:
+    """Class names from a text file, one per line (blank lines skipped)."""
+    try:
+        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read class names from {path}: {err}") from None
+    if not names:
+        raise ValueError(f"{path} names no classes (one name per line)")
+    return names
+
+
+def _name_classes(found: WeightsFile, source: str | os.PathLike, classes: Any) -> None:
+    head = found.state.get("classifier.6.weight")
+    count = None if head is None else head.shape[0]
+    if classes is not None:
+        names = read_class_names(classes) if isinstance(classes, (str, os.PathLike)) else list(classes)
+        if count is not None and len(names) != count:
+            raise ValueError(f"{len(names):,} class names given for weights of {count:,} classes ({source})")
+        found.classes = names
+        return
+    beside = Path(str(source)).with_name("names.txt")
+    if found.classes is None and found.mapping and count and beside.is_file():
+        names = read_class_names(beside)
+        if len(names) == count:
+            found.classes = names
+            found.notes.append(f"class names from {beside}, beside the file")
 
 
 def rgb_input(found: WeightsFile) -> WeightsFile:
@@ -209,9 +301,12 @@ def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def check_compatible(model: nn.Module, state: dict[str, torch.Tensor], source: str = "weights") -> None:
-    """Raise ``ValueError`` naming the missing, unexpected and mis-shaped keys, if any."""
-    own = model.state_dict()
+def check_compatible(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str = "weights", trunk_only: bool = False
+) -> None:
+    """Raise ``ValueError`` naming the missing, unexpected and mis-shaped keys, if any (``trunk_only``: of the
+    convolutional trunk)."""
+    own = {k: v for k, v in model.state_dict().items() if not (trunk_only and k.startswith("classifier."))}
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     misshaped = [
@@ -229,16 +324,25 @@ def check_compatible(model: nn.Module, state: dict[str, torch.Tensor], source: s
         raise ValueError("\n".join(lines))
 
 
-def load_weights(model: nn.Module, source: str | os.PathLike) -> nn.Module:
-    """Load weights into ``model`` in place and return it.
+def load_weights(model: nn.Module, source: str | os.PathLike, normalize: str | None = None) -> nn.Module:
+    """Load weights into ``model`` in place and return it, ready for RGB images on [0, 1] normalised as
+    ``model.normalization`` says (set from the file).
 
     ``source``: a ``.pth``/``.pt``/``.safetensors`` file (or a vggnet checkpoint), an ``http(s)://`` or ``file://``
     URL, or ``"torchvision"``/``"IMAGENET1K_V1"``/... for torchvision's official weights of ``model.arch``
-    (downloaded into torch's hub cache). timm's VGG layout is recognised and converted.
+    (downloaded into torch's hub cache); timm's VGG layout is recognised and converted. The files of other
+    frameworks too: the authors' ``.caffemodel``, Keras's ``.h5``/``.keras``, jcjohnson's and Caffe-named ports.
+    Weights for BGR 0-255 images (Caffe's) are turned into the same net for RGB [0, 1] images: conv1_1's input
+    channels reversed, the mean pixel and the 0-255 scale moved into ``model.normalization``. ``normalize`` names
+    the input of weights that do not say (``caffe``, ``vggface``, ``imagenet``, ``tf``). A file holding the trunk
+    alone (Keras's ``include_top=False``) loads the trunk and leaves fc6-fc8 as they are. The model's pools round
+    as it was built: Caffe's round up (``ceil_mode=True``; :func:`vggnet.load_model` builds the file's own net).
     """
-    state = read_weights(source, getattr(model, "arch", None)).state
-    check_compatible(model, state, f"weights from {source}")
-    model.load_state_dict(state, strict=True)
+    found = rgb_input(read_weights(source, getattr(model, "arch", None), normalize))
+    check_compatible(model, found.state, f"weights from {source}", trunk_only=found.trunk_only)
+    model.load_state_dict(found.state, strict=not found.trunk_only)
+    if found.normalization is not None and hasattr(model, "set_normalization"):
+        model.set_normalization(found.normalization.for_channels(model.in_channels))
     return model
 
 
@@ -288,6 +392,9 @@ def load_pretrained(
     found = source if isinstance(source, WeightsFile) else read_weights(source, getattr(model, "arch", None))
     state, own = dict(found.state), model.state_dict()
     report = LoadReport(found.source, [])
+    if found.trunk_only:  # Keras's include_top=False: the whole head is new
+        state.update({k: v for k, v in own.items() if k.startswith("classifier.")})
+        report.new.append("fc6, fc7, fc8 (the file holds the convolutional trunk only)")
     _fit_fc8(state, own, found, classes, report)
     conv = state.get("features.0.weight")
     mine = own["features.0.weight"]
@@ -296,7 +403,7 @@ def load_pretrained(
         report.adapted.append(f"conv1_1 ({conv.shape[1]} -> {mine.shape[1]} input channels)")
     check_compatible(model, state, f"weights from {found.source}")
     model.load_state_dict(state, strict=True)
-    new = {"fc8"} if report.new else set()
+    new = ({"fc6", "fc7", "fc8"} if found.trunk_only else {"fc8"}) if report.new else set()
     report.loaded = [n for n in _layers_with_parameters(model) if n not in new]
     return report
 
@@ -340,13 +447,22 @@ def model_metadata(model: nn.Module) -> dict[str, str]:
     return meta
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model``'s weights as safetensors, atomically, with what is needed to rebuild it as metadata."""
+def save_weights(
+    model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None, trunk_only: bool = False
+) -> Path:
+    """Write ``model``'s weights as safetensors, atomically, with what is needed to rebuild it as metadata (and the
+    input its weights expect, where the model knows it). ``trunk_only``: the convolutional trunk's weights alone
+    (a trunk converted from a file without a classifier)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"save_weights writes safetensors; give a path ending in .safetensors, got {path}")
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {**model_metadata(model), **(metadata or {})}
+    state = {
+        k: v.detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+        if not (trunk_only and k.startswith("classifier."))
+    }
+    norm = getattr(model, "normalization", None)
+    meta = {**model_metadata(model), **(norm.metadata() if norm is not None else {}), **(metadata or {})}
     return save_safetensors(state, path, meta)
 
 

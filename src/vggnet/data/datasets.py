@@ -29,8 +29,7 @@ from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image, decode_o
 from .transforms import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    NAMED_NORMALIZATIONS,
     Normalization,
     crop_flip,
     eval_transform,
@@ -61,7 +60,7 @@ FASHION_MNIST_CLASSES = [
     "Ankle boot",
 ]
 DATASETS = ("fashion-mnist", "fashion-mnist-scaled", "folder", "synthetic")
-NORMALIZATIONS = ("auto", "mean", "meanstd", "imagenet")
+NORMALIZATIONS = ("auto", "mean", "meanstd", *NAMED_NORMALIZATIONS)
 
 Batch = tuple[torch.Tensor, torch.Tensor, list[str]]  # images, labels, "path: reason" of each skipped file
 
@@ -699,10 +698,10 @@ def data_statistics(
     if mode == "auto" and weights_normalization is not None:
         mean, std = weights_normalization.for_channels(train_set.channels).rgb_unit()
         source = weights_normalization.source or "the weights"
-    elif mode == "imagenet":
-        if not rgb:
-            raise ValueError("--normalize imagenet needs RGB images")
-        mean, std, source = list(IMAGENET_MEAN), list(IMAGENET_STD), "ImageNet (torchvision's)"
+    elif mode in NAMED_NORMALIZATIONS:  # the input of weights that do not say (a Caffe port with torchvision's keys)
+        named = NAMED_NORMALIZATIONS[mode]
+        mean, std = named.for_channels(train_set.channels).rgb_unit()
+        source = named.source
     elif mode in ("mean", "auto"):
         std = [1.0] * len(mean)  # the paper's: subtract the mean RGB value only
     return {

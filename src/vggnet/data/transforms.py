@@ -103,6 +103,21 @@ class Normalization:
         return f"{values}{scale}" + (f" (from {self.source})" if self.source else "")
 
 
+CAFFE_MEAN_PIXEL = (103.939, 116.779, 123.68)  # BGR, 0-255: the authors' (their release's gist)
+VGGFACE_MEAN_PIXEL = (93.5940, 104.7624, 129.1863)  # BGR, 0-255: the VGG-Face release's
+# The inputs the weights people hold expect, by the names of Keras's preprocess_input modes where it has one.
+NAMED_NORMALIZATIONS: dict[str, Normalization] = {
+    "caffe": Normalization(
+        CAFFE_MEAN_PIXEL, (1.0, 1.0, 1.0), "BGR", 255.0, "ImageNet's mean pixel, as the authors' Caffe models"
+    ),
+    "vggface": Normalization(
+        VGGFACE_MEAN_PIXEL, (1.0, 1.0, 1.0), "BGR", 255.0, "VGG-Face's mean pixel, as its Oxford release"
+    ),
+    "imagenet": Normalization(IMAGENET_MEAN, IMAGENET_STD, source="ImageNet's mean and std, as torchvision's weights"),
+    "tf": Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), source="Keras's 'tf': RGB scaled to [-1, 1]"),
+}
+
+
 class Lighting(nn.Module):
     """AlexNet's colour shift: add ``eigvec @ (alpha * eigval)`` to every pixel, alpha ~ N(0, std), per image.
 

@@ -39,9 +39,12 @@ class Engine:
         max_pixels: int = 40_000_000,
         engine: str = "auto",
         precision: str = "f32",
+        normalize: str | None = None,
     ) -> Engine:
-        """The model at ``weights``; an exported one through ``engine`` (``auto``: the fastest installed here)."""
-        loaded = load_model(weights, arch, engine=engine, precision=precision)
+        """The model at ``weights``; an exported one through ``engine`` (``auto``: the fastest installed here);
+        ``normalize``: the input of weights whose file does not say it."""
+        loaded = load_model(weights, arch, engine=engine, precision=precision, normalize=normalize)
+        loaded.check_head("a classification service")
         net = prepare(loaded.model) if isinstance(loaded.model, VGG) else loaded.model
         return cls(loaded, net, mirror, max_pixels)
 

@@ -141,7 +141,13 @@ def serve_model(model: ModelChoice, settings: ServeSettings) -> None:
         raise ValueError("give the model with one --weights (a vggnet file, an exported .onnx, or weights with --arch)")
     pick_device(model.device)
     engine = Engine.load(
-        model.weights[0], model.arch, settings.mirror, settings.max_pixels, model.engine, model.precision
+        model.weights[0],
+        model.arch,
+        settings.mirror,
+        settings.max_pixels,
+        model.engine,
+        model.precision,
+        model.normalize,
     )
     torch.set_num_threads(settings.threads or engine.default_threads(os.cpu_count() or 2))
     loaded = engine.loaded

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, Range, setting
 
@@ -11,6 +12,12 @@ from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, Range, set
 @dataclass
 class ServeSettings:
     """How ``vggnet serve`` serves one model: where, under which name, and within which limits."""
+
+    cli_text: ClassVar[str] = (
+        "An inference service for one model: requests are batched dynamically, images of any size are brought to the "
+        "model's test geometry, /metrics speaks Prometheus, SIGTERM finishes the requests in flight and exits. Every "
+        "error is JSON with one sentence."
+    )
 
     host: str = setting("127.0.0.1", "address to bind", role=RUNTIME)
     port: int = setting(8000, "port (0: any free one)", Range(0, 65535), role=RUNTIME)

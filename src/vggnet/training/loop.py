@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from ..configs import layer_kinds
 from ..data.datasets import Batch, ImageFolder, OpenedData, open_datasets
 from ..data.device import DeviceImageFolder, decodes_on_device
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from ..files import atomic_copy, atomic_write_text, folder_lock
 from ..model import VGG, build, input_scale_of, preinit_from
 from ..weights import (
@@ -136,7 +137,8 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
         raise ValueError(f"{last} exists: pass --resume to continue that run, or choose another --out")
     device = ctx.device
     seed_and_tune(cfg.seed, device)
-    weights = rgb_input(read_weights(cfg.weights, _arch_name(cfg.arch))) if cfg.weights and not saved else None
+    named = cfg.normalize if cfg.normalize in NAMED_NORMALIZATIONS else None  # the input of weights that do not say
+    weights = rgb_input(read_weights(cfg.weights, _arch_name(cfg.arch), named)) if cfg.weights and not saved else None
     folder = DeviceImageFolder if decodes_on_device(cfg.decode, device) else ImageFolder
     data = open_datasets(cfg, _normalization_of(weights), saved["stats"] if saved else None, folder)
     model, report = make_model(cfg, data, weights, saved, given)
@@ -232,6 +234,8 @@ def make_model(
         model.freeze(cfg.freeze)
         return model, None
     if weights is not None and weights.config is not None:
+        if weights.trunk_only:  # the head is new: shaped as the run says
+            weights = replace(weights, config={**weights.config, "pool_size": cfg.pool_size, "fc_width": cfg.fc_width})
         _check_shape_matches(cfg, weights, given)
         model = VGG.from_config(weights.config, init=cfg.init, dropout=cfg.dropout, **shape)
     else:
@@ -273,7 +277,7 @@ def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile, given: set[str]
             wanted = build(arch, width=width, batch_norm=cfg.batch_norm).to_config()
         mine, theirs = wanted["config"], held["config"]
         if "width" not in chosen:  # the layer sequence, whatever the widths
-            mine, theirs = _structure(mine), _structure(theirs)
+            mine, theirs = layer_kinds(mine), layer_kinds(theirs)
         if json.dumps(mine) != json.dumps(theirs) or ("arch" in chosen and wanted["batch_norm"] != held["batch_norm"]):
             clashes += [k for k in ("arch", "width") if k in chosen]
     if clashes:
@@ -282,13 +286,6 @@ def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile, given: set[str]
             f"{held['fc_width']}) that --{' --'.join(c.replace('_', '-') for c in clashes)} contradict; drop them "
             "(the weights give the network's shape) or use other weights"
         )
-
-
-def _structure(config: list) -> list[str]:
-    """A configuration's layer kinds without their widths: ["3x3", "M", "1x1", ...]."""
-    return [
-        i if isinstance(i, str) else ("1x1" if isinstance(i, (list, tuple)) and i[1] == 1 else "3x3") for i in config
-    ]
 
 
 def split_batch(cfg: TrainConfig, world: int) -> tuple[int, int]:

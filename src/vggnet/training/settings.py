@@ -85,7 +85,8 @@ class TrainConfig:
     normalize: str = s(
         "auto",
         "auto (the --weights' own normalisation, else the paper's), mean (subtract the training set's mean RGB), "
-        "meanstd, or imagenet (torchvision's)",
+        "meanstd, imagenet (torchvision's), or the input of --weights whose file does not say it: caffe (BGR, 0-255, "
+        "minus the mean pixel), vggface, tf ([-1, 1])",
         choices=NORMALIZATIONS,
     )
     strict: bool = s(False, "stop at the first bad image instead of skipping it with a warning", role=RUNTIME)

@@ -1,0 +1,266 @@
+"""What a file of another framework holds, in one shape, and how that becomes a vggnet network.
+
+A reader hands over a :class:`ForeignNet`: the layers in the file's order (convolutions, pools, LRNs, fully
+connected layers) with weights already in PyTorch's layout, and the input the weights expect. :func:`assemble`
+turns it into a configuration in Table 1's notation, a state dict in torchvision's layout and one row per layer
+mapped, refusing with a sentence what no VGG has.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from ..configs import CONFIGS, Layer, canonical_name, layer_kinds, letter_of, module_paths, trunk_names
+from ..data.transforms import NAMED_NORMALIZATIONS, Normalization
+
+VGGFACE_CLASSES = 2622
+CONV_NAME = re.compile(r"conv(\d+)_(\d+)$")
+HEAD = ("fc6", "fc7", "fc8")
+
+
+@dataclass
+class FoundLayer:
+    """One layer of a foreign file."""
+
+    kind: str  # "conv", "fc", "pool" or "lrn"
+    source: str  # the file's own name for it
+    weight: torch.Tensor | None = None  # conv: O x I x kh x kw; fc: O x I, or O x C x p x p (fc6 as a convolution)
+    bias: torch.Tensor | None = None
+    name: str | None = None  # its Caffe name (conv1_1, fc6), where the file gives one
+
+
+@dataclass
+class ForeignNet:
+    """A VGG as another framework's file holds it."""
+
+    format: str
+    layers: list[FoundLayer]
+    normalization: Normalization
+    ceil_mode: bool = False  # pooled sizes rounded up (Caffe's pools)
+    classes: list[str] | None = None
+    crop: int | None = None  # the input side the file's model was built for, where it says
+    notes: list[str] = field(default_factory=list)
+    named: bool = False  # the layers carry Caffe names (conv1_1 ... fc8), which say where each one goes
+
+
+def mean_pixel_for(classes: int | None, origin: str) -> Normalization:
+    """The input of weights converted from the authors' Caffe models: BGR 0-255 minus the mean pixel, VGG-Face's
+    for its 2,622 identities, ImageNet's otherwise; ``origin`` says where the file comes from."""
+    norm = NAMED_NORMALIZATIONS["vggface" if classes == VGGFACE_CLASSES else "caffe"]
+    return replace(norm, source=f"{origin}: {norm.source.split(',')[0]}")
+
+
+@dataclass
+class Mapped:
+    """One layer mapped: the file's name, the Caffe name, the module in torchvision's layout, the weight's shape."""
+
+    source: str
+    name: str
+    module: str
+    shape: tuple[int, ...]
+
+
+@dataclass
+class Assembled:
+    """A foreign net as vggnet holds it."""
+
+    config: list[Layer]
+    state: dict[str, torch.Tensor]
+    rows: list[Mapped]
+    in_channels: int
+    num_classes: int | None  # None: the file holds the convolutional trunk only
+    pool_size: int
+    fc_width: int
+
+    @property
+    def arch(self) -> str | None:
+        letter = letter_of(self.config)
+        return canonical_name(letter, False) if letter else None
+
+    def model_config(self, ceil_mode: bool) -> dict[str, Any]:
+        """What ``VGG.from_config`` builds this net from (a trunk-only file: the paper's head, to be trained)."""
+        return {
+            "config": self.config,
+            "num_classes": self.num_classes or 1000,
+            "in_channels": self.in_channels,
+            "batch_norm": False,
+            "pool_size": self.pool_size,
+            "fc_width": self.fc_width,
+            "arch": self.arch,
+            "ceil_mode": ceil_mode,
+        }
+
+
+def assemble(net: ForeignNet, source: str) -> Assembled:
+    """The configuration, state dict and mapping of ``net``; ``ValueError`` naming what does not fit a VGG."""
+    trunk, head = (_split_named if net.named else _split)(net.layers, source)
+    config = _config(trunk, net.named, source)
+    convs = [layer for layer in trunk if layer.kind == "conv"]
+    in_channels = _check_chain(convs, source)
+    paths = module_paths(config)
+    names = [n for n in trunk_names(config) if n.startswith("conv")]
+    state: dict[str, torch.Tensor] = {}
+    rows: list[Mapped] = []
+    for name, layer in zip(names, convs):
+        _put(state, rows, layer, name, paths[name], layer.weight)
+    num_classes, pool, width = None, 7, 4096
+    if head:
+        pool, fcs = _head(head, convs[-1].weight.shape[0], source)
+        for name, (layer, weight) in zip(HEAD, fcs):
+            _put(state, rows, layer, name, paths[name], weight)
+        width, num_classes = fcs[0][1].shape[0], fcs[2][1].shape[0]
+    if net.classes is not None and num_classes is not None and len(net.classes) != num_classes:
+        raise ValueError(f"{source} names {len(net.classes):,} classes but its fc8 holds {num_classes:,}")
+    return Assembled(config, state, rows, in_channels, num_classes, pool, width)
+
+
+def _put(
+    state: dict[str, torch.Tensor], rows: list[Mapped], layer: FoundLayer, name: str, path: str, weight: torch.Tensor
+) -> None:
+    bias = layer.bias if layer.bias is not None else torch.zeros(weight.shape[0])
+    state[f"{path}.weight"], state[f"{path}.bias"] = weight.float().contiguous(), bias.float().reshape(-1)
+    rows.append(Mapped(layer.source, name, path, tuple(weight.shape)))
+
+
+def _split(layers: list[FoundLayer], source: str) -> tuple[list[FoundLayer], list[FoundLayer]]:
+    """Trunk and head of a file whose layers come in order without Caffe names: the trunk ends at the last pool;
+    where the file has no pools (weights alone), at the end of the longest Table 1 trunk its convolutions begin
+    with."""
+    pools = [i for i, layer in enumerate(layers) if layer.kind == "pool"]
+    if pools:
+        trunk, rest = layers[: pools[-1] + 1], layers[pools[-1] + 1 :]
+    else:
+        convs = [layer for layer in layers if layer.kind == "conv"]
+        letter = _table1_prefix(convs, source)
+        placed = iter(convs)
+        trunk = [FoundLayer("pool", "(placed as in Table 1)") if i == "M" else next(placed) for i in CONFIGS[letter]]
+        n = len(trunk) - CONFIGS[letter].count("M")
+        rest = [layer for layer in layers if layer.kind in ("conv", "fc")][n:]
+    misplaced = [layer.source for layer in trunk if layer.kind == "fc"]
+    if misplaced:
+        raise ValueError(f"{source} has fully connected layers between its convolutions: {', '.join(misplaced)}")
+    return trunk, [layer for layer in rest if layer.kind in ("conv", "fc")]
+
+
+def _table1_prefix(convs: list[FoundLayer], source: str) -> str:
+    """The letter of the deepest configuration of Table 1 whose convolutions ``convs`` begin with."""
+    kinds = [_kind(layer, source, strict=False) for layer in convs]
+    for letter in sorted(CONFIGS, key=lambda k: -len(CONFIGS[k])):
+        wanted = [k for k in layer_kinds(CONFIGS[letter]) if k not in ("M", "LRN")]
+        if "LRN" not in CONFIGS[letter] and kinds[: len(wanted)] == wanted:
+            return letter
+    raise ValueError(
+        f"{source}'s {len(convs)} convolutions ({', '.join(kinds[:20])}) begin none of Table 1's configurations, "
+        "and the file does not say where its pools are"
+    )
+
+
+def _split_named(layers: list[FoundLayer], source: str) -> tuple[list[FoundLayer], list[FoundLayer]]:
+    """Trunk and head of a file whose layers carry Caffe names: conv1_1 ... conv5_x, norm1, fc6 ... fc8."""
+    trunk = [layer for layer in layers if layer.kind in ("conv", "lrn")]
+    head = [layer for layer in layers if layer.kind == "fc"]
+    if [layer.name for layer in head] not in ([], list(HEAD)):
+        raise ValueError(
+            f"{source} has fully connected layers {', '.join(str(layer.name) for layer in head)}; a VGG's head is "
+            "fc6, fc7 and fc8 in that order (or none, for the trunk alone)"
+        )
+    return trunk, head
+
+
+def _config(trunk: list[FoundLayer], named: bool, source: str) -> list[Layer]:
+    config: list[Layer] = []
+    block = 1
+    for layer in trunk:
+        if layer.kind == "pool":
+            config.append("M")
+        elif layer.kind == "lrn":
+            config.append("LRN")
+        else:
+            if named:
+                b, i = _conv_position(layer, source)
+                if b != block:
+                    if b != block + 1 or not config:
+                        raise ValueError(f"{source}: convolution {layer.name} comes after block {block}'s")
+                    config.append("M")
+                    block = b
+                wanted = 1 + sum(1 for c in config[_block_start(config) :] if not isinstance(c, str))
+                if i != wanted:
+                    raise ValueError(f"{source}: convolution {layer.name} comes where conv{b}_{wanted} belongs")
+            kind = _kind(layer, source)
+            width = int(layer.weight.shape[0])
+            config.append(width if kind == "3x3" else (width, 1))
+    if named and config:
+        config.append("M")  # pool5 (the authors' nets end every block, the last too, with a 2x2 max-pool)
+    return config
+
+
+def _block_start(config: list[Layer]) -> int:
+    return max((i + 1 for i, c in enumerate(config) if c == "M"), default=0)
+
+
+def _conv_position(layer: FoundLayer, source: str) -> tuple[int, int]:
+    match = CONV_NAME.match(layer.name or "")
+    if not match:
+        raise ValueError(f"{source}: {layer.source} is not named as a VGG's convolution (conv1_1 ... conv5_x)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _kind(layer: FoundLayer, source: str, strict: bool = True) -> str:
+    shape = tuple(layer.weight.shape)
+    if len(shape) == 4 and shape[2] == shape[3] and shape[2] in (1, 3):
+        return f"{shape[2]}x{shape[2]}"
+    if not strict:
+        return "x".join(map(str, shape[2:])) or "dense"
+    raise ValueError(
+        f"{source}: {layer.source} has weights of shape {shape}; a VGG's trunk has only 3x3 and 1x1 convolutions"
+    )
+
+
+def _check_chain(convs: list[FoundLayer], source: str) -> int:
+    if not convs:
+        raise ValueError(f"{source} holds no convolutions: not a VGG")
+    for before, layer in zip(convs, convs[1:]):
+        if layer.weight.shape[1] != before.weight.shape[0]:
+            raise ValueError(
+                f"{source}: {layer.source} takes {layer.weight.shape[1]} channels but {before.source} gives "
+                f"{before.weight.shape[0]}"
+            )
+    channels = int(convs[0].weight.shape[1])
+    if channels not in (1, 3):
+        raise ValueError(f"{source}: the first convolution takes {channels} channels; images have 1 or 3")
+    return channels
+
+
+def _head(head: list[FoundLayer], channels: int, source: str) -> tuple[int, list[tuple[FoundLayer, torch.Tensor]]]:
+    """pool5's side and fc6, fc7, fc8 as linear weights (fc6 flattened over channels, then rows, then columns)."""
+    if len(head) != 3:
+        raise ValueError(
+            f"{source} has {len(head)} layers after its trunk ({', '.join(layer.source for layer in head)}); a "
+            "VGG's head is three (fc6, fc7, fc8), or none for the trunk alone"
+        )
+    fc6 = head[0].weight
+    if fc6.dim() == 4:
+        if fc6.shape[1] != channels or fc6.shape[2] != fc6.shape[3]:
+            raise ValueError(f"{source}: fc6 ({head[0].source}) is a {tuple(fc6.shape)} convolution over pool5")
+        pool = fc6.shape[2]
+    else:
+        pool = math.isqrt(fc6.shape[1] // channels)
+        if pool < 1 or pool * pool * channels != fc6.shape[1]:
+            raise ValueError(
+                f"{source}: fc6 ({head[0].source}) takes {fc6.shape[1]:,} inputs, which is no square map of pool5's "
+                f"{channels} channels"
+            )
+    flat = [layer.weight.reshape(layer.weight.shape[0], -1) for layer in head]
+    for (a, name_a), (b, name_b) in zip(zip(flat, HEAD), zip(flat[1:], HEAD[1:])):
+        if b.shape[1] != a.shape[0]:
+            raise ValueError(f"{source}: {name_b} takes {b.shape[1]:,} inputs but {name_a} gives {a.shape[0]:,}")
+    if flat[1].shape[0] != flat[0].shape[0]:
+        raise ValueError(
+            f"{source}: fc6 and fc7 have {flat[0].shape[0]} and {flat[1].shape[0]} outputs; a VGG's are equal"
+        )
+    return int(pool), list(zip(head, flat))
