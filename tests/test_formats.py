@@ -50,10 +50,11 @@ class Reference(nn.Module):
             nn.Linear(channels * pool * pool, fc), nn.ReLU(), nn.Dropout(), nn.Linear(fc, fc), nn.ReLU(),
             nn.Dropout(), nn.Linear(fc, classes),
         )  # fmt: skip
-        for m in self.modules():
+        for m in self.modules():  # He's scale: activations of order one through every layer
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.normal_(m.weight, 0, 0.05 if isinstance(m, nn.Conv2d) else 0.1)
-                nn.init.normal_(m.bias, 0, 0.1)
+                fan_in = m.weight[0].numel()
+                nn.init.normal_(m.weight, 0, (2 / fan_in) ** 0.5 / (100 if m is layers[0] else 1))  # pixel units in
+                nn.init.normal_(m.bias, 0, 0.01)
         self.eval()
 
     def forward(self, x):
@@ -382,3 +383,43 @@ def test_v0_layers_inside_v1_ones_are_read(tmp_path):
     assert "V0 layers" in found.format
     assert torch.equal(found.state["classifier.6.weight"], state["classifier.6.weight"])
     assert varint(300) == b"\xac\x02"  # the helper writes protobuf's varints
+
+
+def test_eval_and_the_service_take_a_caffemodel(pb, tmp_path):
+    """Both classify RGB images as the authors' net classifies them in its own input (labels: its own answers)."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from vggnet.serving.app import create_app
+    from vggnet.serving.engine import Engine
+    from vggnet.serving.settings import ServeSettings
+
+    torch.manual_seed(30)  # a random net whose answers follow the images' colours
+    config = narrow("A", 1 / 16)
+    ref = Reference(config, classes=3, pool=1, fc=8)
+    path = write_caffemodel(pb, tmp_path / "a.caffemodel", deploy_layers(config, ref.state_dict()))
+    torch.manual_seed(2)
+    colours = torch.eye(3).repeat(4, 1)[:, :, None, None]  # red, green, blue images: a swapped BGR would show
+    x = ((0.3 * torch.rand(12, 3, 256, 256) + 0.7 * colours) * 255).round() / 255  # Q = 256: centre 224 classified
+    with torch.no_grad():
+        centre = bgr_pixels(x[..., 16:240, 16:240])
+        labels = ref(centre).argmax(1)
+        mirrored = (ref(centre).softmax(1) + ref(centre.flip(3)).softmax(1)).argmax(1)  # the service's mirror
+    assert len(set(labels.tolist())) > 1 and len(set(mirrored.tolist())) > 1  # answers that tell inputs apart
+    files = []
+    for i, image in enumerate(x):
+        folder = tmp_path / "data" / f"class {labels[i].item()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        files.append(folder / f"{i}.png")
+        Image.fromarray((image * 255).round().byte().permute(1, 2, 0).numpy()).save(files[-1])
+    args = ["eval", "--weights", str(path), "--data", str(tmp_path / "data"), "--protocols", "center"]
+    assert main([*args, "--scales", "256", "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert report["images"] == 12 and report["rows"][0]["cells"][report["columns"][0]]["top1_err"] == 0.0
+    with TestClient(create_app(Engine.load(str(path)), ServeSettings())) as client:
+        for i, file in enumerate(files):
+            answer = client.post("/predict", files={"file": ("x.png", file.read_bytes(), "image/png")})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["top"][0]["class"] == f"class {mirrored[i].item()}"

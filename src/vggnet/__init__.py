@@ -49,3 +49,14 @@ __all__ = [
     "load_model",
     "prepare",
 ]
+
+SUBMODULES = ("losses", "training", "formats", "features", "explain", "evaluate", "predict", "export", "inference")
+
+
+def __getattr__(name: str):
+    """Submodules on first use (``vggnet.losses.LPIPS`` after ``import vggnet``), without importing all at start."""
+    if name in SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'vggnet' has no attribute {name!r}")
