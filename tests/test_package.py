@@ -21,7 +21,7 @@ LAYER_ORDER = [
     ("inference", "info", "explain", "losses", "convert"),
     ("training",),
     ("evaluate", "features", "predict"),
-    ("probe", "export"),
+    ("probe", "export", "triton"),
     ("bench_engines",),
     ("bench",),
     ("reproduce", "serving"),

@@ -57,10 +57,11 @@ class Server:
     """``vggnet serve`` in a subprocess, as a user starts it."""
 
     def __init__(self, weights: Path, *flags: str) -> None:
-        self.port = free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-        argv = [sys.executable, "-m", "vggnet", "serve", "--weights", str(weights), "--port", str(self.port), *flags]
+        argv = [sys.executable, "-m", "vggnet", "serve", "--weights", str(weights), "--port", str(self.port)]
+        argv += ["--grpc-port", str(self.grpc_port), *flags]
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -346,27 +347,51 @@ def test_a_batch_waits_only_for_requests_on_their_way_and_at_most_max_wait():
 
 
 @pytest.mark.slow
-def test_a_triton_repository_with_a_config_that_triton_parses(weights, tmp_path, capsys):
-    from vggnet.cli import main
-    from vggnet.export import check_triton_config
-
-    argv = ["export", "--weights", str(weights), "--out", str(tmp_path / "out"), "--format", "onnx", "--triton",
-            str(tmp_path / "repo"), "--name", "pets"]  # fmt: skip
-    assert main(argv) == 0
-    folder = tmp_path / "repo" / "pets"
-    assert (folder / "1" / "model.onnx").read_bytes() == (tmp_path / "out" / "model.onnx").read_bytes()
-    assert (folder / "labels.txt").read_text().split() == CLASSES
-    config = (folder / "config.pbtxt").read_text()
-    check_triton_config(config)
-    from google.protobuf import text_format
+def test_the_triton_repository_and_the_service_have_one_interface(weights, server, tmp_path):
+    """One client, written from a model configuration, works against both: the repository's config.pbtxt (run by
+    onnxruntime as Triton's backend would run it) and the service's /config (over HTTP and gRPC)."""
+    import onnxruntime as ort
+    import tritonclient.grpc as triton_grpc
+    import tritonclient.http as triton_http
+    from google.protobuf import json_format, text_format
     from tritonclient.grpc import model_config_pb2
 
-    parsed = text_format.Parse(config, model_config_pb2.ModelConfig())
-    assert (parsed.name, parsed.platform, parsed.max_batch_size) == ("pets", "onnxruntime_onnx", 32)
-    assert list(parsed.input[0].dims) == [3, -1, -1] and list(parsed.output[0].dims) == [3]
-    assert parsed.HasField("dynamic_batching") and parsed.output[0].label_filename == "labels.txt"
+    from vggnet.cli import main
+    from vggnet.triton import check_triton_config
+
+    argv = ["export", "--weights", str(weights), "--out", str(tmp_path / "out"), "--format", "onnx", "--triton",
+            str(tmp_path / "repo"), "--name", "vggnet", "--max-batch", "8"]  # fmt: skip
+    assert main(argv) == 0
+    folder = tmp_path / "repo" / "vggnet"
+    text = (folder / "config.pbtxt").read_text()
+    check_triton_config(text)
     with pytest.raises(ValueError, match="does not parse as Triton's ModelConfig"):
-        check_triton_config(config.replace("TYPE_FP32", "TYPE_FP33"))
+        check_triton_config(text.replace("TYPE_FP32", "TYPE_FP33"))
+    exported = text_format.Parse(text, model_config_pb2.ModelConfig())
+    served = json_format.ParseDict(
+        httpx.get(server.url + "/v2/models/vggnet/config").json(), model_config_pb2.ModelConfig()
+    )
+
+    def interface(config):  # what a client needs: the required inputs, the outputs, the batching, the parameters
+        needed = [(i.name, i.data_type, list(i.dims)) for i in config.input if not i.optional]
+        outputs = [(o.name, o.data_type, list(o.dims), o.label_filename) for o in config.output]
+        params = {k: json.loads(v.string_value) for k, v in config.parameters.items()}
+        return needed, outputs, config.max_batch_size, config.HasField("dynamic_batching"), params
+
+    assert interface(exported) == interface(served)
+    assert (folder / "labels.txt").read_text().split() == CLASSES
+    ((_, _, dims),) = interface(exported)[0]
+    x = np.random.default_rng(0).normal(size=(3, *dims)).astype(np.float32)
+    onnx_model = ort.InferenceSession(str(folder / "1" / "model.onnx"))
+    expected = onnx_model.run(["probabilities"], {"image": x})[0]  # what Triton's onnxruntime backend computes
+    answers = []
+    for module, url in ((triton_http, f"127.0.0.1:{server.port}"), (triton_grpc, f"127.0.0.1:{server.grpc_port}")):
+        client = module.InferenceServerClient(url)
+        tensor = module.InferInput("image", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        answers.append(client.infer("vggnet", [tensor]).as_numpy("probabilities"))
+    for got in answers:
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
 def find_chromium() -> tuple[str, str] | None:

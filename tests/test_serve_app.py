@@ -3,10 +3,13 @@ FastAPI's TestClient (the lifespan runs: the batcher is up), with tritonclient's
 protocol. Fast; tests/test_serve.py starts the command itself."""
 
 import base64
+import gzip
 import io
 import json
 import re
 import threading
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -50,7 +53,16 @@ def local(weights):
 def client(weights):
     settings = ServeSettings(max_batch=8, max_wait_ms=50, max_body=300_000)
     with TestClient(create_app(Engine.load(str(weights)), settings)) as c:
+        wait_until_ready(c)
         yield c
+
+
+def wait_until_ready(c: TestClient) -> None:
+    """The model warms up (a batch of 1 and one of max_batch) after the app starts; ready says when it is done."""
+    deadline = time.monotonic() + 60
+    while c.get("/v2/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the model never became ready"
+        time.sleep(0.01)
 
 
 def expected_top(local, image: bytes) -> list[str]:
@@ -60,7 +72,8 @@ def expected_top(local, image: bytes) -> list[str]:
 
 def test_health_metadata_and_both_v2_encodings(client, local):
     assert client.get("/v2/health/live").json() == {"live": True} and client.get("/v2/health/ready").json()["ready"]
-    assert client.get("/v2").json()["extensions"] == ["binary_tensor_data", "classification"]
+    extensions = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
+    assert client.get("/v2").json()["extensions"] == extensions  # exactly what is implemented
     meta = client.get("/v2/models/vggnet").json()
     assert meta["inputs"][0] == {"name": "image", "datatype": "FP32", "shape": [-1, 3, 32, 32]}
     assert meta["parameters"]["classes"] == CLASSES and (meta["parameters"]["scale"], meta["parameters"]["crop"]) == (
@@ -121,6 +134,7 @@ def v2_image(shape, datatype="FP32", data=None):
     }
 
 
+GZIP = {"Content-Encoding": "gzip"}
 ERRORS = [
     ("post", "/predict", {"content": b"x" * 400_000}, 413, "more than the 300,000 allowed"),
     ("post", "/predict", {"content": b"plain text, not a picture"}, 415, "not an image"),
@@ -135,13 +149,11 @@ ERRORS = [
     ("post", "/v2/models/vggnet/infer", v2_image([1, 3, 16, 16]), 400, r"shape \[N, 3, 32, 32\]"),
     ("post", "/v2/models/vggnet/infer", v2_image([1, 3, 32, 32], "INT64", [0] * 3072), 400, "must be FP32"),
     ("post", "/v2/models/vggnet/infer", v2_image([1, 3, 32, 32], data=[0.0] * 5), 400, "do not make a FP32 tensor"),
-    (
-        "post",
-        "/v2/models/vggnet/infer",
-        {"content": json.dumps(v2_image([1, 3, 32, 32], data=[float("nan")] * 3072)["json"])},
-        400,
-        "NaN",
-    ),
+    ("post", "/v2/models/vggnet/versions/7/infer", v2_image([1, 3, 32, 32]), 404, "unknown version '7'"),
+    ("get", "/v2/models/vggnet/versions/2/config", {}, 404, "unknown version '2' of model 'vggnet'; it has version 1"),
+    ("post", "/v2/models/vggnet/infer", {"content": b"\x1f\x8bnot gzip", "headers": GZIP}, 400, "not valid gzip"),
+    ("post", "/v2/models/vggnet/infer", {"content": b"{}", "headers": {"Content-Encoding": "br"}}, 415, "'br'"),
+    ("post", "/v2/models/vggnet/infer", {"content": gzip.compress(b" " * 400_000), "headers": GZIP}, 413, "inflates"),
     ("post", "/v2/models/resnet/infer", {"json": {"inputs": []}}, 404, "unknown model 'resnet'"),
     ("get", "/v2/models/resnet", {}, 404, "unknown model"),
     ("get", "/nowhere", {}, 404, "no such endpoint"),
@@ -268,3 +280,51 @@ def test_the_app_maps_each_part_s_errors_in_one_place():
         text = f.read()
     assert not re.search(r"\b[45]\d\d\b", text) and "status" not in text  # the engine knows nothing of HTTP
     assert issubclass(BadImage, ValueError)
+
+
+def test_the_model_configuration_is_tritons_and_the_statistics_count_in_tritons_units(client, local):
+    from google.protobuf import json_format
+    from tritonclient.grpc import model_config_pb2, service_pb2
+
+    config = client.get("/v2/models/vggnet/config").json()
+    assert client.get("/v2/models/vggnet/versions/1/config").json() == config
+    parsed = json_format.ParseDict(config, model_config_pb2.ModelConfig())  # Triton's own schema
+    assert parsed.max_batch_size == 8 and parsed.dynamic_batching.max_queue_delay_microseconds == 50_000
+    assert [(i.name, list(i.dims), i.optional) for i in parsed.input] == [("image", [3, 32, 32], False),
+                                                                           ("image_bytes", [1], True)]  # fmt: skip
+    assert (parsed.output[0].name, list(parsed.output[0].dims)) == ("probabilities", [3])
+    assert [w.batch_size for w in parsed.model_warmup] == [1, 8]
+    before = client.get("/v2/models/vggnet/stats").json()["model_stats"][0]
+    x = torch.randn(3, 3, 32, 32)
+    body = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [3, 3, 32, 32], "data": x.flatten().tolist()}]}
+    for _ in range(2):
+        assert client.post("/v2/models/vggnet/infer", json=body).status_code == 200
+    assert client.post("/v2/models/vggnet/infer", json={"inputs": [{"name": "x"}]}).status_code == 400
+    stats = client.get("/v2/models/vggnet/stats").json()
+    json_format.ParseDict(stats, service_pb2.ModelStatisticsResponse())  # the fields and types of Triton's
+    after = stats["model_stats"][0]
+    assert after["inference_count"] - before["inference_count"] == 6  # images, as Triton counts
+    assert 1 <= after["execution_count"] - before["execution_count"] <= 2
+    phases, old = after["inference_stats"], before["inference_stats"]
+    assert phases["success"]["count"] - old["success"]["count"] == 2 and phases["fail"]["count"] > old["fail"]["count"]
+    for phase in ("queue", "compute_input", "compute_infer", "compute_output"):
+        assert phases[phase]["count"] - old[phase]["count"] == 2 and phases[phase]["ns"] > old[phase]["ns"]
+    assert phases["success"]["ns"] - old["success"]["ns"] >= phases["compute_infer"]["ns"] - old["compute_infer"]["ns"]
+    assert client.get("/v2/models/stats").json() == client.get("/v2/models/vggnet/stats").json()
+
+
+def test_compressed_bodies_random_floats_and_both_inputs_as_perf_analyzer_sends_them(client, local):
+    x = torch.randn(2, 3, 32, 32)
+    body = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [2, 3, 32, 32],
+                                   "data": x.flatten().tolist()}]}).encode()  # fmt: skip
+    for encoding, packed in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
+        answer = client.post("/v2/models/vggnet/infer", content=packed, headers={"Content-Encoding": encoding})
+        assert answer.status_code == 200, answer.text
+        got = np.array(answer.json()["outputs"][0]["data"]).reshape(2, 3)
+        np.testing.assert_allclose(got, local.classify(x).numpy(), rtol=1e-4, atol=1e-6)
+    bits = np.frombuffer(np.random.default_rng(0).bytes(4 * 3072), dtype=np.float32)  # perf_analyzer's random
+    noise = {"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [float(v) for v in bits]}
+    junk = {"name": "image_bytes", "datatype": "BYTES", "shape": [1, 1], "data": [base64.b64encode(b"xyz").decode()]}
+    answer = client.post("/v2/models/vggnet/infer", content=json.dumps({"inputs": [noise, junk]}))
+    assert answer.status_code == 200, answer.text  # NaN in, NaN out, as in Triton; image taken over image_bytes
+    assert len(answer.json()["outputs"][0]["data"]) == 3

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, replace
@@ -22,6 +20,7 @@ from .files import Staging, folder_lock
 from .inference import Loaded, ModelChoice, fuse_batch_norm, prepare
 from .model import VGG
 from .settings import AT_LEAST_ONE, setting
+from .triton import model_config, write_triton
 
 
 @dataclass
@@ -47,6 +46,10 @@ class ExportSettings(ModelChoice):
         "onnxruntime",
         "the Triton repository's backend: onnxruntime (model.onnx) or openvino (model.xml, model.bin)",
         choices=("onnxruntime", "openvino"),
+    )
+    max_batch: int = setting(16, "the Triton repository's max_batch_size (vggnet serve's --max-batch)", AT_LEAST_ONE)
+    mirror: bool = setting(
+        True, "the Triton model averages each image's posteriors with its mirror image's, as vggnet serve does"
     )
 
 
@@ -451,82 +454,6 @@ def check_agreement(loaded: Loaded, runner, source: Source, count: int, q: int) 
     }
 
 
-# -- a Triton model repository ---------------------------------------------------------------------------------------
-def triton_config(
-    name: str, loaded: Loaded, max_batch: int = 32, queue_delay_us: int = 5000, backend: str = "onnxruntime"
-) -> str:
-    """``config.pbtxt`` for the exported model (Triton's onnxruntime or openvino backend): dynamic batching, the input
-    ``image`` (C x H x W, any size the dense net takes) and output ``scores`` with the class labels file, and what a
-    client needs to prepare images as parameters."""
-    channels, classes = loaded.model.in_channels, len(loaded.classes)
-    params = {
-        "mean": loaded.mean,
-        "std": loaded.std,
-        "scale": loaded.default_scale,
-        "pad": loaded.pad,
-        "crop": loaded.crop,
-    }
-    lines = [
-        f'name: "{name}"',
-        'platform: "onnxruntime_onnx"' if backend == "onnxruntime" else 'backend: "openvino"',
-        f"max_batch_size: {max_batch}",
-        f'input [ {{ name: "image" data_type: TYPE_FP32 dims: [ {channels}, -1, -1 ] }} ]',
-        f'output [ {{ name: "scores" data_type: TYPE_FP32 dims: [ {classes} ] label_filename: "labels.txt" }} ]',
-        f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}",
-        "instance_group [ { kind: KIND_CPU count: 1 } ]",
-    ]
-    for key, value in params.items():
-        lines.append(f'parameters {{ key: "vggnet_{key}" value {{ string_value: {json.dumps(json.dumps(value))} }} }}')
-    return "\n".join(lines) + "\n"
-
-
-def check_triton_config(text: str) -> None:
-    """Parse ``text`` with Triton's own schema (the ``model_config`` protobuf shipped in tritonclient's gRPC package);
-    ``ValueError`` if it does not parse, or if that package is missing."""
-    try:
-        from google.protobuf import text_format
-        from tritonclient.grpc import model_config_pb2
-    except ImportError as err:
-        raise ValueError(
-            f"checking a Triton config needs tritonclient[grpc] (pip install 'vggnet[triton]'): {err}"
-        ) from None
-    try:
-        text_format.Parse(text, model_config_pb2.ModelConfig())
-    except text_format.ParseError as err:
-        raise ValueError(f"the Triton config does not parse as Triton's ModelConfig: {err}") from None
-
-
-def write_triton(
-    loaded: Loaded,
-    model_path: str | os.PathLike,
-    repo: str | os.PathLike,
-    name: str = "vggnet",
-    max_batch: int = 32,
-    backend: str = "onnxruntime",
-) -> Path:
-    """``repo/name/`` as a Triton model repository: ``1/model.onnx`` (onnxruntime backend) or ``1/model.xml`` and
-    ``1/model.bin`` (openvino backend), copies of the exported model at ``model_path`` (float32 or int8),
-    ``config.pbtxt`` (checked against Triton's schema before anything is written) and ``labels.txt``."""
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"the Triton model name must be a plain folder name, got {name!r}")
-    config = triton_config(name, loaded, max_batch, backend=backend)
-    check_triton_config(config)
-    folder = Path(repo) / name
-    source = Path(model_path)
-    copies = (
-        {"1/model.onnx": source}
-        if backend == "onnxruntime"
-        else {"1/model.xml": source, "1/model.bin": source.with_suffix(".bin")}
-    )
-    with folder_lock(folder, "Triton model folder"), Staging(folder) as stage:
-        for target, origin in copies.items():
-            shutil.copyfile(origin, stage.path(target))
-        stage.path("config.pbtxt").write_text(config)
-        stage.path("labels.txt").write_text("\n".join(loaded.classes) + "\n")
-        stage.commit([*copies, "config.pbtxt", "labels.txt"], replaces=["1/model.onnx", "1/model.xml", "1/model.bin"])
-    return folder
-
-
 def run_export(s: ExportSettings, loaded: Loaded, int8: Int8Settings | None = None) -> dict[str, dict[str, object]]:
     """``vggnet export``: the files ``s`` asks for (a Triton repository's config checked before any work), and a
     line on how each was checked."""
@@ -535,16 +462,13 @@ def run_export(s: ExportSettings, loaded: Loaded, int8: Int8Settings | None = No
     if s.triton:
         if Path(s.triton).exists() and not Path(s.triton).is_dir():
             raise ValueError(f"--triton {s.triton} is a file; give a folder")
-        check_triton_config(triton_config(s.name, loaded, backend=s.triton_backend))
-        formats = tuple(sorted({*formats, "onnx" if s.triton_backend == "onnxruntime" else "openvino"}))
+        platform = "onnxruntime_onnx" if s.triton_backend == "onnxruntime" else "openvino"
+        model_config(s.name, loaded, platform, s.max_batch, mirror=s.mirror)  # checked before any work
+        formats = tuple(sorted({*formats, "onnx"}))
     results = export(loaded, s.out, formats, opset=s.opset, int8=int8)
     if s.triton:
-        kind = (
-            ("int8" if int8 else "onnx")
-            if s.triton_backend == "onnxruntime"
-            else ("openvino_int8" if int8 else "openvino")
-        )
-        folder = write_triton(loaded, results[kind]["path"], s.triton, s.name, backend=s.triton_backend)
+        model = results["int8" if int8 else "onnx"]["path"]
+        folder = write_triton(loaded, model, s.triton, s.name, s.max_batch, s.triton_backend, s.mirror)
         results["triton"] = {"path": str(folder), "backend": s.triton_backend}
     for fmt, r in results.items():
         print(describe_export(fmt, r))
@@ -558,8 +482,8 @@ def describe_export(fmt: str, r: dict[str, object]) -> str:
     if fmt == "triton":
         files = "1/model.onnx" if r.get("backend", "onnxruntime") == "onnxruntime" else "1/model.xml, 1/model.bin"
         return (
-            f"triton: {r['path']} ({files}, config.pbtxt with dynamic batching, labels.txt; the config parses as "
-            "Triton's ModelConfig)"
+            f"triton: {r['path']} ({files}: image -> probabilities as vggnet serve answers them; config.pbtxt with "
+            "dynamic batching, parsed with Triton's ModelConfig; labels.txt)"
         )
     if fmt in ("int8", "openvino_int8"):
         accuracy = (

@@ -4,50 +4,62 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..data.images import BadImage
-from . import open_inference
-from .batcher import Batcher, Overloaded
-from .bodies import BodyTooLarge, NoImageField
-from .engine import Engine, NotExplainable
+from ..triton import model_config
+from .batcher import Batcher, Overloaded  # noqa: F401  (Overloaded: part of the errors' table, re-exported)
+from .engine import Engine
+from .errors import BAD_IMAGE, STATUS, message
 from .metrics import AccessLog, Metrics
 from .routes import plain, v2
 from .service import HttpError, Service
 from .settings import ServeSettings
+from .stats import ModelStats
 
-# What each error the service's parts raise means in HTTP. A bad image's status depends on why it is bad.
-STATUS: dict[type[Exception], int] = {
-    BodyTooLarge: 413,
-    NoImageField: 400,
-    open_inference.ProtocolError: 400,
-    Overloaded: 503,
-    TimeoutError: 504,
-    NotExplainable: 501,
-}
-BAD_IMAGE = {"format": 415, "empty": 400, "size": 413, "truncated": 400, "corrupt": 400}
+Announce = Callable[[Service, float], None]
 
 
-def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
-    """The service for one model."""
-    metrics = Metrics()
-    batcher = Batcher(
-        engine.classify, settings.max_batch, settings.max_wait_ms / 1000, settings.max_queue, metrics.observe_batch
-    )
+def create_app(engine: Engine, settings: ServeSettings, announce: Announce | None = None) -> FastAPI:
+    """The service for one model. ``announce(service, seconds)`` is called once it is ready, the warm-up having
+    taken ``seconds``."""
+    metrics, stats = Metrics(), ModelStats()
+
+    def observe(size: int, seconds: float, waiting: int) -> None:
+        metrics.observe_batch(size, seconds, waiting)
+        stats.batch(size, seconds)
+
+    batcher = Batcher(engine.classify, settings.max_batch, settings.max_wait_ms / 1000, settings.max_queue, observe)
     page = (resources.files("vggnet.serving") / "index.html").read_text()
-    service = Service(engine, batcher, metrics, settings, page.replace("__MODEL_NAME__", json.dumps(settings.name)))
+    delay = round(settings.max_wait_ms * 1000)
+    config = model_config(
+        settings.name, engine.loaded, engine.platform, settings.max_batch, delay, engine.mirror, True, settings.warmup
+    )
+    page = page.replace("__MODEL_NAME__", json.dumps(settings.name))
+    service = Service(engine, batcher, metrics, settings, page, config, stats)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
+        if settings.grpc_port is not None:
+            from .grpc_service import start_grpc
+
+            service.grpc = await start_grpc(service)
+        warming = asyncio.create_task(warm_up(service, announce))
         yield
+        warming.cancel()
+        await stop_grpc(service)
         await batcher.stop()  # requests in flight have finished: uvicorn waited for them
 
     app = FastAPI(title="vggnet", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -57,6 +69,26 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     app.include_router(plain)
     install_error_handlers(app)
     return app
+
+
+async def warm_up(service: Service, announce: Announce | None) -> None:
+    """A batch of 1 and one of ``max_batch`` through the model at its geometry (zeros), then ready: the engine's
+    first-call costs (oneDNN's primitives, OpenVINO's compilation) are paid before any request."""
+    started = time.perf_counter()
+    if service.settings.warmup:
+        for n in sorted({1, service.settings.max_batch}):
+            zeros = torch.zeros(n, *service.engine.input_shape)
+            await service.batcher.on_model_thread(service.engine.classify, zeros)
+    service.ready = True
+    if announce is not None:
+        announce(service, time.perf_counter() - started)
+
+
+async def stop_grpc(service: Service) -> None:
+    """Stop the gRPC server, if any: new calls refused, those in flight answered (within --timeout)."""
+    if service.grpc is not None:
+        server, service.grpc = service.grpc, None
+        await server.stop(service.settings.timeout)
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -73,7 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BadImage)
     async def bad_image(request: Request, err: BadImage):
-        return error_response(BAD_IMAGE.get(err.kind, 400), f"the upload is not a usable image: {err}")
+        return error_response(BAD_IMAGE.get(err.kind, 400), message(err))
 
     for kind, status in STATUS.items():
         app.add_exception_handler(kind, answer_with(status))
@@ -102,12 +134,3 @@ def answer_with(status: int):
         return error_response(status, message(err))
 
     return handler
-
-
-def message(err: Exception) -> str:
-    """The sentence for an error the service's parts raise."""
-    if isinstance(err, Overloaded):
-        return f"the service is overloaded: {err}; retry shortly"
-    if isinstance(err, TimeoutError):
-        return f"the model gave {err} (--timeout)"
-    return str(err)

@@ -34,6 +34,7 @@ class _Item:
     images: torch.Tensor  # n x C x H x W
     future: asyncio.Future
     queued: float = field(default_factory=time.perf_counter)
+    timing: Any = None  # told its wait (``queue``) and its forward pass (``infer``), in seconds
 
 
 class Batcher:
@@ -76,17 +77,19 @@ class Batcher:
             if self.wakeup is not None:
                 self.wakeup.set()
 
-    async def submit(self, images: torch.Tensor, timeout: float | None = None) -> torch.Tensor:
+    async def submit(self, images: torch.Tensor, timeout: float | None = None, timing: Any = None) -> torch.Tensor:
         """Rows of ``run`` for ``images`` (n x C x H x W, n <= max_batch), computed with whatever else is queued.
-        ``Overloaded`` when the queue has no room; ``TimeoutError`` after ``timeout`` seconds."""
+        ``Overloaded`` when the queue has no room; ``TimeoutError`` after ``timeout`` seconds. ``timing`` (any
+        object with ``queue`` and ``infer`` attributes) is told how long the images waited and ran."""
         if len(images) > self.max_batch:
             parts = [
-                self.submit(images[i : i + self.max_batch], timeout) for i in range(0, len(images), self.max_batch)
+                self.submit(images[i : i + self.max_batch], timeout, timing)
+                for i in range(0, len(images), self.max_batch)
             ]
             return torch.cat(await asyncio.gather(*parts))
         if self.waiting + len(images) > self.max_queue:
             raise Overloaded(f"{self.waiting} images are queued (at most {self.max_queue})")
-        item = _Item(images, asyncio.get_running_loop().create_future())
+        item = _Item(images, asyncio.get_running_loop().create_future(), timing=timing)
         self.queue.append(item)
         self.waiting += len(images)
         self.wakeup.set()
@@ -137,9 +140,13 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_exception(err)
             return
-        self.observe(len(images), time.perf_counter() - started, self.waiting)
+        seconds = time.perf_counter() - started
+        self.observe(len(images), seconds, self.waiting)
         row = 0
         for item in batch:
+            if item.timing is not None:
+                item.timing.queue += started - item.queued
+                item.timing.infer += seconds
             n = len(item.images)
             if not item.future.done():
                 item.future.set_result(out[row : row + n])

@@ -70,10 +70,9 @@ def _tensor(raw: dict[str, Any], rest: bytes, offset: int) -> tuple[Tensor, int]
         raise ProtocolError(f"input {name}: shape {shape} has a negative dimension")
     count = int(np.prod(shape)) if shape else 1
     size = (raw.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        return tensor_of_raw(name, datatype, shape, rest[offset : offset + int(size)]), int(size)
     if datatype == "BYTES":
-        if size is not None:
-            items = _split_bytes(rest[offset : offset + int(size)], count, name)
-            return Tensor(name, datatype, shape, items), int(size)
         items = raw.get("data")
         if not isinstance(items, list) or len(items) != count:
             raise ProtocolError(f"input {name}: {count} BYTES elements expected (binary, or base64 strings)")
@@ -83,17 +82,26 @@ def _tensor(raw: dict[str, Any], rest: bytes, offset: int) -> tuple[Tensor, int]
             raise ProtocolError(f"input {name}: BYTES elements in JSON must be base64 strings") from None
     if datatype not in NUMPY:
         raise ProtocolError(f"input {name}: unknown datatype {datatype}")
-    dtype = NUMPY[datatype]
-    if size is not None:
-        chunk = rest[offset : offset + int(size)]
-        if len(chunk) != count * np.dtype(dtype).itemsize:
-            raise ProtocolError(f"input {name}: {len(chunk)} bytes for a {datatype} tensor of shape {shape}")
-        return Tensor(name, datatype, shape, np.frombuffer(chunk, dtype=dtype).reshape(shape)), int(size)
     try:
-        array = np.asarray(raw["data"], dtype=dtype).reshape(shape)
+        array = np.asarray(raw["data"], dtype=NUMPY[datatype]).reshape(shape)
     except (KeyError, ValueError, TypeError):
         raise ProtocolError(f"input {name}: its data do not make a {datatype} tensor of shape {shape}") from None
     return Tensor(name, datatype, shape, array), 0
+
+
+def tensor_of_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> Tensor:
+    """A tensor from its raw bytes, as the binary extension and gRPC's ``raw_input_contents`` carry them."""
+    if any(d < 0 for d in shape):
+        raise ProtocolError(f"input {name}: shape {shape} has a negative dimension")
+    count = int(np.prod(shape)) if shape else 1
+    if datatype == "BYTES":
+        return Tensor(name, datatype, shape, _split_bytes(raw, count, name))
+    if datatype not in NUMPY:
+        raise ProtocolError(f"input {name}: unknown datatype {datatype}")
+    dtype = NUMPY[datatype]
+    if len(raw) != count * np.dtype(dtype).itemsize:
+        raise ProtocolError(f"input {name}: {len(raw)} bytes for a {datatype} tensor of shape {shape}")
+    return Tensor(name, datatype, shape, np.frombuffer(raw, dtype=dtype).reshape(shape))
 
 
 def _split_bytes(buffer: bytes, count: int, name: str) -> list[bytes]:
@@ -116,36 +124,62 @@ def classification(probs: np.ndarray, k: int, classes: list[str]) -> list[list[s
     return [[f"{probs[r, i]:f}:{i}:{classes[i]}" for i in row] for r, row in enumerate(top)]
 
 
-def encode_response(model: str, request: Request, probs: np.ndarray, classes: list[str]) -> tuple[bytes, int | None]:
-    """The response to ``request``: the ``probabilities`` output (N x K FP32), or the outputs it asked for, in
-    binary where it asked for binary."""
+@dataclass
+class Output:
+    """One output tensor of a response: FP32 ``values``, or BYTES ``strings`` (classification)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    values: np.ndarray | None = None
+    strings: list[bytes] | None = None
+    binary: bool = False
+
+    def raw(self) -> bytes:
+        """The tensor's bytes as the binary extension and gRPC's raw contents carry them."""
+        if self.strings is not None:
+            return b"".join(struct.pack("<I", len(s)) + s for s in self.strings)
+        return np.ascontiguousarray(self.values, dtype=np.float32).tobytes()
+
+
+def outputs(request: Request, probs: np.ndarray, classes: list[str]) -> list[Output]:
+    """The outputs ``request`` asked for (by default ``probabilities``, N x K FP32); ``"classification": k`` on an
+    output gives its top k as BYTES."""
     wanted = request.outputs or [{"name": PROBABILITIES, "parameters": {"binary_data": request.binary_output}}]
-    outputs, blobs = [], []
+    found = []
     for out in wanted:
         name, params = out.get("name"), out.get("parameters") or {}
         if name != PROBABILITIES:
             raise ProtocolError(f"unknown output {name!r}; this model has {PROBABILITIES!r}")
         k = int(params.get("classification", 0) or 0)
+        binary = bool(params.get("binary_data", False))
         if k:
             rows = classification(probs, min(k, probs.shape[1]), classes)
-            entry = {"name": name, "datatype": "BYTES", "shape": [len(rows), len(rows[0]) if rows else 0]}
-            flat = [s for row in rows for s in row]
-            if params.get("binary_data", False):
-                blob = b"".join(struct.pack("<I", len(s.encode())) + s.encode() for s in flat)
-                entry["parameters"] = {"binary_data_size": len(blob)}
-                blobs.append(blob)
-            else:
-                entry["data"] = flat
+            strings = [s.encode() for row in rows for s in row]
+            found.append(
+                Output(name, "BYTES", [len(rows), len(rows[0]) if rows else 0], strings=strings, binary=binary)
+            )
         else:
-            entry = {"name": name, "datatype": "FP32", "shape": list(probs.shape)}
-            if params.get("binary_data", False):
-                blob = np.ascontiguousarray(probs, dtype=np.float32).tobytes()
-                entry["parameters"] = {"binary_data_size": len(blob)}
-                blobs.append(blob)
-            else:
-                entry["data"] = probs.astype(np.float32).ravel().tolist()
-        outputs.append(entry)
-    head = {"model_name": model, "model_version": "1", "outputs": outputs}
+            found.append(Output(name, "FP32", list(probs.shape), values=probs.astype(np.float32), binary=binary))
+    return found
+
+
+def encode_response(model: str, request: Request, found: list[Output]) -> tuple[bytes, int | None]:
+    """The HTTP response: JSON, with the outputs asked for in binary after it (``Inference-Header-Content-Length``
+    then says where the JSON ends)."""
+    entries, blobs = [], []
+    for out in found:
+        entry: dict[str, Any] = {"name": out.name, "datatype": out.datatype, "shape": out.shape}
+        if out.binary:
+            blob = out.raw()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        elif out.strings is not None:
+            entry["data"] = [s.decode() for s in out.strings]
+        else:
+            entry["data"] = out.values.ravel().tolist()
+        entries.append(entry)
+    head = {"model_name": model, "model_version": "1", "outputs": entries}
     if request.id is not None:
         head["id"] = request.id
     text = json.dumps(head).encode()

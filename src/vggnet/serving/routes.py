@@ -5,41 +5,28 @@ errors of the parts it calls; the app maps them to statuses."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Annotated
 
-import numpy as np
-import torch
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import open_inference as protocol
 from .bodies import image_bytes, read_body
-from .engine import Engine
+from .infer import VERSIONS, answer, check_model, preprocess
 from .service import HttpError, Service, service
+from .stats import Timing
 
 v2 = APIRouter(prefix="/v2")
 plain = APIRouter()
 Svc = Annotated[Service, Depends(service)]
 
 
-def check_model(name: str, svc: Service) -> None:
-    if name != svc.settings.name:
-        raise HttpError(404, f"unknown model {name!r}; this service serves {svc.settings.name!r}")
-
-
-async def classify(svc: Service, images: torch.Tensor) -> torch.Tensor:
-    """Posteriors of model inputs, through the batcher (``Overloaded`` when its queue is full, ``TimeoutError``)."""
-    return await svc.batcher.submit(images, svc.settings.timeout)
-
-
-async def preprocess(engine: Engine, data: bytes) -> torch.Tensor:
-    """An encoded image to a model input, in a worker thread (the event loop and the model's thread stay free)."""
-    return await asyncio.to_thread(engine.preprocess, data)
-
-
 # -- the Open Inference Protocol --------------------------------------------------------------------------------------
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics"]
+
+
 @v2.get("/health/live")
 async def live():
     return {"live": True}
@@ -47,41 +34,57 @@ async def live():
 
 @v2.get("/health/ready")
 async def ready(svc: Svc):
-    return {"ready": svc.batcher.worker is not None}
+    return JSONResponse({"ready": svc.ready}, status_code=200 if svc.ready else 400)  # the protocol: 4xx is "no"
 
 
 @v2.get("")
 async def server_metadata():
     from ..version import __version__
 
-    return {"name": "vggnet", "version": __version__, "extensions": ["binary_tensor_data", "classification"]}
+    return {"name": "vggnet", "version": __version__, "extensions": EXTENSIONS}
+
+
+@v2.get("/models/stats")  # before /models/{name}, which would take "stats" for a name
+@v2.get("/models/{name}/stats")
+@v2.get("/models/{name}/versions/{version}/stats")
+async def model_stats(svc: Svc, name: str | None = None, version: str | None = None):
+    if name is not None:
+        check_model(svc, name, version)
+    return svc.stats.triton(svc.settings.name)
 
 
 @v2.get("/models/{name}")
 @v2.get("/models/{name}/versions/{version}")
-async def model_metadata(name: str, svc: Svc, version: str = "1"):
-    check_model(name, svc)
+async def model_metadata(name: str, svc: Svc, version: str | None = None):
+    check_model(svc, name, version)
     return metadata(svc)
 
 
 @v2.get("/models/{name}/ready")
 @v2.get("/models/{name}/versions/{version}/ready")
-async def model_ready(name: str, svc: Svc, version: str = "1"):
-    check_model(name, svc)
-    return {"name": name, "ready": svc.batcher.worker is not None}
+async def model_ready(name: str, svc: Svc, version: str | None = None):
+    check_model(svc, name, version)
+    return JSONResponse({"name": name, "ready": svc.ready}, status_code=200 if svc.ready else 400)
+
+
+@v2.get("/models/{name}/config")
+@v2.get("/models/{name}/versions/{version}/config")
+async def model_config(name: str, svc: Svc, version: str | None = None):
+    check_model(svc, name, version)
+    return svc.config
 
 
 @v2.post("/models/{name}/infer")
 @v2.post("/models/{name}/versions/{version}/infer")
-async def infer(name: str, request: Request, svc: Svc, version: str = "1"):
-    check_model(name, svc)
-    with svc.batcher.expecting():
+async def infer(name: str, request: Request, svc: Svc, version: str | None = None):
+    check_model(svc, name, version)
+    timing = Timing()
+    with svc.batcher.expecting(), svc.stats.failing(timing):
         body = await read_body(request, svc.settings.max_body)
         length = request.headers.get(protocol.HEADER)
         parsed = protocol.parse_request(body, int(length) if length and length.isdigit() else None)
-        inputs = await model_inputs(svc.engine, parsed)
-    probs = (await classify(svc, inputs)).numpy()
-    content, header = protocol.encode_response(svc.settings.name, parsed, probs, svc.engine.loaded.classes)
+    found = await answer(svc, parsed, timing)
+    content, header = protocol.encode_response(svc.settings.name, parsed, found)
     headers = {protocol.HEADER: str(header)} if header is not None else {}
     kind = "application/octet-stream" if header is not None else "application/json"
     return Response(content, media_type=kind, headers=headers)
@@ -92,11 +95,11 @@ def metadata(svc: Service) -> dict:
     engine, loaded = svc.engine, svc.engine.loaded
     return {
         "name": svc.settings.name,
-        "versions": ["1"],
+        "versions": list(VERSIONS),
         "platform": engine.platform,
         "inputs": [
             {"name": protocol.IMAGE, "datatype": "FP32", "shape": [-1, *engine.input_shape]},
-            {"name": protocol.IMAGE_BYTES, "datatype": "BYTES", "shape": [-1]},
+            {"name": protocol.IMAGE_BYTES, "datatype": "BYTES", "shape": [-1, 1]},
         ],
         "outputs": [{"name": protocol.PROBABILITIES, "datatype": "FP32", "shape": [-1, len(loaded.classes)]}],
         "parameters": {
@@ -110,28 +113,6 @@ def metadata(svc: Service) -> dict:
             "max_batch": svc.settings.max_batch,
         },
     }
-
-
-async def model_inputs(engine: Engine, request: protocol.Request) -> torch.Tensor:
-    """The batch a v2 request describes: an FP32 ``image`` tensor N x C x crop x crop (normalised as the model takes
-    it), or ``image_bytes``, N encoded images brought to the model's geometry here."""
-    image, encoded = protocol.IMAGE, protocol.IMAGE_BYTES
-    if len(request.inputs) != 1 or not set(request.inputs) <= {image, encoded}:
-        given = ", ".join(request.inputs)
-        raise protocol.ProtocolError(f"give one input, {image!r} (FP32) or {encoded!r} (BYTES); got {given}")
-    (tensor,) = request.inputs.values()
-    if tensor.name == encoded:
-        if tensor.datatype != "BYTES" or not tensor.data:
-            raise protocol.ProtocolError(f"input {encoded} must be a non-empty BYTES tensor")
-        return torch.stack([await preprocess(engine, data) for data in tensor.data])
-    if tensor.datatype != "FP32":
-        raise protocol.ProtocolError(f"input {image} must be FP32, got {tensor.datatype}")
-    if len(tensor.shape) != 4 or tensor.shape[1:] != engine.input_shape or tensor.shape[0] < 1:
-        shape = ", ".join(map(str, engine.input_shape))
-        raise protocol.ProtocolError(f"input {image} must have shape [N, {shape}], got {tensor.shape}")
-    if not np.isfinite(tensor.data).all():
-        raise protocol.ProtocolError(f"input {image} holds NaN or infinite values")
-    return torch.from_numpy(np.array(tensor.data, dtype=np.float32))
 
 
 # -- the page, metrics, and image files -------------------------------------------------------------------------------
@@ -151,12 +132,18 @@ async def predict(request: Request, svc: Svc, top: int | None = None):
     top = min(5, len(classes)) if top is None else top
     if not 1 <= top <= len(classes):
         raise HttpError(400, f"top must be in [1, {len(classes)}], got {top}")
-    with svc.batcher.expecting():
-        x = await preprocess(svc.engine, await image_bytes(request, svc.settings.max_body))
-    values, indices = (await classify(svc, x[None]))[0].topk(top)
+    timing = Timing(images=1)
+    with svc.stats.failing(timing):
+        with svc.batcher.expecting():
+            data = await image_bytes(request, svc.settings.max_body)
+            started = time.perf_counter()
+            x = await preprocess(svc.engine, data)
+            timing.input = time.perf_counter() - started
+        values, indices = (await svc.batcher.submit(x[None], svc.settings.timeout, timing))[0].topk(top)
     best = [
         {"class": classes[i], "index": i, "probability": round(v, 6)} for v, i in zip(values.tolist(), indices.tolist())
     ]
+    svc.stats.request(timing, 0.0)
     return {"model": svc.settings.name, "top": best}
 
 

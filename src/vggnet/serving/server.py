@@ -1,14 +1,22 @@
-"""Running the service: uvicorn with the request head bounded (``--max-header``), a graceful shutdown on SIGTERM,
-and the model loaded and announced (``vggnet serve``).
+"""Running the service: uvicorn with the request head bounded (``--max-header``), a lingering close after an
+early answer, a graceful shutdown on SIGTERM (the gRPC side's too), and the model loaded and announced once it is
+warm (``vggnet serve``).
 
 uvicorn's httptools parser puts no bound on a request's line and headers; :class:`BoundedHead` counts the bytes of
 each request's head as they arrive and answers 431 past the bound, as nginx and Triton refuse large heads, before
 any of it reaches the app. Where uvicorn runs h11 instead, h11's own bound (``h11_max_incomplete_event_size``)
 applies.
+
+An answer sent before its request's body has arrived (a 413 for a body over ``--max-body``) leaves the connection
+open while the rest arrives, read and dropped, for at most ``LINGER_SECONDS`` and ``LINGER_BYTES``, then closes it:
+nginx's lingering close. The client that sends its whole body before reading (urllib, requests, httpx) then reads
+the answer instead of a reset connection, and the answer does not wait for the body. An HTTP/1.0 request is never
+sent ``100 Continue`` (HTTP/1.0 has no such answer), whatever its Expect header says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,6 +26,8 @@ from ..inference import ModelChoice
 from .settings import ServeSettings
 
 LINGER_SECONDS = 2.0  # how long a refused head's connection stays open to swallow what its client still sends
+BODY_LINGER_SECONDS = 10.0  # how long a connection answered before its body ends reads and drops the rest
+LINGER_BYTES = 64 * 2**20  # ... and how much of it
 
 
 class HeadTooLarge(Exception):
@@ -34,6 +44,8 @@ class BoundedHeadMixin:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_head, self.parsed, self.arrived, self.refused = True, 0, 0, False
+        self.lingering: Any = None  # the timer of a lingering close, while one is under way
+        self.dropped = 0
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -54,7 +66,22 @@ class BoundedHeadMixin:
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        if self.parser.get_http_version() == "1.0":
+            self.expect_100_continue = False  # HTTP/1.0 clients must not be sent 100 Continue
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        pending = self.cycle is not None and self.cycle.more_body  # answered before its body ended
+        super().on_response_complete()
+        if pending and not self.transport.is_closing():
+            self.dropped = 0
+            self.lingering = self.loop.call_later(BODY_LINGER_SECONDS, self.transport.close)
+
+    def on_message_complete(self) -> None:
+        if self.lingering is not None:  # the rest of the body has arrived: the connection goes on
+            self.lingering.cancel()
+            self.lingering = None
+        super().on_message_complete()
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, with the head's bound: a parser stopped by :class:`HeadTooLarge` answers 431, not 400."""
@@ -62,6 +89,11 @@ class BoundedHeadMixin:
 
         if self.refused:  # the answer is out: drop what the client still sends
             return
+        if self.lingering is not None:
+            self.dropped += len(data)
+            if self.dropped > LINGER_BYTES:
+                self.transport.close()
+                return
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -98,6 +130,22 @@ def bounded_head_protocol(max_head: int) -> type:
     return type("BoundedHead", (BoundedHeadMixin, HttpToolsProtocol), {"max_head": max_head})
 
 
+def graceful_server() -> type:
+    """uvicorn's server, stopping the gRPC side first when it shuts down: gRPC's new calls are refused and those in
+    flight answered while HTTP's are."""
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            from .app import stop_grpc
+
+            grpc_stopping = asyncio.ensure_future(stop_grpc(self.config.app.state.service))
+            await super().shutdown(sockets)
+            await grpc_stopping
+
+    return GracefulServer
+
+
 def serve(app: Any, settings: ServeSettings) -> None:
     """Serve ``app`` until SIGTERM or SIGINT: then stop accepting, finish the requests in flight and return."""
     import uvicorn
@@ -119,7 +167,7 @@ def serve(app: Any, settings: ServeSettings) -> None:
         http=http,
         h11_max_incomplete_event_size=settings.max_header,
     )
-    server = uvicorn.Server(config)
+    server = graceful_server()(config)
     # uvicorn handles the signal (graceful shutdown), then raises it again once done; by then it only means "done"
     previous = {sig: signal.signal(sig, lambda *a: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -150,12 +198,20 @@ def serve_model(model: ModelChoice, settings: ServeSettings) -> None:
         model.normalize,
     )
     torch.set_num_threads(settings.threads or engine.default_threads(os.cpu_count() or 2))
-    loaded = engine.loaded
+    serve(create_app(engine, settings, announce), settings)
+    print("stopped: every request in flight was answered", flush=True)
+
+
+def announce(service: Any, seconds: float) -> None:
+    """The first line: what is served where, once the model is warm (and how long that took)."""
+    engine, settings, loaded = service.engine, service.settings, service.engine.loaded
     runs = "PyTorch" if engine.platform == "pytorch_libtorch" else f"{loaded.model.engine}, {loaded.model.precision}"
+    grpc = f" and gRPC on {settings.host}:{service.grpc_port}" if service.grpc_port else ""
+    sizes = " and ".join(str(n) for n in sorted({1, settings.max_batch}))
+    warm = f"warmed up in {seconds:.2f} s (batches of {sizes})" if settings.warmup else "no warm-up (--no-warmup)"
     print(
         f"serving {loaded.source} ({runs}) as {settings.name!r} ({len(loaded.classes)} classes; images rescaled to "
-        f"{loaded.default_scale}, centre {loaded.crop} x {loaded.crop}) on http://{settings.host}:{settings.port}/",
+        f"{loaded.default_scale}, centre {loaded.crop} x {loaded.crop}) on http://{settings.host}:{settings.port}/"
+        f"{grpc}; ready, {warm}",
         flush=True,
     )
-    serve(create_app(engine, settings), settings)
-    print("stopped: every request in flight was answered", flush=True)

@@ -3,7 +3,8 @@ request it refuses itself."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 
@@ -11,6 +12,7 @@ from .batcher import Batcher
 from .engine import Engine
 from .metrics import Metrics
 from .settings import ServeSettings
+from .stats import ModelStats
 
 
 @dataclass
@@ -22,6 +24,11 @@ class Service:
     metrics: Metrics
     settings: ServeSettings
     page: str  # the HTML page, with the model's name in it: read once, not per visit
+    config: dict[str, Any]  # Triton's model configuration (vggnet.triton.model_config)
+    stats: ModelStats = field(default_factory=ModelStats)
+    ready: bool = False  # after the warm-up batches have run
+    grpc: Any = None  # the gRPC server, where there is one
+    grpc_port: int | None = None  # the port it listens on
 
 
 class HttpError(Exception):

@@ -44,6 +44,19 @@ class ServeSettings:
         role=RUNTIME,
     )
     mirror: bool = setting(True, "classify the image and its mirror, posteriors averaged (--no-mirror: twice as fast)")
+    grpc_port: int | None = setting(
+        None,
+        "also speak the protocol over gRPC on this port, as Triton does on 8001 (0: any free port); off unless given, "
+        "so that the service opens one port unless asked for a second",
+        Range(0, 65535),
+        role=RUNTIME,
+    )
+    warmup: bool = setting(
+        True,
+        "run a batch of 1 and one of --max-batch before saying ready, as Triton's model_warmup does (--no-warmup: "
+        "ready at once, and the first requests pay the engine's first-call cost)",
+        role=RUNTIME,
+    )
 
     def check(self) -> None:
         if self.max_queue < self.max_batch:
