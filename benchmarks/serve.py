@@ -11,6 +11,13 @@ each posting an image file to /predict, bounded in requests and in time (the scr
 
 With --engines, each model is also exported (float32 and int8 ONNX) and served through each engine named
 (``vggnet serve --engine``), beside PyTorch.
+
+With --perf-analyzer (Triton's load tool, ``scripts/perf_analyzer.sh`` installs it), each model is also measured by
+perf_analyzer at concurrency 1 to 8 over HTTP (binary and JSON tensors) and gRPC, on real images brought to the
+model's input: its throughput and latency beside the service's own statistics (queue and forward-pass time per
+request, read by perf_analyzer from /v2/models/NAME/stats).
+
+    python benchmarks/serve.py --weights runs/fashion_mnist/model.safetensors --vgg16 --perf-analyzer --no-load
 """
 
 from __future__ import annotations
@@ -61,10 +68,11 @@ class Service:
     def __init__(self, weights: str, flags: list[str]) -> None:
         import httpx
 
-        self.port = free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        argv = [sys.executable, "-m", "vggnet", "serve", "--weights", weights, "--port", str(self.port), *flags]
+        argv = [sys.executable, "-m", "vggnet", "serve", "--weights", weights, "--port", str(self.port)]
+        argv += ["--grpc-port", str(self.grpc_port), *flags]
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (the access log, a line per request, until stop())
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         for _ in range(600):
@@ -171,6 +179,53 @@ def run_model(label: str, weights: str, image: bytes, args: argparse.Namespace, 
     return rows
 
 
+PA_COLUMNS = ("Inferences/Second", "p50 latency", "p99 latency", "Server Queue", "Server Compute Infer")
+
+
+def perf_analyzer_rows(label: str, weights: str, image: bytes, args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """perf_analyzer against ``vggnet serve``: concurrency 1-8 over HTTP (binary, JSON) and gRPC, on ``image``
+    brought to the model's input; per level its throughput, p50/p99 latency, and the service's queue and
+    forward-pass time per request (from its statistics)."""
+    import csv
+    import json
+
+    from vggnet.serving.engine import Engine
+
+    x = Engine.load(weights).preprocess(image)
+    folder = Path(tempfile.mkdtemp(prefix="vggnet-pa-"))
+    (folder / "images.json").write_text(json.dumps({"data": [{"image": {"content": x.flatten().tolist(),
+                                                                        "shape": list(x.shape)}}]}))  # fmt: skip
+    service = Service(weights, ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), *extra])
+    rows = []
+    try:
+        ways = {
+            "HTTP, binary": ["-i", "http", "-u", f"127.0.0.1:{service.port}"],
+            "HTTP, JSON": ["-i", "http", "-u", f"127.0.0.1:{service.port}", "--input-tensor-format", "json",
+                           "--output-tensor-format", "json"],
+            "gRPC": ["-i", "grpc", "-u", f"127.0.0.1:{service.grpc_port}"],
+        }  # fmt: skip
+        for way, flags in ways.items():
+            report = folder / "report.csv"
+            argv = [args.perf_analyzer, "-m", "vggnet", *flags, "--input-data", str(folder / "images.json"),
+                    "--concurrency-range", "1:8:1", "--measurement-interval", str(args.pa_interval_ms), "-f",
+                    str(report)]  # fmt: skip
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                rows.append(f"| {label} | {way} | perf_analyzer failed: {done.stdout[-300:].strip()} |")
+                continue
+            with open(report) as f:
+                for level in csv.DictReader(f):
+                    if int(level["Concurrency"]) not in (1, 2, 4, 8):
+                        continue
+                    rate, p50, p99, queue, infer = (float(level[c]) for c in PA_COLUMNS)
+                    rows.append(f"| {label} | {way} | {level['Concurrency']} | {rate:.1f} | {p50 / 1000:.1f} | "
+                                f"{p99 / 1000:.1f} | {queue / 1000:.2f} | {infer / 1000:.2f} |")  # fmt: skip
+                    print(rows[-1], flush=True)
+    finally:
+        service.stop()
+    return rows
+
+
 def export_both(weights: str, folder: Path) -> dict[str, str]:
     """The main job's model exported as float32 and int8 ONNX (calibrated and checked on Fashion-MNIST)."""
     from vggnet.export import Int8Settings, export
@@ -229,13 +284,19 @@ def main() -> int:
     p.add_argument("--no-overload", dest="overload", action="store_false", help="skip the overload run")
     p.add_argument("--engines", nargs="*", default=[], choices=["onnxruntime", "openvino"],
                    help="serve the exported models through each of these engines too")  # fmt: skip
+    p.add_argument("--perf-analyzer", nargs="?", const=default_perf_analyzer(), default=None, metavar="PATH",
+                   help="also measure with Triton's perf_analyzer (default: .venv/bin/perf_analyzer)")  # fmt: skip
+    p.add_argument("--pa-interval-ms", type=int, default=3000, help="perf_analyzer's measurement window")
+    p.add_argument("--no-load", dest="load", action="store_false", help="skip this script's own load levels")
     args = p.parse_args()
     extra = args.serve_flags.split()
     image = Path(args.image).read_bytes() if args.image else fashion_image()
     rows = ["| model | mode | clients | requests | requests/s | p50 ms | p95 ms | p99 ms | errors |",
             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    if args.weights:
+    if args.weights and args.load:
         rows += run_model(Path(args.weights).name, args.weights, image, args, extra)
+    if args.perf_analyzer:
+        rows += perf_analyzer_section(args, image, extra)
     if args.weights and args.overload:
         service = Service(
             args.weights, ["--max-batch", str(args.max_batch), "--max-queue", str(args.max_queue), *extra]
@@ -251,7 +312,7 @@ def main() -> int:
             for engine in args.engines:
                 rows += run_model(f"{Path(args.weights).name} {kind} ({engine})", path, image, args,
                                   ["--engine", engine, *extra])  # fmt: skip
-    if args.vgg16:
+    if args.vgg16 and args.load:
         weights, int8 = make_vgg16(ROOT / "runs" / "bench_serve")
         big = photo()
         rows += run_model("VGG-16 float32 (PyTorch)", weights, big, args, extra)
@@ -261,6 +322,23 @@ def main() -> int:
                 rows += run_model(f"VGG-16 {kind} ({engine})", path, big, args, ["--engine", engine, *extra])
     print("\n" + "\n".join(rows))
     return 0
+
+
+def default_perf_analyzer() -> str:
+    import shutil
+
+    return shutil.which("perf_analyzer") or str(ROOT / ".venv" / "bin" / "perf_analyzer")
+
+
+def perf_analyzer_section(args: argparse.Namespace, image: bytes, extra: list[str]) -> list[str]:
+    head = "| model | protocol | concurrency | inferences/s | p50 ms | p99 ms | server queue ms | server forward ms |"
+    rows = ["", head, "|---|---|---|---|---|---|---|---|"]
+    if args.weights:
+        rows += perf_analyzer_rows(Path(args.weights).name, args.weights, image, args, extra)
+    if args.vgg16:
+        weights, _ = make_vgg16(ROOT / "runs" / "bench_serve")
+        rows += perf_analyzer_rows("VGG-16 float32 (PyTorch)", weights, photo(), args, extra)
+    return rows
 
 
 def fashion_image() -> bytes:

@@ -12,6 +12,7 @@ if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
         || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } \
         || echo "setup: could not install chromium; the browser test will be skipped" >&2
 fi
+source scripts/perf_analyzer.sh
 .venv/bin/ruff check src tests benchmarks docs
 .venv/bin/ruff format --check src tests benchmarks docs
 .venv/bin/python -m pytest "$@"

@@ -146,5 +146,5 @@ def test_a_triton_repository_for_openvinos_backend(exported, tmp_path, capsys):
     assert (folder / "1" / "model.xml").is_file() and (folder / "1" / "model.bin").is_file()
     assert not (folder / "1" / "model.onnx").exists()
     parsed = text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
-    assert parsed.backend == "openvino" and parsed.max_batch_size == 32
+    assert parsed.backend == "openvino" and parsed.max_batch_size == 16  # vggnet serve's --max-batch
     assert Path(load_model(folder / "1" / "model.xml").source).name == "model.xml"

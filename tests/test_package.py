@@ -14,13 +14,13 @@ PACKAGE = ROOT / "src" / "vggnet"
 # The layers, low to high: a module may import from its own layer and those below, never from above. A package is
 # one name (its modules share its layer); the rest are single modules.
 LAYER_ORDER = [
-    ("configs", "files", "settings", "version", "recipes", "devices"),
+    ("configs", "files", "settings", "version", "recipes", "devices", "fields"),
     ("data",),
     ("formats",),
     ("weights", "model", "engines"),
     ("inference", "info", "explain", "losses", "convert"),
     ("training",),
-    ("evaluate", "features", "predict"),
+    ("evaluate", "features", "predict", "inside"),
     ("probe", "export", "triton"),
     ("bench_engines",),
     ("bench",),
@@ -90,7 +90,7 @@ def test_no_function_is_longer_than_a_screen():
 
 def test_every_subpackage_is_walked_and_says_what_it_holds():
     found = modules()
-    for package in ("data", "formats", "training", "reproduce", "serving", "engines"):
+    for package in ("data", "formats", "inside", "training", "reproduce", "serving", "engines"):
         assert package in found, f"{package}/ is not a package"
         doc = ast.get_docstring(found[package][1]) or ""
         assert len(doc) > 150 and "import" in doc, f"{package}/__init__.py does not say what it holds and imports"
@@ -126,7 +126,7 @@ def test_modules_import_each_other_without_cycles_or_back_arrows():
     assert not back, back
     # the lowest layers stand alone
     assert graph["configs"] == set() and graph["files"] == set() and graph["settings"] == set()
-    assert graph["model"] <= {"configs", "settings", "weights", "data.transforms"}
+    assert graph["model"] <= {"configs", "settings", "weights", "data.transforms", "fields"}
 
 
 @pytest.mark.slow
@@ -143,7 +143,8 @@ def test_an_installed_wheel_runs_with_its_recipes_from_another_directory(tmp_pat
     )
     assert Path(where.stdout.decode().strip()).is_relative_to(site)
     assert (site / "vggnet" / "serving" / "index.html").is_file()  # the service's page travels with the package
-    for package in ("data", "training", "reproduce", "engines"):  # every subpackage is in the wheel
+    assert (site / "vggnet" / "inside" / "page.html").is_file()
+    for package in ("data", "formats", "inside", "training", "reproduce", "engines"):  # every subpackage in the wheel
         assert (site / "vggnet" / package / "__init__.py").is_file()
     args = ["train", "--recipe", "fashion_mnist", "--dataset", "synthetic", "--width", "0.0625", "--epochs", "1"]
     args += ["--max-steps", "1", "--no-progress", "--no-tensorboard", "--out", "run"]

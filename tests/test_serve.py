@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -56,29 +57,54 @@ def weights(tmp_path_factory):
 class Server:
     """``vggnet serve`` in a subprocess, as a user starts it."""
 
-    def __init__(self, weights: Path, *flags: str) -> None:
+    def __init__(self, weights: Path, *flags: str, wait_ready: bool = True) -> None:
+        """Started, and back once it is ready (``wait_ready=False``: once it accepts connections, ready or not;
+        ``self.health`` then holds the ready endpoint's statuses seen on the way)."""
         self.port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
         argv = [sys.executable, "-m", "vggnet", "serve", "--weights", str(weights), "--port", str(self.port)]
         argv += ["--grpc-port", str(self.grpc_port), *flags]
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # files, not pipes: a pipe nobody reads fills up with the access log and stops the service mid-test
+        self.out, self.err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.out, stderr=self.err, text=True)
+        self.health: list[tuple[int, int]] = []  # (live, ready) statuses
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"vggnet serve exited: {self.proc.stderr.read()}")
+                raise RuntimeError(f"vggnet serve exited: {self.read(self.err)}")
             try:
-                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                live = httpx.get(self.url + "/v2/health/live", timeout=1).status_code
+                self.health.append((live, httpx.get(self.url + "/v2/health/ready", timeout=1).status_code))
+                if self.health[-1][1] == 200 or not wait_ready:
                     return
             except httpx.TransportError:
-                time.sleep(0.2)
+                time.sleep(0.05)
+        raise RuntimeError("vggnet serve did not become ready")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            live = httpx.get(self.url + "/v2/health/live", timeout=5).status_code
+            self.health.append((live, httpx.get(self.url + "/v2/health/ready", timeout=5).status_code))
+            if self.health[-1][1] == 200:
+                return
+            time.sleep(0.02)
         raise RuntimeError("vggnet serve did not become ready")
 
     def stop(self) -> tuple[int, str, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=60)
+        self.proc.wait(timeout=60)
+        out, err = self.read(self.out), self.read(self.err)
+        self.out.close()
+        self.err.close()
         return self.proc.returncode, out, err
+
+    @staticmethod
+    def read(file) -> str:
+        file.seek(0)
+        return file.read()
 
 
 @pytest.fixture(scope="module")
@@ -258,22 +284,38 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(weights):
     def ask() -> None:
         result["answer"] = httpx.post(s.url + "/predict", content=image, timeout=30)
 
-    thread = threading.Thread(target=ask)
-    thread.start()
+    def ask_grpc() -> None:  # over gRPC, in flight as well
+        import tritonclient.grpc as triton
+
+        tensor = triton.InferInput("image", [1, 3, 32, 32], "FP32")
+        tensor.set_data_from_numpy(np.zeros((1, 3, 32, 32), np.float32))
+        client = triton.InferenceServerClient(f"127.0.0.1:{s.grpc_port}")
+        result["grpc"] = client.infer("vggnet", [tensor]).as_numpy("probabilities")
+
+    threads = [threading.Thread(target=ask), threading.Thread(target=ask_grpc)]
+    for thread in threads:
+        thread.start()
     time.sleep(0.5)
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     with pytest.raises(httpx.TransportError):  # no new requests once stopping
         httpx.get(s.url + "/v2/health/live", timeout=2)
-    assert thread.is_alive()  # still waiting for the slow upload's company
+    import tritonclient.grpc as triton
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException):  # nor new gRPC calls
+        triton.InferenceServerClient(f"127.0.0.1:{s.grpc_port}").is_server_live(client_timeout=2)
+    assert all(t.is_alive() for t in threads)  # still waiting for the slow upload's company
     slow.sendall(image[20:])
     reply = b""
     while chunk := slow.recv(65536):
         reply += chunk
     slow.close()
-    thread.join(timeout=30)
+    for thread in threads:
+        thread.join(timeout=30)
     code, out, _ = s.stop()
     assert reply.startswith(b"HTTP/1.1 200") and result["answer"].status_code == 200
+    assert result["grpc"].shape == (1, 3)
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == result["answer"].json()  # the same image, one pass
     assert code == 0 and "stopped: every request in flight was answered" in out
 

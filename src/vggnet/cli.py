@@ -156,15 +156,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .inference import ModelChoice
-    from .serving.settings import ServeSettings
+    from .serving.settings import InsideSettings, ServeSettings
 
-    s, model = build(ServeSettings, args), build(ModelChoice, args)
-    s.check()
+    model = build(ModelChoice, args)
+    s = build(InsideSettings if args.command == "inside" else ServeSettings, args)
+    getattr(s, "check", lambda: None)()
     try:
+        from .serving.inside_app import run_inside
         from .serving.server import serve_model
     except ImportError as err:
         raise ValueError(f"serving needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
-    serve_model(model, s)
+    (run_inside if args.command == "inside" else serve_model)(model, s)
     return 0
 
 
@@ -275,6 +277,12 @@ COMMANDS = (
         "serve a model over HTTP: the Open Inference Protocol (Triton/KServe v2), /predict, a page",
         cmd_serve,
         "vggnet.inference:ModelChoice;vggnet.serving.settings:ServeSettings",
+    ),
+    Command(
+        "inside",
+        "a learner's view of an image going through a VGG, block by block (a page, or a folder)",
+        cmd_serve,
+        "vggnet.inference:ModelChoice;vggnet.serving.settings:InsideSettings",
     ),
     Command(
         "bench",

@@ -40,9 +40,15 @@ def grad_cam(
             (grads,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), acts)
     finally:
         model.train(was_training)
+    return cam_of(acts.detach(), grads, images.shape[-2:])
+
+
+def cam_of(acts: torch.Tensor, grads: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Grad-CAM's map from a layer's activations and the gradients of a class score at them (N x C x h x w each):
+    N x H x W at ``size``, in [0, 1]."""
     weights = grads.mean((2, 3), keepdim=True)
-    cam = F.relu((weights * acts.detach()).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0].clamp_min(0)
+    cam = F.relu((weights * acts).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)[:, 0].clamp_min(0)
     top = cam.flatten(1).max(1).values.view(-1, 1, 1)
     return torch.where(top > 0, cam / top.clamp_min(1e-12), torch.zeros_like(cam))
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
+from .fields import stacks
 from .model import VGG, build
 from .settings import AT_LEAST_ONE, Range, setting
 
@@ -34,6 +36,7 @@ class InfoSettings:
         choices=("auto", "caffe", "vggface", "imagenet", "tf"),
     )
     classes: str | None = setting(None, "with a file: a text file of its class names, one per line")
+    json: bool = setting(False, "an architecture's layers, fields and stacks as JSON")
 
     def file(self) -> str | None:
         """The weights file to describe, if any: ``--weights``, or the positional argument where it names one."""
@@ -169,15 +172,46 @@ LRN_NOTE = (
 
 
 def layer_report(model: VGG, size: int = 224) -> str:
+    """Layer by layer: output, parameters, MACs and receptive field (field, jump, effective padding), then the
+    paper's argument for each block's stack of 3x3 layers in numbers."""
     rows = layer_table(model, size)
-    lines = [f"{model.arch or 'custom'} at {size}x{size}", f"{'layer':<10}{'output':>20}{'parameters':>14}{'MACs':>16}"]
+    fields = {f.name: f for f in model.receptive_fields(size)}
+    head = f"{'layer':<10}{'output':>20}{'parameters':>14}{'MACs':>16}{'field':>8}{'jump':>6}{'padding':>9}"
+    lines = [f"{model.arch or 'custom'} at {size}x{size}", head]
+    last = None
     for r in rows:
-        lines.append(f"{r.name:<10}{' x '.join(map(str, r.shape)):>20}{r.params:>14,}{r.macs:>16,}")
+        last = fields.get(r.name, last)  # ReLU, dropout: their layer's field
+        where = f"{last.field:>8}{last.jump:>6}{last.padding:>9}" if last else ""
+        lines.append(f"{r.name:<10}{' x '.join(map(str, r.shape)):>20}{r.params:>14,}{r.macs:>16,}{where}")
     total_params = sum(p.numel() for p in model.parameters())
     lines.append(f"{'total':<10}{'':>20}{total_params:>14,}{sum(r.macs for r in rows):>16,}")
+    lines.append(
+        "field: the side of the square of input pixels one unit sees; jump: input pixels between neighbouring "
+        "units;\npadding: how far the first unit's field starts before the image (fc6-fc8 in their dense form)."
+    )
+    lines += ["", "Stacks of 3x3 layers against the single layer of the same field (Sect. 2.3), C channels in and out:"]
+    for st in stacks(model.effective_config()):
+        lines.append(
+            f"  block {st.block}: {st.depth} x 3x3 at C = {st.width} sees {st.field} x {st.field}: "
+            f"{st.depth * 9}C^2 = {st.stack_weights:,} weights against {st.field**2}C^2 = {st.single_weights:,} "
+            f"for one {st.field}x{st.field} layer ({100 * st.saving:.0f}% fewer)"
+        )
     if model.has_lrn:
         lines.append(f"{LRN_NOTE} This model: 1 input unit = {model.input_scale:g} pixel levels.")
     return "\n".join(lines)
+
+
+def layer_json(model: VGG, size: int = 224) -> dict:
+    """The layer report as data: every layer's output, parameters, MACs and field; the stacks."""
+    fields = {f.name: f for f in model.receptive_fields(size)}
+    layers = []
+    for r in layer_table(model, size):
+        entry = {"name": r.name, "output": list(r.shape), "parameters": r.params, "macs": r.macs}
+        if r.name in fields:
+            entry.update({k: v for k, v in fields[r.name].json().items() if k in ("field", "jump", "padding")})
+        layers.append(entry)
+    found = [{**asdict(st), "saving": round(st.saving, 4)} for st in stacks(model.effective_config())]
+    return {"arch": model.arch, "size": size, "layers": layers, "stacks": found}
 
 
 def run_info(s: InfoSettings) -> str:
@@ -190,4 +224,4 @@ def run_info(s: InfoSettings) -> str:
         return family_report(s.size)
     with torch.device("meta"):
         model = build(s.arch, num_classes=s.num_classes)
-    return layer_report(model, s.size)
+    return json.dumps(layer_json(model, s.size), indent=1) if s.json else layer_report(model, s.size)

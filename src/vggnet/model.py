@@ -32,6 +32,7 @@ from .configs import (
     validate,
 )
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
+from .fields import Field, head_fields, trunk_fields
 from .settings import FRACTION, POSITIVE
 
 INIT_SCHEMES = ("kaiming", "normal", "xavier")
@@ -330,6 +331,14 @@ class VGG(nn.Module):
         if not self.has_lrn:
             return ""
         return f", its LRN in Caffe's pixel units (1 input unit = {self.input_scale:.4g} pixel levels)"
+
+    def receptive_fields(self, size: int | tuple[int, int] = 224) -> list[Field]:
+        """Every named layer's output shape and the receptive field, jump and effective padding of its units, for an
+        input of ``size``, computed from the layers (:mod:`vggnet.fields`); the head in its dense form."""
+        h, w = (size, size) if isinstance(size, int) else size
+        trunk = trunk_fields(list(zip(self.layer_names, self.features)), self.in_channels, (h, w))
+        head = [("fc6", self.fc_width, self.pool_size), ("fc7", self.fc_width, 1), ("fc8", self.num_classes, 1)]
+        return trunk + head_fields(trunk[-1], head)
 
     # -- the uniform interface of timm -------------------------------------------------------------------------
     @property

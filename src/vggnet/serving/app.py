@@ -18,10 +18,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..data.images import BadImage
+from ..model import VGG
 from ..triton import model_config
 from .batcher import Batcher, Overloaded  # noqa: F401  (Overloaded: part of the errors' table, re-exported)
 from .engine import Engine
 from .errors import BAD_IMAGE, STATUS, message
+from .inside_routes import InsideModel, InsideState, inside
 from .metrics import AccessLog, Metrics
 from .routes import plain, v2
 from .service import HttpError, Service
@@ -67,6 +69,13 @@ def create_app(engine: Engine, settings: ServeSettings, announce: Announce | Non
     app.add_middleware(AccessLog, metrics=metrics)
     app.include_router(v2)
     app.include_router(plain)
+    app.include_router(inside)
+    app.state.inside = InsideState(
+        [InsideModel(settings.name, engine.loaded, engine)] if isinstance(engine.loaded.model, VGG) else [],
+        batcher.on_model_thread,  # between batches, on the model's thread
+        settings.max_body,
+        why_not=f"{engine.loaded.source} is an exported model: the inside view needs the PyTorch weights it came from",
+    )
     install_error_handlers(app)
     return app
 

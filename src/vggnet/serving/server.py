@@ -139,7 +139,8 @@ def graceful_server() -> type:
         async def shutdown(self, sockets: Any = None) -> None:
             from .app import stop_grpc
 
-            grpc_stopping = asyncio.ensure_future(stop_grpc(self.config.app.state.service))
+            service = getattr(self.config.app.state, "service", None)  # vggnet inside's app has none
+            grpc_stopping = asyncio.ensure_future(stop_grpc(service) if service else asyncio.sleep(0))
             await super().shutdown(sockets)
             await grpc_stopping
 

@@ -61,3 +61,24 @@ class ServeSettings:
     def check(self) -> None:
         if self.max_queue < self.max_batch:
             raise ValueError(f"--max-queue {self.max_queue} must be at least --max-batch {self.max_batch}")
+
+
+@dataclass
+class InsideSettings:
+    """``vggnet inside``: the learner's page for one model or two side by side, or one image's view written to a
+    folder."""
+
+    cli_text: ClassVar[str] = (
+        "See an image travel through a VGG block by block: the strongest channels' maps, the receptive field at "
+        "each depth, what pooling does, Grad-CAM, the dense score map and the top 5; click a map for its kernels "
+        "and the image regions that drive it. Serves that page on a free port (two --weights: side by side), or "
+        "with IMAGE and --out writes it as a folder that opens without a server."
+    )
+
+    image: str | None = setting(None, "an image to write the view of (with --out)", positional=True)
+    out: str | None = setting(None, "folder for IMAGE's view: one PNG per block and an index.html", role=RUNTIME)
+    host: str = setting("127.0.0.1", "address to bind", role=RUNTIME)
+    port: int = setting(0, "port (0: any free one)", Range(0, 65535), role=RUNTIME)
+    channels: int = setting(8, "strongest channels shown per block", Range(1, 64))
+    max_body: int = setting(10 * 2**20, "largest upload in bytes; more is refused with 413", AT_LEAST_ONE)
+    max_pixels: int = setting(40_000_000, "largest image in pixels, read from its header before decoding", AT_LEAST_ONE)

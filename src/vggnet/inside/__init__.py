@@ -1,0 +1,18 @@
+"""Inside the network, for learners: one image through any VGG block by block (``look``: the strongest channels'
+maps, their receptive fields and the regions that drive them, Grad-CAM, the dense score map, the top 5; a channel's
+kernels), drawn as PNGs for the browser page (``page.html``, served by ``vggnet serve`` at /inside and by ``vggnet
+inside``) and for an offline folder (``render``).
+
+It sits with ``evaluate``, ``features`` and ``predict``: it imports ``model``, ``fields``, ``explain`` and
+``inference`` (for the test geometry), nothing of the service, which imports it.
+"""
+
+from __future__ import annotations
+
+from .look import BlockView, ChannelView, View, block_taps, kernels, look, to_png
+from .render import as_json, kernels_json, prepare_image, write_offline
+
+__all__ = [
+    "BlockView", "ChannelView", "View", "block_taps", "kernels", "look", "to_png",
+    "as_json", "kernels_json", "prepare_image", "write_offline",
+]  # fmt: skip

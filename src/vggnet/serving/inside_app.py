@@ -1,0 +1,88 @@
+"""``vggnet inside``: the learner's page on its own (one model, or two side by side), or one image's view written
+to a folder."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from ..inference import ModelChoice
+from .app import install_error_handlers
+from .engine import Engine
+from .inside_routes import InsideModel, InsideState, inside
+from .settings import InsideSettings, ServeSettings
+
+
+def inside_models(choice: ModelChoice, settings: InsideSettings) -> list[InsideModel]:
+    if not 1 <= len(choice.weights) <= 2:
+        raise ValueError("give one model with --weights, or two to compare side by side (--weights A --weights B)")
+    found = []
+    for w in choice.weights:
+        engine = Engine.load(w, choice.arch, max_pixels=settings.max_pixels, normalize=choice.normalize)
+        if engine.platform != "pytorch_libtorch":
+            raise ValueError(f"{w} is an exported model: the inside view needs the PyTorch weights it came from")
+        found.append(InsideModel(Path(w).name, engine.loaded, engine))
+    return found
+
+
+def create_inside_app(models: list[InsideModel], settings: InsideSettings) -> FastAPI:
+    lock = threading.Lock()  # one view at a time: each uses every core
+
+    async def run(fn: Any, *args: Any) -> Any:
+        def locked() -> Any:
+            with lock:
+                return fn(*args)
+
+        return await asyncio.to_thread(locked)
+
+    app = FastAPI(title="vggnet inside", docs_url=None, redoc_url=None)
+    app.state.inside = InsideState(models, run, settings.max_body, settings.channels)
+    app.include_router(inside)
+
+    @app.get("/")
+    async def home():
+        return RedirectResponse("/inside")
+
+    install_error_handlers(app)
+    return app
+
+
+def run_inside(choice: ModelChoice, settings: InsideSettings) -> None:
+    """The page on ``--host``:``--port`` (a free port for 0), or, with an image and ``--out``, the folder."""
+    models = inside_models(choice, settings)
+    if settings.image or settings.out:
+        write_view(models, settings)
+        return
+    from .server import serve
+
+    port = settings.port or _free_port(settings.host)
+    serving = ServeSettings(host=settings.host, port=port, max_body=settings.max_body)
+    names = " and ".join(f"{m.label} ({m.loaded.model.describe()})" for m in models)
+    print(f"inside {names}: http://{settings.host}:{port}/inside", flush=True)
+    serve(create_inside_app(models, settings), serving)
+
+
+def write_view(models: list[InsideModel], settings: InsideSettings) -> None:
+    from ..inside import as_json, look, prepare_image, write_offline
+
+    if not (settings.image and settings.out):
+        raise ValueError("to write a view give both an IMAGE and --out DIR (without them the page is served)")
+    data = Path(settings.image).read_bytes()
+    found = []
+    for m in models:
+        x, shown = prepare_image(m.loaded, m.engine.decode(data))
+        found.append(as_json(look(m.loaded.model, x, m.loaded.classes, settings.channels), shown, m.loaded.model))
+    for path in write_offline(found, settings.out):
+        print(f"wrote {path}")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
