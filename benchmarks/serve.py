@@ -208,7 +208,7 @@ def perf_analyzer_rows(label: str, weights: str, image: bytes, args: argparse.Na
             report = folder / "report.csv"
             argv = [args.perf_analyzer, "-m", "vggnet", *flags, "--input-data", str(folder / "images.json"),
                     "--concurrency-range", "1:8:1", "--measurement-interval", str(args.pa_interval_ms), "-f",
-                    str(report)]  # fmt: skip
+                    str(report), "-s", str(args.pa_stability)]  # fmt: skip
             done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
             if done.returncode != 0:
                 rows.append(f"| {label} | {way} | perf_analyzer failed: {done.stdout[-300:].strip()} |")
@@ -287,6 +287,7 @@ def main() -> int:
     p.add_argument("--perf-analyzer", nargs="?", const=default_perf_analyzer(), default=None, metavar="PATH",
                    help="also measure with Triton's perf_analyzer (default: .venv/bin/perf_analyzer)")  # fmt: skip
     p.add_argument("--pa-interval-ms", type=int, default=3000, help="perf_analyzer's measurement window")
+    p.add_argument("--pa-stability", type=int, default=20, help="perf_analyzer's stability percentage")
     p.add_argument("--no-load", dest="load", action="store_false", help="skip this script's own load levels")
     args = p.parse_args()
     extra = args.serve_flags.split()
@@ -336,8 +337,13 @@ def perf_analyzer_section(args: argparse.Namespace, image: bytes, extra: list[st
     if args.weights:
         rows += perf_analyzer_rows(Path(args.weights).name, args.weights, image, args, extra)
     if args.vgg16:
-        weights, _ = make_vgg16(ROOT / "runs" / "bench_serve")
-        rows += perf_analyzer_rows("VGG-16 float32 (PyTorch)", weights, photo(), args, extra)
+        import vggnet
+
+        weights = ROOT / "runs" / "bench_serve" / "vgg16.safetensors"
+        if not weights.exists():
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            vggnet.save_weights(vggnet.vgg16(), weights, metadata={"crop": "224", "scale": "256"})
+        rows += perf_analyzer_rows("VGG-16 float32 (PyTorch)", str(weights), photo(), args, extra)
     return rows
 
 

@@ -160,13 +160,16 @@ def _viridis() -> np.ndarray:
     return (colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
-def to_png(values: torch.Tensor, colour: bool = True, scale: int = 1) -> bytes:
+def to_png(values: torch.Tensor, colour: bool = True, scale: int = 1, image: bool = False) -> bytes:
     """A map as a PNG: normalised to its own range, through a colour map (viridis), or as RGB for a 3 x h x w
-    tensor (a first-layer kernel: zero is grey); ``scale`` repeats each pixel."""
+    tensor (a first-layer kernel: zero is grey; ``image``: pixels on [0, 1] as they are); ``scale`` repeats each
+    pixel."""
     from PIL import Image
 
     v = values.detach().float().cpu()
-    if v.dim() == 3:  # an RGB patch: symmetric around zero
+    if image:
+        rgb = (v.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    elif v.dim() == 3:  # an RGB patch: symmetric around zero
         top = v.abs().max().clamp_min(1e-12)
         rgb = ((v / top + 1) / 2 * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     else:

@@ -51,7 +51,7 @@ def as_json(view: View, shown: torch.Tensor, model: VGG) -> dict:
     return {
         "model": model.describe(),
         "size": list(view.size),
-        "image": data_url(to_png(image)),
+        "image": data_url(to_png(image, image=True)),
         "top": [{"class": name, "index": i, "probability": p} for name, i, p in view.top],
         "cam_layer": view.cam_layer,
         "cam": data_url(to_png(view.cam)),
