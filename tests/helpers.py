@@ -100,3 +100,24 @@ TINY_TRAIN_ARGS = [
     "--no-progress",
     "--no-tensorboard",
 ]
+
+
+def headless_chromium(profile: Path, size: str = "1100,800"):
+    """Debian's Chromium, headless, driven by Selenium (the test is skipped where it is not installed)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+    )
+    if not (browser and driver):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/test.sh installs them as root)")
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", f"--window-size={size}"):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))

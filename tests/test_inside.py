@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from helpers import headless_chromium
 from PIL import Image
 
 import vggnet
@@ -205,20 +205,8 @@ def test_the_offline_folder_opens_without_a_server(two_models, tmp_path, capsys)
     assert "give both an IMAGE and --out" in capsys.readouterr().err
 
 
-def find_chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver") or (
-        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
-    )
-    return (browser, driver) if browser and driver else None
-
-
 @pytest.mark.slow
 def test_the_page_in_a_real_browser_side_by_side(two_models, tmp_path):
-    found = find_chromium()
-    if found is None:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/test.sh installs them as root)")
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -240,13 +228,7 @@ def test_the_page_in_a_real_browser_side_by_side(two_models, tmp_path):
                     pass
             time.sleep(0.1)
         assert url, log.read_text()
-        options = webdriver.ChromeOptions()
-        options.binary_location = found[0]
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,800"):  # fmt: skip
-            options.add_argument(flag)
-        browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=found[1]))
+        browser = headless_chromium(tmp_path / "profile", "1280,800")
         try:
             browser.get(url)
             WebDriverWait(browser, 30).until(lambda b: "VGG-13" in b.find_element(By.ID, "models").text)

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from helpers import randomise_bn
+from helpers import headless_chromium, randomise_bn
 from PIL import Image
 
 import vggnet
@@ -436,30 +436,12 @@ def test_the_triton_repository_and_the_service_have_one_interface(weights, serve
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
-def find_chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver") or (
-        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
-    )
-    return (browser, driver) if browser and driver else None
-
-
 @pytest.mark.slow
 def test_the_page_classifies_an_upload_in_a_real_browser(server, local, tmp_path):
-    found = find_chromium()
-    if found is None:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/test.sh installs them as root)")
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = found[0]
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,800"):  # fmt: skip
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=found[1]))
+    browser = headless_chromium(tmp_path / "profile")
     try:
         browser.get(server.url + "/")
         WebDriverWait(browser, 30).until(lambda b: "3 classes" in b.find_element(By.ID, "model").text)
