@@ -199,7 +199,7 @@ class CaffeLayer:
     num_output: int | None = None
     pool: int = 0
     lrn: tuple[int, float, float, float] | None = None  # local_size, alpha, beta, k
-    notes: list[str] = field(default_factory=list)
+    transpose: bool = False  # an InnerProduct's weights stored inputs x outputs
 
 
 def read(path: Path) -> ForeignNet:
@@ -223,7 +223,6 @@ def read(path: Path) -> ForeignNet:
         layers=found,
         normalization=mean_pixel_for(classes, "a Caffe model's input"),
         ceil_mode=True,  # Caffe's pools round up
-        notes=[note for layer in layers for note in layer.notes],
         named=True,
     )
 
@@ -265,17 +264,12 @@ def _layers(net: Any, path: Path) -> tuple[str, list[CaffeLayer]]:
         return "layer messages", [_current(m, path) for m in net.layer]
     if any(m.HasField("layer") for m in net.layers):
         return "V0 layers (inside V1 ones)", [_v0(m.layer, path) for m in net.layers]
-    return "V1 layers", [_v1(m, path) for m in net.layers]
+    return "V1 layers", [_current(m, path, V1_TYPES.get(m.type, f"V1 type {m.type}")) for m in net.layers]
 
 
-def _current(m: Any, path: Path) -> CaffeLayer:
-    layer = CaffeLayer(m.name, m.type, [_blob(b, m.name, path) for b in m.blobs])
-    _params(layer, m)
-    return layer
-
-
-def _v1(m: Any, path: Path) -> CaffeLayer:
-    layer = CaffeLayer(m.name, V1_TYPES.get(m.type, f"V1 type {m.type}"), [_blob(b, m.name, path) for b in m.blobs])
+def _current(m: Any, path: Path, kind: str | None = None) -> CaffeLayer:
+    """A layer of the current format, or (``kind``: its type's name) of V1, whose messages are the same but for it."""
+    layer = CaffeLayer(m.name, kind or m.type, [_blob(b, m.name, path) for b in m.blobs])
     _params(layer, m)
     return layer
 
@@ -300,13 +294,11 @@ def _params(layer: CaffeLayer, m: Any) -> None:
         layer.stride = _pair(list(p.stride), p, "stride_h", "stride_w", 1)
         layer.pad = _pair(list(p.pad), p, "pad_h", "pad_w", 0)
         if p.group != 1 or any(d != 1 for d in p.dilation):
-            layer.notes.append(f"{layer.name} is grouped or dilated")
-            layer.kernel = (0, 0)  # refused below: no VGG convolution is
+            raise ValueError(f"convolution {layer.name} is grouped or dilated; a VGG's convolutions are neither")
     if m.HasField("inner_product_param"):
         p = m.inner_product_param
         layer.num_output = p.num_output if p.HasField("num_output") else None
-        if p.transpose:
-            layer.blobs[:1] = [b.T.copy() for b in layer.blobs[:1]]
+        layer.transpose = p.transpose
     if m.HasField("pooling_param"):
         p = m.pooling_param
         layer.pool = p.pool
@@ -373,8 +365,12 @@ def _found(layer: CaffeLayer) -> FoundLayer | None:
     if layer.type not in WEIGHTED or not layer.blobs:
         return None
     weight = layer.blobs[0]
-    # an InnerProduct's weights: rows x columns, in the legacy shape 1 x 1 x rows x columns
-    outputs = weight.shape[0] if layer.type == "Convolution" else int(np.prod(weight.shape[:-1]))
+    # an InnerProduct's weights: rows x columns, in the legacy shape 1 x 1 x rows x columns (columns x rows where
+    # the layer says transpose)
+    if layer.type == "InnerProduct":
+        weight = weight.reshape(-1, weight.shape[-1])
+        weight = weight.T if layer.transpose else weight
+    outputs = weight.shape[0]
     if layer.num_output is not None and layer.num_output != outputs:
         raise ValueError(
             f"layer {layer.name} declares {layer.num_output:,} outputs but its weights hold {outputs:,}: the file "
@@ -382,8 +378,7 @@ def _found(layer: CaffeLayer) -> FoundLayer | None:
         )
     bias = torch.from_numpy(layer.blobs[1].reshape(-1).copy()) if len(layer.blobs) > 1 else None
     if layer.type == "InnerProduct":
-        w = torch.from_numpy(weight.reshape(outputs, -1).copy())
-        return FoundLayer("fc", layer.name, w, bias, name=layer.name)
+        return FoundLayer("fc", layer.name, torch.from_numpy(weight.copy()), bias, name=layer.name)
     if layer.kernel is not None and tuple(weight.shape[2:]) != layer.kernel:
         raise ValueError(f"layer {layer.name} declares a {layer.kernel} kernel but holds {tuple(weight.shape[2:])}")
     k = weight.shape[-1]
