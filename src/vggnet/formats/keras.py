@@ -88,8 +88,7 @@ def _read(f: Any, path: Path, config: dict[str, Any] | None, kind: str) -> Forei
             )
         order = [_text(n) for n in root.attrs["layer_names"]]
         arrays = {n: [np.asarray(root[n][_text(w)]) for w in root[n].attrs.get("weight_names", [])] for n in order}
-    classes_of = {spec["config"]["name"]: spec["class_name"] for spec in layers} if layers else None
-    found, notes = _layers(order, arrays, classes_of, layers, path)
+    found, notes = _layers(order, arrays, layers, path)
     if config is None:
         notes.append("the file holds weights only: each layer's kind read from its weights' shapes and its name")
     head = [layer for layer in found if layer.kind in ("fc", "conv")]
@@ -149,18 +148,18 @@ def _text(value: Any) -> str:
 def _layers(
     order: list[str],
     arrays: dict[str, list[np.ndarray]],
-    classes_of: dict[str, str] | None,
     specs: list[dict[str, Any]],
     path: Path,
 ) -> tuple[list[FoundLayer], list[str]]:
-    """The layers as vggnet sees them, each checked against what a VGG's layer computes."""
+    """The layers as vggnet sees them, each checked against what a VGG's layer computes (its Keras class from the
+    configuration, ``specs``, or guessed from its weights where the file has none)."""
     spec_of = {spec["config"]["name"]: spec for spec in specs}
     found: list[FoundLayer] = []
     notes: list[str] = []
     padded = channels_first = False
     for name in order:
         held = arrays.get(name, [])
-        kind = classes_of.get(name, "?") if classes_of is not None else _guess(name, held)
+        kind = spec_of.get(name, {}).get("class_name", "?") if specs else _guess(name, held)
         spec = spec_of.get(name, {}).get("config", {})
         channels_first = channels_first or spec.get("data_format") == "channels_first"
         if kind in CONV:

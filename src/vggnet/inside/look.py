@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -51,7 +51,6 @@ class View:
     cam: torch.Tensor  # H x W in [0, 1]: Grad-CAM of the top class at cam_layer
     dense: torch.Tensor | None  # the top class's dense score map (None where the image is too small for it)
     lrn: bool = True  # A-LRN's LRN was applied
-    notes: list[str] = field(default_factory=list)
 
 
 def block_taps(model: VGG) -> list[tuple[int, str]]:
@@ -137,12 +136,19 @@ def _channel(values: torch.Tensor, channel: int, mean: float, where: Field, peak
     return ChannelView(channel, mean, values, found, regions)
 
 
+def conv_of(layer: str) -> str:
+    """The convolution a layer belongs to: ``relu3_2`` and ``bn3_2`` are ``conv3_2``'s."""
+    for prefix in ("relu", "bn"):
+        if layer.startswith(prefix):
+            return "conv" + layer[len(prefix) :]
+    return layer
+
+
 def kernels(model: VGG, layer: str, channel: int, limit: int = 16) -> tuple[torch.Tensor, list[int]]:
     """The 3x3 (or 1x1) kernels of output ``channel`` of convolution ``layer`` (a ReLU or BN names its
     convolution): for the first layer all input channels (an RGB patch), else the ``limit`` strongest ones by norm.
     Returns (inputs x k x k, their input channels)."""
-    if not layer.startswith("conv"):
-        layer = "conv" + layer.split("relu")[-1].split("bn")[-1]
+    layer = conv_of(layer)
     conv = model.layer(layer)
     if not 0 <= channel < conv.out_channels:
         raise ValueError(f"{layer} has channels 0 to {conv.out_channels - 1}, not {channel}")

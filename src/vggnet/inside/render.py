@@ -12,7 +12,7 @@ import torch
 
 from ..inference import Loaded, rescale
 from ..model import VGG
-from .look import View, kernels, to_png
+from .look import View, conv_of, kernels, to_png
 
 
 def data_url(png: bytes) -> str:
@@ -65,7 +65,8 @@ def kernels_json(model: VGG, layer: str, channel: int) -> dict:
     """A channel's kernels for the page: the first layer's as one RGB patch, deeper ones as a row of grey 3x3
     squares, its strongest input channels."""
     weight, inputs = kernels(model, layer, channel)
-    rgb = weight.shape[0] == 3 and model.in_channels == 3 and layer.endswith("1_1")
+    name = conv_of(layer)
+    rgb = name == "conv1_1" and model.in_channels == 3
     if rgb:
         picture = to_png(weight, scale=32)
     else:
@@ -73,7 +74,6 @@ def kernels_json(model: VGG, layer: str, channel: int) -> dict:
         gap = torch.full((len(inputs), k, 1), float(weight.min()))
         row = torch.cat([weight, gap], 2).permute(1, 0, 2).reshape(k, -1)  # the kernels side by side
         picture = to_png(row, colour=False, scale=24)
-    name = "conv" + layer.split("relu")[-1].split("bn")[-1].split("conv")[-1]
     return {"layer": name, "channel": channel, "rgb": rgb, "inputs": inputs, "png": data_url(picture)}
 
 
