@@ -63,7 +63,8 @@ def test_tritonclient_grpc_round_trip(server, local):
     np.testing.assert_allclose(got, local.classify(x).numpy(), rtol=1e-4, atol=1e-6)
     top = client.infer("vggnet", [tensor], outputs=[triton.InferRequestedOutput("probabilities", class_count=2)])
     score, index, label = top.as_numpy("probabilities")[0, 0].decode().split(":")
-    assert label == CLASSES[int(index)] and int(index) == int(local.classify(x)[0].argmax())
+    probs = local.classify(x)[0]  # the top class, up to float noise (another thread count sums in another order)
+    assert label == CLASSES[int(index)] and float(probs[int(index)]) >= float(probs.max()) - 1e-5
     encoded = triton.InferInput("image_bytes", [2, 1], "BYTES")
     encoded.set_data_from_numpy(np.array([[png(40, 40, 1)], [png(64, 48, 2)]], dtype=np.object_))
     by_bytes = client.infer("vggnet", [encoded]).as_numpy("probabilities")
