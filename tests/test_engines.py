@@ -148,3 +148,74 @@ def test_a_triton_repository_for_openvinos_backend(exported, tmp_path, capsys):
     parsed = text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert parsed.backend == "openvino" and parsed.max_batch_size == 16  # vggnet serve's --max-batch
     assert Path(load_model(folder / "1" / "model.xml").source).name == "model.xml"
+
+
+def test_fixed_batches_are_the_batchers_common_sizes():
+    from vggnet.engines.fixed import batch_sizes
+
+    assert batch_sizes(16) == [1, 2, 4, 8, 16]
+    assert batch_sizes(12) == [1, 2, 4, 8, 12]
+    assert batch_sizes(1) == [1] and batch_sizes(2) == [1, 2]
+
+
+def test_fixed_batch_copies_answer_as_the_dynamic_model_and_only_their_own_shape(exported):
+    from vggnet.engines.fixed import fix_batches
+
+    root, model, _ = exported
+    runner = load_model(root / "out" / "model.onnx", engine="openvino").model
+    found = fix_batches(runner, (3, 32, 32), 4, "on")
+    assert [(f.batch, f.kept, f.how) for f in found] == [(1, True, "asked"), (2, True, "asked"), (4, True, "asked")]
+    assert set(runner.fixed) == {(1, 3, 32, 32), (2, 3, 32, 32), (4, 3, 32, 32)}
+    for shape in ((4, 3, 32, 32), (3, 3, 32, 32), (2, 3, 40, 36)):  # a fixed copy's, and two the dynamic model runs
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(runner(x), model.score_map(x).mean((2, 3)), rtol=1e-4, atol=1e-5)
+    assert fix_batches(runner, (3, 32, 32), 4, "off") == []
+    with pytest.raises(ValueError, match="unknown fixed-batch mode 'fast'"):
+        fix_batches(runner, (3, 32, 32), 4, "fast")
+
+
+def test_auto_keeps_a_copy_where_measured_faster_and_remembers(exported, tmp_path, monkeypatch):
+    import vggnet.engines.fixed as fixed
+
+    root, _, _ = exported
+    monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
+    measured = []
+
+    def fake(model, compiled, shape, deadline):
+        measured.append(shape[0])
+        return {1: 1.6, 2: 1.05}.get(shape[0])  # batch 4: over the budget
+
+    monkeypatch.setattr(fixed, "measure_copy", fake)
+    runner = load_model(root / "out" / "model.onnx", engine="openvino").model
+    found = fixed.fix_batches(runner, (3, 32, 32), 4)
+    assert [(f.batch, f.speedup, f.kept, f.how) for f in found] == [
+        (1, 1.6, True, "measured"),
+        (2, 1.05, False, "measured"),  # under the 1.1x margin: noise, not a gain
+        (4, None, False, "over budget"),
+    ]
+    assert set(runner.fixed) == {(1, 3, 32, 32)} and measured == [1, 2, 4]
+    again = load_model(root / "out" / "model.onnx", engine="openvino").model
+    found = fixed.fix_batches(again, (3, 32, 32), 4, measure=False)  # as with --no-warmup
+    assert [(f.batch, f.kept, f.how) for f in found] == [
+        (1, True, "remembered"),
+        (2, False, "remembered"),
+        (4, False, "not measured"),
+    ]
+    assert set(again.fixed) == {(1, 3, 32, 32)} and measured == [1, 2, 4]
+    other = fixed.fix_batches(again, (3, 48, 48), 1, measure=False)  # another shape is another decision
+    assert [(f.batch, f.how) for f in other] == [(1, "not measured")]
+
+
+def test_the_real_fixed_batch_measurement_times_both_and_keeps_to_its_budget(exported, tmp_path, monkeypatch):
+    from vggnet.engines.fixed import MARGIN, fix_batches
+
+    root, _, _ = exported
+    monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
+    runner = load_model(root / "out" / "model.onnx", engine="openvino").model
+    (none,) = fix_batches(runner, (3, 32, 32), 1, budget=0.0)
+    assert (none.how, none.kept, runner.fixed) == ("over budget", False, {})
+    (one,) = fix_batches(runner, (3, 32, 32), 1)
+    assert one.how == "measured" and 0.2 < one.speedup < 5 and one.kept == (one.speedup >= MARGIN)
+    cache = json.loads((tmp_path / "cache" / "engines.json").read_text())
+    assert [v["speedup"] for k, v in cache.items() if k.startswith("fixed")] == [one.speedup]

@@ -320,6 +320,32 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(weights):
     assert code == 0 and "stopped: every request in flight was answered" in out
 
 
+def test_port_0_announces_the_port_it_listens_on_and_a_busy_port_is_a_sentence(weights, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "vggnet", "serve", "--weights", str(weights), "--no-warmup"]
+    out = tmp_path / "out.txt"
+    with out.open("w") as log:
+        proc = subprocess.Popen([*argv, "--port", "0"], env=env, stdout=log, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "serving" not in out.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        first = out.read_text().splitlines()[0]
+        url = first.split(" on ", 1)[1].split("/;", 1)[0]
+        assert not url.endswith(":0"), first
+        assert httpx.get(url + "/v2/health/ready", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([*argv, "--port", str(port)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr, done.stderr
+
+
 def test_the_batcher_batches_routes_times_out_and_refuses():
     calls, gate = [], threading.Event()
 
@@ -472,7 +498,8 @@ def test_an_exported_model_is_served_through_the_engine_asked_for(weights, local
 
     engine = "openvino" if "openvino" in installed() else "onnxruntime"
     export(load_model(weights), tmp_path, ("onnx",))
-    s = Server(tmp_path / "model.onnx", "--engine", engine)
+    flags = ("--fixed-batches", "on", "--max-batch", "4") if engine == "openvino" else ()
+    s = Server(tmp_path / "model.onnx", "--engine", engine, *flags)
     try:
         meta = httpx.get(s.url + "/v2/models/vggnet").json()
         platform = {"openvino": "openvino", "onnxruntime": "onnxruntime_onnx"}[engine]
@@ -485,4 +512,7 @@ def test_an_exported_model_is_served_through_the_engine_asked_for(weights, local
         refused = httpx.post(s.url + "/explain", content=image, timeout=30)
         assert refused.status_code == 501 and "needs the PyTorch weights" in refused.json()["error"]
     finally:
-        assert s.stop()[0] == 0
+        code, out, _ = s.stop()
+        assert code == 0
+    if engine == "openvino":  # the batches OpenVINO runs on copies compiled for their shape, said in the first line
+        assert "OpenVINO batches 1: fixed (asked), 2: fixed (asked), 4: fixed (asked)" in out.splitlines()[0]

@@ -9,6 +9,7 @@ out. Its metadata carries what is needed to feed it: classes, normalisation, cro
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,3 +68,8 @@ class ExportedModel:
         if device is not None and torch.device(device).type != "cpu":
             raise ValueError(f"{self.device_note}; use --device cpu")
         return self
+
+
+def file_size(path: Path) -> int:
+    """Bytes of an exported model: the ONNX file, or the IR's .xml and .bin together."""
+    return path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)

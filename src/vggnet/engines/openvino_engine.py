@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .exported import METADATA, ExportedModel
+from .exported import METADATA, ExportedModel, file_size
 from .onnxruntime_engine import read_onnx_metadata
 
 PRECISIONS = ("f32", "bf16")
@@ -39,7 +39,8 @@ def write_ir_metadata(model: Any, meta: dict[str, Any]) -> None:
 class OpenVinoModel(ExportedModel):
     """An OpenVINO compiled model with the parts of :class:`vggnet.VGG`'s interface that evaluation uses. Batch and
     image size stay dynamic, as exported; ``hint`` is OpenVINO's performance hint (LATENCY: all cores on each
-    request)."""
+    request). Copies compiled for one input shape (:meth:`compile_fixed`, kept with :meth:`keep_fixed`) run the
+    batches of exactly that shape: on some CPUs a fixed shape is much faster (:mod:`vggnet.engines.fixed`)."""
 
     engine = "openvino"
     device_note = "exported models run on the CPU here (OpenVINO's CPU plugin)"
@@ -69,10 +70,23 @@ class OpenVinoModel(ExportedModel):
             raise ValueError(f"OpenVINO cannot compile {path} on this CPU: {reason.strip()[:200]}") from None
         self.request = self.compiled.create_infer_request()
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # what it runs
+        self.model, self.core, self.config, self.threads = model, core, config, threads
+        self.size = file_size(Path(str(path)))
+        self.fixed: dict[tuple[int, ...], tuple[Any, Any]] = {}  # input shape -> its compiled copy and request
+
+    def compile_fixed(self, shape: tuple[int, ...]) -> Any:
+        """The model compiled for inputs of exactly ``shape`` (N x C x H x W), with this model's settings."""
+        copy = self.model.clone()
+        copy.reshape(list(shape))
+        return self.core.compile_model(copy, "CPU", self.config)
+
+    def keep_fixed(self, shape: tuple[int, ...], compiled: Any) -> None:
+        """Run batches of ``shape`` through ``compiled`` (from :meth:`compile_fixed`) from now on."""
+        self.fixed[tuple(shape)] = (compiled, compiled.create_infer_request())
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        result = self.request.infer({0: batch})
-        return result[self.compiled.output(0)].copy()
+        compiled, request = self.fixed.get(batch.shape, (self.compiled, self.request))
+        return request.infer({0: batch})[compiled.output(0)].copy()
 
 
 def save_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> list[Path]:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..files import atomic_write_text, cache_dir
+from .exported import file_size
 
 ENGINES = ("onnxruntime", "openvino")  # the engines of an exported model (PyTorch runs the weights it came from)
 MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -77,7 +78,11 @@ def model_kind(path: str | os.PathLike, precision: str) -> str:
 
     p = Path(str(path))
     meta = read_onnx_metadata(p) if p.suffix == ".onnx" else _ir_meta(p)
-    size = p.stat().st_size + (p.with_suffix(".bin").stat().st_size if p.suffix == ".xml" else 0)
+    return kind_of(meta, file_size(p), precision)
+
+
+def kind_of(meta: dict[str, Any], size: int, precision: str) -> str:
+    """:func:`model_kind` from an exported model's metadata and its files' size in bytes."""
     return (
         f"{meta.get('precision', 'float32')} | {meta.get('in_channels')}x{meta.get('crop')} | "
         f"{meta.get('num_classes')} classes | {size // 2**20} MiB | {precision}"
@@ -110,24 +115,29 @@ def choose(path: str | os.PathLike, precision: str = "f32", refresh: bool = Fals
     if len(candidates) == 1:
         return candidates[0]
     key = f"{MEASUREMENT} || {cpu_signature()} || {model_kind(path, precision)}"
-    cache = _read_cache()
-    known = cache.get(key)
+    known = recall(key)
     if not refresh and known and known["engine"] in candidates and set(candidates) <= set(known["candidates"]):
         return known["engine"]
     rates = measure_all(path, candidates, precision)
     best = max(rates, key=rates.get)
-    cache[key] = {
-        "engine": best,
-        "images_per_s": rates,
-        "candidates": candidates,
-        "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    with contextlib.suppress(OSError):  # an unwritable cache costs a measurement next time, nothing more
-        atomic_write_text(cache_file(), json.dumps(cache, indent=1))
+    remember(key, {"engine": best, "images_per_s": rates, "candidates": candidates})
     return best
 
 
-def _read_cache() -> dict[str, Any]:
+def recall(key: str) -> dict[str, Any] | None:
+    """What was measured under ``key`` on this machine, if anything."""
+    return read_cache().get(key)
+
+
+def remember(key: str, entry: dict[str, Any]) -> None:
+    """``entry`` (with the time it was measured) kept under ``key`` in the cache."""
+    cache = read_cache()
+    cache[key] = {**entry, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with contextlib.suppress(OSError):  # an unwritable cache costs a measurement next time, nothing more
+        atomic_write_text(cache_file(), json.dumps(cache, indent=1))
+
+
+def read_cache() -> dict[str, Any]:
     try:
         return json.loads(cache_file().read_text())
     except (OSError, ValueError):
@@ -160,13 +170,13 @@ def measure_all(
     return take_turns({e: (lambda m=model: m(x)) for e, model in models.items()}, batch, rounds)
 
 
-def take_turns(runs: dict[str, Callable[[], Any]], batch: int, rounds: int) -> dict[str, float]:
+def take_turns(runs: dict[str, Callable[[], Any]], batch: int, rounds: int, least: float = 0.2) -> dict[str, float]:
     """Images/s of each run (each call does ``batch`` images), the runs taking turns for ``rounds`` rounds so that a
-    machine's drift touches them all alike; the median round of each."""
+    machine's drift touches them all alike; the median round of each (each round's timing at least ``least`` s)."""
     found: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
-            found[name].append(images_per_second(run, batch, repeats=1))
+            found[name].append(images_per_second(run, batch, repeats=1, least=least))
     return {name: statistics.median(r) for name, r in found.items()}
 
 

@@ -81,9 +81,13 @@ def create_app(engine: Engine, settings: ServeSettings, announce: Announce | Non
 
 
 async def warm_up(service: Service, announce: Announce | None) -> None:
-    """A batch of 1 and one of ``max_batch`` through the model at its geometry (zeros), then ready: the engine's
-    first-call costs (oneDNN's primitives, OpenVINO's compilation) are paid before any request."""
-    started = time.perf_counter()
+    """OpenVINO's fixed-batch copies compiled (and, new here, measured), a batch of 1 and one of ``max_batch``
+    through the model at its geometry (zeros), then ready: the engine's first-call costs (oneDNN's primitives,
+    OpenVINO's compilation) are paid before any request."""
+    started, settings = time.perf_counter(), service.settings
+    service.fixed = await service.batcher.on_model_thread(
+        service.engine.fix_batches, settings.fixed_batches, settings.max_batch, settings.warmup
+    )
     if service.settings.warmup:
         for n in sorted({1, service.settings.max_batch}):
             zeros = torch.zeros(n, *service.engine.input_shape)

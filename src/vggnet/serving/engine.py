@@ -68,6 +68,15 @@ class Engine:
         costly = summarize(self.loaded.model, self.loaded.crop).gmacs > 1.0
         return cores if costly else max(1, cores - 1)
 
+    def fix_batches(self, mode: str, max_batch: int, measure: bool = True) -> list:
+        """OpenVINO only: fixed-shape copies of the model for the batches the batcher forms most, kept as ``mode``
+        says (:func:`vggnet.engines.fixed.fix_batches`); what became of each batch size."""
+        if getattr(self.loaded.model, "engine", None) != "openvino":
+            return []
+        from ..engines.fixed import fix_batches
+
+        return fix_batches(self.loaded.model, tuple(self.input_shape), max_batch, mode, measure)
+
     @property
     def platform(self) -> str:
         if isinstance(self.loaded.model, VGG):

@@ -4,7 +4,6 @@ to a folder."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -59,13 +58,14 @@ def run_inside(choice: ModelChoice, settings: InsideSettings) -> None:
     if settings.image or settings.out:
         write_view(models, settings)
         return
-    from .server import serve
+    from .server import bind, serve
 
-    port = settings.port or _free_port(settings.host)
+    sock = bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
     serving = ServeSettings(host=settings.host, port=port, max_body=settings.max_body)
     names = " and ".join(f"{m.label} ({m.loaded.model.describe()})" for m in models)
     print(f"inside {names}: http://{settings.host}:{port}/inside", flush=True)
-    serve(create_inside_app(models, settings), serving)
+    serve(create_inside_app(models, settings), serving, sock)
 
 
 def write_view(models: list[InsideModel], settings: InsideSettings) -> None:
@@ -80,9 +80,3 @@ def write_view(models: list[InsideModel], settings: InsideSettings) -> None:
         found.append(as_json(look(m.loaded.model, x, m.loaded.classes, settings.channels), shown, m.loaded.model))
     for path in write_offline(found, settings.out):
         print(f"wrote {path}")
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]

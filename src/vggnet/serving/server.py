@@ -17,9 +17,11 @@ sent ``100 Continue`` (HTTP/1.0 has no such answer), whatever its Expect header 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
+import socket
 from typing import Any
 
 from ..inference import ModelChoice
@@ -147,8 +149,24 @@ def graceful_server() -> type:
     return GracefulServer
 
 
-def serve(app: Any, settings: ServeSettings) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT: then stop accepting, finish the requests in flight and return."""
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (0: a free port, read back with ``getsockname``), bound before the
+    app is built so that what it announces is the port it listens on."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        raise ValueError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: Any, settings: ServeSettings, sock: socket.socket | None = None) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT: then stop accepting, finish the requests in flight and return. ``sock``:
+    a socket from :func:`bind` (else ``settings``' host and port are bound)."""
     import uvicorn
 
     try:
@@ -172,7 +190,7 @@ def serve(app: Any, settings: ServeSettings) -> None:
     # uvicorn handles the signal (graceful shutdown), then raises it again once done; by then it only means "done"
     previous = {sig: signal.signal(sig, lambda *a: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.run()
+        server.run(sockets=[sock] if sock is not None else None)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -189,6 +207,8 @@ def serve_model(model: ModelChoice, settings: ServeSettings) -> None:
     if len(model.weights) != 1:
         raise ValueError("give the model with one --weights (a vggnet file, an exported .onnx, or weights with --arch)")
     pick_device(model.device)
+    sock = bind(settings.host, settings.port)  # a busy port is said before the model's seconds of loading
+    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     engine = Engine.load(
         model.weights[0],
         model.arch,
@@ -199,7 +219,7 @@ def serve_model(model: ModelChoice, settings: ServeSettings) -> None:
         model.normalize,
     )
     torch.set_num_threads(settings.threads or engine.default_threads(os.cpu_count() or 2))
-    serve(create_app(engine, settings, announce), settings)
+    serve(create_app(engine, settings, announce), settings, sock)
     print("stopped: every request in flight was answered", flush=True)
 
 
@@ -210,6 +230,8 @@ def announce(service: Any, seconds: float) -> None:
     grpc = f" and gRPC on {settings.host}:{service.grpc_port}" if service.grpc_port else ""
     sizes = " and ".join(str(n) for n in sorted({1, settings.max_batch}))
     warm = f"warmed up in {seconds:.2f} s (batches of {sizes})" if settings.warmup else "no warm-up (--no-warmup)"
+    if service.fixed:
+        warm += "; OpenVINO batches " + ", ".join(map(str, service.fixed))
     print(
         f"serving {loaded.source} ({runs}) as {settings.name!r} ({len(loaded.classes)} classes; images rescaled to "
         f"{loaded.default_scale}, centre {loaded.crop} x {loaded.crop}) on http://{settings.host}:{settings.port}/"

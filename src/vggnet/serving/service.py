@@ -29,6 +29,7 @@ class Service:
     ready: bool = False  # after the warm-up batches have run
     grpc: Any = None  # the gRPC server, where there is one
     grpc_port: int | None = None  # the port it listens on
+    fixed: list[Any] = field(default_factory=list)  # OpenVINO's fixed-batch copies (vggnet.engines.fixed.FixedBatch)
 
 
 class HttpError(Exception):
