@@ -14,7 +14,7 @@ and fc8 1 x 1), where its units have fields of the same kind.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -32,9 +32,6 @@ class Field:
     def origin(self, row: int, col: int) -> tuple[int, int]:
         """Top-left input pixel of the field of the unit at (``row``, ``col``) (may be outside the image)."""
         return row * self.jump - self.padding, col * self.jump - self.padding
-
-    def json(self) -> dict:
-        return {**asdict(self), "shape": list(self.shape)}
 
 
 def _geometry(module: nn.Module) -> tuple[int, int, int] | None:

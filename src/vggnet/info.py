@@ -207,8 +207,8 @@ def layer_json(model: VGG, size: int = 224) -> dict:
     layers = []
     for r in layer_table(model, size):
         entry = {"name": r.name, "output": list(r.shape), "parameters": r.params, "macs": r.macs}
-        if r.name in fields:
-            entry.update({k: v for k, v in fields[r.name].json().items() if k in ("field", "jump", "padding")})
+        if (f := fields.get(r.name)) is not None:
+            entry.update(field=f.field, jump=f.jump, padding=f.padding)
         layers.append(entry)
     found = [{**asdict(st), "saving": round(st.saving, 4)} for st in stacks(model.effective_config())]
     return {"arch": model.arch, "size": size, "layers": layers, "stacks": found}

@@ -74,8 +74,8 @@ def look(
     """``x`` (1 x C x H x W, normalised as the model takes it) through ``model`` (in eval mode) in one pass; see
     the module's docstring. ``lrn=False`` runs A-LRN without its LRN layer, to see what it does."""
     model.check_input(x)
-    taps = dict((name, block) for block, name in block_taps(model))
-    cam_layer = cam_layer or block_taps(model)[-1][1]
+    taps = {name: block for block, name in block_taps(model)}
+    cam_layer = cam_layer or next(reversed(taps))
     if model.layer_index(cam_layer) >= len(model.features):
         raise ValueError(f"Grad-CAM needs a convolutional layer's map; {cam_layer} is in the classifier head")
     fields = {f.name: f for f in model.receptive_fields(tuple(x.shape[-2:]))}
@@ -83,10 +83,9 @@ def look(
     model.eval()
     with torch.enable_grad():
         for name, module in zip(model.layer_names, model.features):
+            skipped = isinstance(module, CaffeLRN) and not lrn
             with torch.set_grad_enabled(acts is not None):
-                if isinstance(module, CaffeLRN) and not lrn:
-                    pass
-                else:
+                if not skipped:
                     # in place: what a ReLU overwrites is a convolution's output, which nothing keeps
                     h = torch.relu_(h) if isinstance(module, torch.nn.ReLU) else module(h)
             if name == cam_layer:

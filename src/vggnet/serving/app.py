@@ -88,8 +88,8 @@ async def warm_up(service: Service, announce: Announce | None) -> None:
     service.fixed = await service.batcher.on_model_thread(
         service.engine.fix_batches, settings.fixed_batches, settings.max_batch, settings.warmup
     )
-    if service.settings.warmup:
-        for n in sorted({1, service.settings.max_batch}):
+    if settings.warmup:
+        for n in sorted({1, settings.max_batch}):
             zeros = torch.zeros(n, *service.engine.input_shape)
             await service.batcher.on_model_thread(service.engine.classify, zeros)
     service.ready = True

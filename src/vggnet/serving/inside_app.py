@@ -54,14 +54,14 @@ def create_inside_app(models: list[InsideModel], settings: InsideSettings) -> Fa
 
 def run_inside(choice: ModelChoice, settings: InsideSettings) -> None:
     """The page on ``--host``:``--port`` (a free port for 0), or, with an image and ``--out``, the folder."""
-    models = inside_models(choice, settings)
     if settings.image or settings.out:
-        write_view(models, settings)
+        write_view(inside_models(choice, settings), settings)
         return
     from .server import bind, serve
 
-    sock = bind(settings.host, settings.port)
+    sock = bind(settings.host, settings.port)  # a busy port is said before the models' seconds of loading
     port = sock.getsockname()[1]
+    models = inside_models(choice, settings)
     serving = ServeSettings(host=settings.host, port=port, max_body=settings.max_body)
     names = " and ".join(f"{m.label} ({m.loaded.model.describe()})" for m in models)
     print(f"inside {names}: http://{settings.host}:{port}/inside", flush=True)

@@ -164,9 +164,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Any, settings: ServeSettings, sock: socket.socket | None = None) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT: then stop accepting, finish the requests in flight and return. ``sock``:
-    a socket from :func:`bind` (else ``settings``' host and port are bound)."""
+def serve(app: Any, settings: ServeSettings, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` (from :func:`bind`) until SIGTERM or SIGINT: then stop accepting, finish the
+    requests in flight and return."""
     import uvicorn
 
     try:
@@ -177,8 +177,6 @@ def serve(app: Any, settings: ServeSettings, sock: socket.socket | None = None) 
         http = "h11"
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=settings.timeout + 5,
@@ -190,7 +188,7 @@ def serve(app: Any, settings: ServeSettings, sock: socket.socket | None = None) 
     # uvicorn handles the signal (graceful shutdown), then raises it again once done; by then it only means "done"
     previous = {sig: signal.signal(sig, lambda *a: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.run(sockets=[sock] if sock is not None else None)
+        server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..engines.fixed import MARGIN, MODES
 from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, Range, setting
 
 
@@ -61,10 +62,11 @@ class ServeSettings:
     fixed_batches: str = setting(
         "auto",
         "OpenVINO: compile copies of the model for batches of 1, the powers of two below --max-batch and --max-batch "
-        "images, each for its shape; auto keeps a copy where it measured at least 1.1x faster than the dynamic model "
+        f"images, each for its shape; auto keeps a copy where it measured at least {MARGIN}x faster than the dynamic "
+        "model "
         "during the warm-up (once per machine and model, then remembered; with --no-warmup only what is remembered), "
         "on keeps all, off none; each copy holds its own weights (VGG-16: 0.55 GB more)",
-        choices=("auto", "on", "off"),
+        choices=MODES,
         role=RUNTIME,
     )
 
