@@ -182,9 +182,10 @@ def test_auto_keeps_a_copy_where_measured_faster_and_remembers(exported, tmp_pat
     monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
     measured = []
 
-    def fake(model, compiled, shape, deadline):
+    def fake(model, shape, deadline):
         measured.append(shape[0])
-        return {1: 1.6, 2: 1.05}.get(shape[0])  # batch 4: over the budget
+        speedup = {1: 1.6, 2: 1.05}.get(shape[0])  # batch 4: over the budget
+        return None if speedup is None else (speedup, None)  # no copy: the one kept is compiled afresh
 
     monkeypatch.setattr(fixed, "measure_copy", fake)
     runner = load_model(root / "out" / "model.onnx", engine="openvino").model
@@ -219,3 +220,26 @@ def test_the_real_fixed_batch_measurement_times_both_and_keeps_to_its_budget(exp
     assert one.how == "measured" and 0.2 < one.speedup < 5 and one.kept == (one.speedup >= MARGIN)
     cache = json.loads((tmp_path / "cache" / "engines.json").read_text())
     assert [v["speedup"] for k, v in cache.items() if k.startswith("fixed")] == [one.speedup]
+
+
+def test_past_the_budget_no_larger_batch_is_timed(exported, tmp_path, monkeypatch):
+    import vggnet.engines.fixed as fixed
+
+    root, _, _ = exported
+    monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
+    timed = []
+
+    def fake(model, shape, deadline):
+        timed.append(shape[0])
+        return (1.0, None) if shape[0] == 1 else None  # batch 2 would not fit the budget
+
+    monkeypatch.setattr(fixed, "measure_copy", fake)
+    runner = load_model(root / "out" / "model.onnx", engine="openvino").model
+    found = fixed.fix_batches(runner, (3, 32, 32), 8)
+    assert [(f.batch, f.how) for f in found] == [
+        (1, "measured"),
+        (2, "over budget"),
+        (4, "over budget"),
+        (8, "over budget"),
+    ]
+    assert timed == [1, 2] and runner.fixed == {}

@@ -65,6 +65,8 @@ def fix_batches(
             found.append(FixedBatch(n, None, True, "asked"))
             continue
         found.append(decide(model, shape, measure, deadline))
+        if found[-1].how == "over budget":
+            deadline = 0.0  # sizes ascend, and a larger batch takes longer to time: the rest are over budget too
     return found
 
 
@@ -77,10 +79,10 @@ def decide(model: Any, shape: tuple[int, ...], measure: bool, deadline: float) -
     elif not measure:
         return FixedBatch(n, None, False, "not measured")
     else:
-        compiled = model.compile_fixed(shape)
-        speedup = measure_copy(model, compiled, shape, deadline)
-        if speedup is None:
+        measured = measure_copy(model, shape, deadline) if time.perf_counter() < deadline else None
+        if measured is None:
             return FixedBatch(n, None, False, "over budget")
+        speedup, compiled = measured
         remember(key, {"speedup": speedup, "batch": n})
         how = "measured"
     kept = speedup >= MARGIN
@@ -89,20 +91,22 @@ def decide(model: Any, shape: tuple[int, ...], measure: bool, deadline: float) -
     return FixedBatch(n, speedup, kept, how)
 
 
-def measure_copy(model: Any, compiled: Any, shape: tuple[int, ...], deadline: float) -> float | None:
-    """The copy's images/s over the dynamic model's on the same batch, the two taking turns; None where the
-    measurement would end past ``deadline`` (estimated from one timed call of the dynamic model)."""
+def measure_copy(model: Any, shape: tuple[int, ...], deadline: float) -> tuple[float, Any] | None:
+    """A copy compiled for ``shape`` and its images/s over the dynamic model's on the same batch, the two taking
+    turns; None, with nothing compiled, where the measurement would end past ``deadline`` (estimated from one timed
+    call of the dynamic model)."""
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-    fixed = compiled.create_infer_request()
     model.request.infer({0: x})  # the dynamic model's first call at a new shape prepares its kernels
     started = time.perf_counter()
     model.request.infer({0: x})
     call = time.perf_counter() - started
     if time.perf_counter() + ROUNDS * 2 * (call + max(call, LEAST)) > deadline:
         return None
+    compiled = model.compile_fixed(shape)
+    fixed = compiled.create_infer_request()
     runs = {"dynamic": lambda: model.request.infer({0: x}), "fixed": lambda: fixed.infer({0: x})}
     rates = take_turns(runs, shape[0], ROUNDS, LEAST)
-    return rates["fixed"] / rates["dynamic"]
+    return rates["fixed"] / rates["dynamic"], compiled
 
 
 def cache_key(model: Any, shape: tuple[int, ...]) -> str:
