@@ -25,7 +25,7 @@ def main() -> int:
     from PIL import Image
 
     import vggnet
-    from vggnet import bench
+    from vggnet.hardware import cpu_name
     from vggnet.serving.inside_app import create_inside_app, inside_models
     from vggnet.serving.settings import InsideSettings
 
@@ -61,7 +61,7 @@ def main() -> int:
                 started = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - started)
-    print(f"machine: {bench.cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}")
+    print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}")
     medians = {name: statistics.median(t) for name, t in times.items()}
     reference = medians["forward pass (inference mode)"]
     print("| VGG-16, 224 x 224 | seconds | x forward pass |\n|---|---|---|")

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from vggnet import bench, build  # noqa: E402
 from vggnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization  # noqa: E402
+from vggnet.hardware import cpu_name  # noqa: E402
 from vggnet.losses import LPIPS, PerceptualLoss, StyleLoss, gram  # noqa: E402
 
 TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}  # indices in torchvision's vgg16().features
@@ -76,7 +77,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", choices=("losses", "lpips"), default=None)
     args = p.parse_args()
-    print(f"machine: {bench.cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}", flush=True)
+    print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}", flush=True)
     if args.only != "lpips":
         tap_losses(args)
     if args.only != "losses":

@@ -31,10 +31,10 @@ def test_benchmark_jpegs_are_imagenet_sized(tmp_path):
 
 
 def test_bf16_runs_are_skipped_where_the_cpu_would_emulate_them(monkeypatch, capsys):
-    import vggnet.training.loop
+    import vggnet.hardware
     from vggnet.bench import BenchSettings, run_bench
 
-    monkeypatch.setattr(vggnet.training.loop, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(vggnet.hardware, "cpu_has_bf16", lambda: False)
     args = BenchSettings(amp=True, only=[])
     text = run_bench(args)
     out = capsys.readouterr().out

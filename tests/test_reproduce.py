@@ -17,6 +17,7 @@ from vggnet.reproduce.stats import NOT_TESTABLE
 from vggnet.training.loop import train
 
 TINY = dict(dataset="synthetic", width=1 / 16, epochs=1, seeds=2, eval_limit=24, val_split=48, progress=False)
+TINY["scratch_nets"] = ["D"]
 
 
 def by_name(runs):
@@ -25,7 +26,9 @@ def by_name(runs):
 
 def test_the_plan_is_the_papers_procedure_with_the_scale_nets_on_data_with_scale():
     runs = plan(Settings(seeds=2))
-    assert len(runs) == 26  # per seed: A, A-LRN, B-E; and A, D, E at 32, D and E at 48 and jittered, scaled
+    # per seed: A, A-LRN, B-E, and D, E from random weights; A, D, E at 32, D and E at 48 and jittered, scaled
+    assert len(runs) == 30
+    assert [r.group for r in runs] == ["nets"] * 16 + ["scales"] * 14  # whole seeds of the nets first
     names = [r.name for r in runs]
     for r in runs:  # every run's initialisation is trained before it, within its seed
         if r.init_from:
@@ -35,15 +38,29 @@ def test_the_plan_is_the_papers_procedure_with_the_scale_nets_on_data_with_scale
         assert (seed1[f"{letter}_256_seed1"].init, seed1[f"{letter}_256_seed1"].dataset) == ("random", "fashion-mnist")
     for letter in ("B", "C", "D", "E"):
         r = seed1[f"{letter}_256_seed1"]
-        assert (r.init, r.init_from, r.lr, r.epochs) == ("preinit", "A_256_seed1", 0.01, 6)
+        assert (r.init, r.init_from, r.lr, r.epochs) == ("preinit", "A_256_seed1", 0.01, 20)
+    for letter in ("D", "E"):  # the paper's reason to pre-initialise, measured: the same nets from random weights
+        r = seed1[f"{letter}_256_scratch_seed1"]
+        assert (r.init, r.init_from, r.model, r.dataset) == ("random", None, f"{letter}_256_scratch", "fashion-mnist")
     for letter in ("D", "E"):
         small, large, jittered = (seed1[f"{letter}_{k}_scaled_seed1"] for k in ("256", "384", "jitter"))
         assert (small.init, small.init_from, small.dataset) == ("preinit", "A_256_scaled_seed1", "fashion-mnist-scaled")
-        assert (large.init, large.init_from, large.lr, large.epochs) == ("finetune", small.name, 1e-3, 3)
+        assert (large.init, large.init_from, large.lr, large.epochs) == ("finetune", small.name, 1e-3, 10)
         assert (jittered.init, jittered.init_from) == ("finetune", large.name)
     assert {r.model for r in runs if r.multicrop} == {"D_jitter_scaled", "E_jitter_scaled"}  # the paper's Table 5
     bn = plan(Settings(seeds=1, batch_norm=True, epochs=4))
     assert len(bn) == 12 and all(r.init == "random" and r.epochs == 4 and r.lr == 0.01 for r in bn)
+    fewer = plan(Settings(seeds=10, scale_seeds=2, batch_norm=True, nets=["A", "D"]))  # the groups' own seeds
+    assert len(fewer) == 10 * 2 + 2 * 6 and {r.seed for r in fewer if r.group == "scales"} == {0, 1}
+    assert not [r for r in plan(Settings(seeds=2, scale_seeds=0)) if r.group == "scales"]
+
+
+def test_every_run_ends_after_at_least_one_division_of_its_rate(tmp_path):
+    settings = Settings(seeds=1, out=str(tmp_path))
+    cfg = train_config(by_name(plan(settings))["D_256_seed0"], settings)
+    assert (cfg.schedule, cfg.max_decays, cfg.final_decay, cfg.patience, cfg.epochs) == ("plateau", 2, 3, 1, 20)
+    short = replace(settings, epochs=1)  # a one-epoch run has no final stage to end with
+    assert train_config(by_name(plan(short))["A_256_seed0"], short).final_decay == 0
 
 
 def test_paper_plans_exactly_the_papers_runs():
@@ -52,6 +69,7 @@ def test_paper_plans_exactly_the_papers_runs():
         74, "normal", 256, 224, 1.0)  # fmt: skip
     runs = by_name(plan(settings))
     assert len(runs) == 12 and {r.dataset for r in runs.values()} == {"folder"}  # Table 3's twelve nets, one data
+    assert settings.decays == 3  # the paper's three decreases of the rate
     assert (runs["C_384_seed0"].init_from, runs["C_jitter_seed0"].init_from) == ("C_256_seed0", "C_384_seed0")
     assert runs["D_384_seed0"].scale == [384] and runs["E_jitter_seed0"].scale == [256, 512]
     assert runs["E_jitter_seed0"].q_multi == [256, 384, 512] and runs["D_256_seed0"].q_multi == [224, 256, 288]
@@ -134,7 +152,7 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 def test_the_test_split_is_opened_only_by_the_final_evaluation(tiny_run):
     settings, runs, states, logs, events = tiny_run
-    assert set(states.values()) == {"tested"} and len(runs) == 20  # synthetic data: the scale nets on the same data
+    assert set(states.values()) == {"tested"} and len(runs) == 22  # synthetic data: the scale nets on the same data
     last_training = max(i for i, e in enumerate(events) if e.startswith("train"))
     first_test = events.index("test opened")
     assert first_test > last_training and events.count("test opened") == len(runs)  # once per run, at the end
@@ -186,9 +204,11 @@ def test_the_report_judges_every_finding_and_says_what_it_cannot_test(tiny_run, 
     settings, runs, _, _, _ = tiny_run
     md, data, _ = build_report(settings, runs)
     verdicts = {f["claim"]: f for f in data["findings"]}
-    assert len(verdicts) == 14
+    assert len(verdicts) == 15
     for f in data["findings"]:
         assert f["verdict"] in ("holds", "contradicted", "not resolved", NOT_TESTABLE)
+        assert f["unit"] == "seed" and f["seeds"] in (0, 2) and {"adjusted_verdict", "power_at_paper", "p"} <= set(f)
+        assert f["adjusted_verdict"] == f["verdict"] or f["adjusted_verdict"] == "not resolved"
         if "dense" in f["protocol"]:
             assert f["verdict"] == NOT_TESTABLE and "stride" in f["reason"]  # 28-pixel crops, stride 32
         elif f["effect"]:
@@ -197,7 +217,16 @@ def test_the_report_judges_every_finding_and_says_what_it_cannot_test(tiny_run, 
     lrn = verdicts["LRN does not improve net A: A-LRN no better than A"]
     assert lrn["no_better"] and lrn["kind"] == "nets"
     ensemble = next(f for f in data["findings"] if f["claim"].startswith("an ensemble"))
-    assert ensemble["kind"] == "protocols" and ensemble["effect"]["method"] == "paired over images"
+    assert ensemble["kind"] == "protocols" and ensemble["effect"]["method"].startswith("seeds")
+    assert "each from another seed" in ensemble["claim"]
+    assert verdicts["3x3 beats 1x1 at equal depth: D beats C"]["verdict"] == NOT_TESTABLE  # 2-pixel maps at crop 28
+    assert "2 x 2 map" in verdicts["3x3 beats 1x1 at equal depth: D beats C"]["reason"]
+    stall = verdicts["deep nets without BN stall more often from random weights than from net A's layers"]
+    assert stall["kind"] == "failures" and stall["seeds"] == 2
+    assert data["failures"]["D_256_scratch"]["runs"] == 2 and data["failures"]["D_256"]["procedure"].startswith("from")
+    assert data["timing"]["eval_minutes"] > 0 and "eval_share" in data["timing"]
+    assert "last_epoch_gain" in data["runs"]["A_256_seed0"] and data["power"][0]["claim"] == lrn["claim"]
+    assert {"maps of blocks 3-5", "colour shift", "schedule"} <= {r["what"] for r in data["deviations"]}
     assert data["rule"]["margin"] == 0.2 and data["rule"]["calibration"]["nets_decisive_without_effect"] <= 0.06
     history = data["runs"]["A_256_seed0"]["history"]
     assert history and {"epoch", "lr", "val_top1_err"} <= set(history[0])
@@ -210,6 +239,15 @@ def test_the_report_judges_every_finding_and_says_what_it_cannot_test(tiny_run, 
     paths = write_report(settings, runs)
     assert [p.name for p in paths] == ["reproduce.md", "reproduce.json", "reproduce.png"]
     assert json.loads(paths[1].read_text())["settings"]["width"] == 1 / 16
+
+
+@pytest.mark.slow
+def test_one_seed_decides_no_finding_of_any_kind(tiny_run, all_trained):
+    settings, _, _, _, _ = tiny_run
+    one = replace(settings, seeds=1)
+    _, data, _ = build_report(one, plan(one))
+    assert {f["verdict"] for f in data["findings"]} == {NOT_TESTABLE}
+    assert all(f["adjusted_verdict"] == NOT_TESTABLE and f["p"] is None for f in data["findings"])
 
 
 @pytest.mark.slow

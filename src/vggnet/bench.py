@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import statistics
 import sys
 import time
@@ -411,18 +410,9 @@ def decode_for_bench(path: Path) -> torch.Tensor:
     return center_crop(decode_image(path), [375, 375])
 
 
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "CPU"
-
-
 def run_bench(args: BenchSettings) -> str:
     """``vggnet bench``: the sections ``args.only`` names, each printed as it is measured, then the whole table."""
-    from .training.loop import cpu_has_bf16
+    from .hardware import cpu_has_bf16, cpu_name
 
     device = torch.device(args.device)
     if args.threads:

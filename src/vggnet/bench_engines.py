@@ -60,7 +60,7 @@ def exported(loaded: Loaded, work: Path) -> dict[str, Path]:
 
 def engine_runs(loaded: Loaded, files: dict[str, Path], x: torch.Tensor) -> dict[str, Callable[[], None]]:
     """One callable per (engine, arithmetic) this machine has: PyTorch first."""
-    from .training.loop import cpu_has_bf16
+    from .hardware import cpu_has_bf16
 
     net = prepare(loaded.model)
     x_cl = x.contiguous(memory_format=torch.channels_last)

@@ -36,6 +36,11 @@ class ReproduceActions:
         False, "print the runs, their estimated cost, the tables and each decision's data; run nothing"
     )
     report_only: bool = setting(False, "write the report from the runs already done")
+    power: str | None = setting(
+        None,
+        "with --plan: a finished (or pilot) reproduction's folder; print, per finding, the seeds that 80 percent "
+        "power at the paper's effect needs with that folder's per-seed spreads, and what they would cost here",
+    )
 
 
 def build(cls: type, args: argparse.Namespace) -> Any:
@@ -134,7 +139,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce.cost import measure_cost, plan_table
+    from .reproduce.cost import measure_cost, plan_table, power_plan
     from .reproduce.plan import Settings, plan, with_paper_defaults
     from .reproduce.report import write_report
     from .reproduce.runs import execute
@@ -143,6 +148,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     settings = Settings(**(with_paper_defaults(values) if actions.paper else values))
     settings.check()
     runs = plan(settings)
+    if actions.power is not None:
+        if not actions.plan:
+            raise ValueError("--power FOLDER goes with --plan (it plans seeds; it runs nothing)")
+        print(power_plan(actions.power))
+        return 0
     if actions.plan:
         print(plan_table(settings, runs, measure_cost(settings)))
         return 0

@@ -341,16 +341,11 @@ def int8_sources(data: str, calibration: int, check: int, channels: int) -> tupl
     )
 
 
-def cpu_has_vnni() -> bool:
-    """Whether this CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX)."""
-    info = Path("/proc/cpuinfo")
-    flags = info.read_text() if info.exists() else ""
-    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
-
-
 def resolve_scheme(scheme: str) -> str:
     if scheme not in INT8_SCHEMES:
         raise ValueError(f"unknown int8 scheme {scheme!r}; expected one of {', '.join(INT8_SCHEMES)}")
+    from .hardware import cpu_has_vnni
+
     return scheme if scheme != "auto" else ("u8s8" if cpu_has_vnni() else "u8s8-reduced")
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .select import cpu_signature, kind_of, recall, remember, take_turns
+from ..hardware import cpu_signature
+from .select import kind_of, recall, remember, take_turns
 
 MODES = ("auto", "on", "off")
 MARGIN = 1.1  # a copy is kept where it is at least this much faster: less is within these runs' noise

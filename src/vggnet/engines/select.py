@@ -6,7 +6,6 @@ model (precision, input, classes, size), the answer kept in vggnet's cache (``en
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import math
@@ -20,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .. import hardware
 from ..files import atomic_write_text, cache_dir
 from .exported import file_size
 
@@ -58,18 +58,6 @@ def open_exported(
     if engine == "auto":
         engine = choose(path, precision)
     return open_engine(path, engine, threads, precision)
-
-
-def cpu_signature() -> str:
-    """This CPU (model, instruction flags, cores) and the oneDNN/ATen limits set in the environment."""
-    info = Path("/proc/cpuinfo")
-    text = info.read_text() if info.exists() else ""
-    lines = text.splitlines()
-    name = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), os.uname().machine)
-    flags = next((x.split(":", 1)[1] for x in lines if x.startswith("flags")), "")
-    limits = [os.environ.get(k, "") for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")]
-    digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
-    return f"{name} | {os.cpu_count()} cores | flags {digest} | {'/'.join(limits)}"
 
 
 def model_kind(path: str | os.PathLike, precision: str) -> str:
@@ -114,7 +102,7 @@ def choose(path: str | os.PathLike, precision: str = "f32", refresh: bool = Fals
         raise ValueError(f"no installed engine runs {path} (pip install 'vggnet[openvino]' or onnxruntime)")
     if len(candidates) == 1:
         return candidates[0]
-    key = f"{MEASUREMENT} || {cpu_signature()} || {model_kind(path, precision)}"
+    key = f"{MEASUREMENT} || {hardware.cpu_signature()} || {model_kind(path, precision)}"
     known = recall(key)
     if not refresh and known and known["engine"] in candidates and set(candidates) <= set(known["candidates"]):
         return known["engine"]

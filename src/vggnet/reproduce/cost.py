@@ -119,7 +119,7 @@ def outputs(settings: Settings) -> list[str]:
     """The tables a reproduction writes, and the data each of its decisions is taken on."""
     breaks = Geometry(settings.crop).dense_breaks(Geometry(settings.crop).q_multi("jitter"))
     family = judged_by(settings, "scales" if settings.separate_scale_runs else "nets")
-    scale = {"dense": "dense", "multicrop": "multi-crop (5 x 5 x 2) at the single Q", "center": "centre crop"}[family]
+    judged = {"dense": "dense", "multicrop": "multi-crop (5 x 5 x 2), test set only", "center": "centre crop"}[family]
     dense = f"dense: not testable here ({breaks})" if breaks else "dense and multi-crop"
     return [
         "Tables (reproduce.md, reproduce.json, reproduce.png), all errors on the test set:",
@@ -131,8 +131,88 @@ def outputs(settings: Settings) -> list[str]:
         "- the paper's findings: effect, 95 % interval, smallest detectable effect, verdict; the deviations from the "
         "paper; each run's per-epoch validation error and learning rate",
         "",
-        f"Decisions, each on the {settings.val_split:,} training images a seed's runs hold out (never the test set):",
+        f"Decisions, each on the {settings.val_split:,} training images a seed's runs hold out (never the test set), "
+        "on the cheapest protocol that answers them:",
         "- the plateau schedule: each run's validation error, every epoch",
-        f"- the better fixed S of each scale net (against which jittering is judged): validation error, {scale}",
-        f"- the ensemble's pair and its better member: validation error, {scale}",
+        "- the better fixed S of each scale net (against which jittering is judged): validation error, centre crop",
+        "- the ensemble's pair and its better member: validation error, centre crop",
+        f"The scale findings and the ensemble are judged on {judged}.",
     ]
+
+
+# -- planning for power ---------------------------------------------------------------------------------------------
+def folder_settings(folder: str) -> Settings:
+    """The settings of the reproduction in ``folder``, with as many seeds of each group as its runs hold."""
+    import json
+    import re
+    from pathlib import Path
+
+    path = Path(folder) / "reproduce_settings.json"
+    if not path.is_file():
+        raise ValueError(
+            f"{folder} holds no reproduction (no reproduce_settings.json): give a folder of vggnet reproduce"
+        )
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is damaged ({err}); it cannot say what the reproduction ran") from None
+    known = {k: v for k, v in saved.items() if k in Settings.__dataclass_fields__}
+    names = [p.name for p in Path(folder).iterdir() if p.is_dir()]
+    seeds = [int(m.group(2)) for n in names if (m := re.match(r"(.*)_seed(\d+)$", n))]
+    scale_seeds = [int(m.group(2)) for n in names if (m := re.match(r".*_(384|jitter).*_seed(\d+)$", n))]
+    return Settings(
+        **known,
+        seeds=max(seeds, default=0) + 1,
+        scale_seeds=max(scale_seeds, default=-1) + 1,
+        out=folder,
+        progress=False,
+    )
+
+
+def power_plan(folder: str) -> str:
+    """``vggnet reproduce --plan --power FOLDER``: per finding, the seeds that 80 % power at the paper's effect
+    needs with the folder's per-seed spreads, and what a seed of its runs costs on this machine; then the plan that
+    gives each group of findings (the nets, the training scales) the seeds its findings need, and its cost."""
+    from .findings import findings
+    from .record import lineage
+    from .results import Results, decisions
+
+    settings = folder_settings(folder)
+    runs = plan(settings)
+    results = Results(settings, runs)
+    found = findings(results, decisions(results))
+    cost = measure_cost(settings)
+    lines = [
+        f"{folder}: {settings.seeds} seed(s) of the nets, {settings.seeds_of_scales} of the training scales. Seeds for "
+        "80 % power at the paper's effect with its per-seed spreads, and their cost on this machine:",
+        "",
+        "| finding | group | seeds there | power there | seeds for 80 % | min per seed here | hours here |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    wanted_seeds: dict[str, int] = {"nets": settings.seeds, "scales": settings.seeds_of_scales}
+    first = {r.model: r for r in runs if r.seed == 0}
+    for f in found:
+        models = [m for m in (*f.a.split(" + "), f.b) if m in first]
+        lineage_models = dict.fromkeys(x for m in models for x in lineage(results, m))
+        minutes = sum(sum(estimate_seconds(first[m], settings, cost)) for m in lineage_models if m in first) / 60
+        group = first[models[0]].group if models else "nets"
+        need = f.seeds_for_power
+        if need and need <= 100:
+            wanted_seeds[group] = max(wanted_seeds[group], need)
+        power = f"{100 * f.power_at_paper:.0f} %" if f.power_at_paper is not None else "—"
+        needed = str(need) if need else ("more than 1000" if f.power_at_paper is not None else "—")
+        hours = f"{need * minutes / 60:.1f}" if need and minutes else "—"
+        shown = f"{minutes:.1f}" if minutes else "—"
+        lines.append(f"| {f.claim} | {group} | {f.seeds} | {power} | {needed} | {shown} | {hours} |")
+    seeds, scale_seeds = wanted_seeds["nets"], wanted_seeds["scales"]
+    bigger = replace(settings, seeds=seeds, scale_seeds=scale_seeds)
+    total = sum(sum(estimate_seconds(r, bigger, cost)) for r in plan(bigger)) / 3600
+    return "\n".join(
+        lines
+        + [
+            "",
+            f"A plan that gives each group the seeds its reachable findings need (at most 100): --seeds {seeds} "
+            f"--scale-seeds {scale_seeds}, {len(plan(bigger))} runs, about {total:.1f} hours here, one run at a "
+            f"time (the folder keeps its runs: continue it with these flags).",
+        ]
+    )

@@ -30,6 +30,7 @@ from ..settings import setting as s
 LETTERS = ("A", "A-LRN", "B", "C", "D", "E")
 NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_conv1", "D": "vgg16", "E": "vgg19"}
 KINDS = ("256", "384", "jitter")  # the paper's training scales: S = 256, S = 384, S in [256, 512]
+DEEP = ("B", "C", "D", "E")  # the nets the paper's procedure starts from net A's layers
 TABLE5 = ("D", "E")  # the nets the paper evaluated with multi-crop (Table 5)
 STRIDE_CROPS = 7  # the paper's crop (224) is 7 of the net's strides (32): what dense evaluation needs
 
@@ -45,6 +46,8 @@ PAPER = {
     "scale_nets": ["C", "D", "E"],
     "scale_dataset": "same",
     "patience": 2,
+    "decays": 3,
+    "scratch_nets": [],
 }
 
 
@@ -67,9 +70,40 @@ class Settings:
     crop: int = s(28, "training crop, the paper's 224", AT_LEAST_ONE)
     width: float = s(0.125, "width multiplier", POSITIVE)
     fc_width: int | None = s(None, "width of fc6 and fc7 (default 4096 x width)", AT_LEAST_ONE)
-    epochs: int = s(6, "epochs of the small-S stage", AT_LEAST_ONE)
-    finetune_epochs: int | None = s(None, "epochs of the large-S and jittered stages (default half)", AT_LEAST_ONE)
-    seeds: int = s(4, "seeds per net (more can be added to a folder later)", AT_LEAST_ONE, role=RUNTIME)
+    epochs: int = s(
+        20,
+        "epoch budget of a first stage: the rate is divided by 10 at each plateau of the validation error, the run "
+        "ends at the plateau after the last division or at the budget",
+        AT_LEAST_ONE,
+    )
+    finetune_epochs: int | None = s(
+        None, "epoch budget of the large-S and jittered stages (default half)", AT_LEAST_ONE
+    )
+    final_epochs: int = s(
+        3,
+        "epochs at a tenth of the rate that end a run whose plateau rule has not fired by then (every run ends after "
+        "at least one division, as the paper's did)",
+        NON_NEGATIVE,
+    )
+    decays: int = s(2, "divisions of the rate before a run ends at its next plateau (the paper's 3)", NON_NEGATIVE)
+    seeds: int = s(10, "seeds of the nets (more can be added to a folder later)", AT_LEAST_ONE, role=RUNTIME)
+    scale_seeds: int | None = s(
+        None,
+        "seeds of the training-scale stages (default: --seeds; 0 leaves them out)",
+        NON_NEGATIVE,
+        role=RUNTIME,
+    )
+    nets: list[str] = s(
+        list(LETTERS), "the nets of Table 1 to train (all six by default)", choices=LETTERS, role=RUNTIME
+    )
+    # The paper pre-initialised its deeper nets from net A because they stalled from random weights (Sect. 3.1): the
+    # no-BN plan trains these nets from scratch too, so that how often each start stalls is measured.
+    scratch_nets: list[str] = s(
+        ["D", "E"],
+        "nets also trained from random weights without BN, to measure how often they stall (with BN every net is)",
+        choices=DEEP,
+        role=RUNTIME,
+    )
     batch_norm: bool = s(False, "BN nets, each from scratch (their own tables)")
     # The paper's N(0, 0.01) leaves a narrow net's output ~1e-9 of its input (each layer scales the signal by about
     # 0.01 * sqrt(fan-in / 2), under 0.2 at 1/8 width): it never leaves chance. Glorot's, which the paper names as
@@ -86,6 +120,7 @@ class Settings:
     # The paper's 256 is 1/5000 of an ImageNet epoch; on 55,000 images 64 keeps ~860 steps an epoch.
     batch_size: int = s(64, "batch", AT_LEAST_ONE)
     patience: int = s(1, "epochs without improvement before the rate drops 10x", NON_NEGATIVE)
+
     val_split: int = s(
         5000, "training images held out for every decision (stratified, fixed by each seed)", AT_LEAST_ONE
     )
@@ -108,8 +143,10 @@ class Settings:
 
     def check(self) -> None:
         validate(self)
-        if len(set(self.scale_nets)) != len(self.scale_nets):
-            raise ValueError(f"scale-nets lists a net twice: {' '.join(self.scale_nets)}")
+        for name in ("scale_nets", "nets", "scratch_nets"):
+            chosen = getattr(self, name)
+            if len(set(chosen)) != len(chosen):
+                raise ValueError(f"{name.replace('_', '-')} lists a net twice: {' '.join(chosen)}")
 
     @property
     def head_width(self) -> int:
@@ -118,6 +155,10 @@ class Settings:
     @property
     def stage_epochs(self) -> int:
         return self.finetune_epochs or max(1, self.epochs // 2)
+
+    @property
+    def seeds_of_scales(self) -> int:
+        return self.seeds if self.scale_seeds is None else self.scale_seeds
 
     @property
     def init_scheme(self) -> str:
@@ -182,6 +223,34 @@ class Geometry:
             return f"S∈[{s[0]},{s[1]}] ([{self.paper(s[0])},{self.paper(s[1])}])"
         return f"S={s[0]} ({self.paper(s[0])})"
 
+    def block_sizes(self) -> list[int]:
+        """The side of the map each of the five blocks runs on at the crop (pools round up, as the authors' did)."""
+        sizes = [self.crop]
+        for _ in range(4):
+            sizes.append(-(-sizes[-1] // 2))
+        return sizes
+
+    def padding_share(self) -> float:
+        """The share of a 3x3 kernel's taps that fall on the padding, on average over the smallest map of blocks
+        3-5 (where C's 1x1 layers are)."""
+        small = min(self.block_sizes()[2:])
+        return 1 - (((3 * small - 2) / (3 * small)) ** 2 if small > 1 else 1 / 9)
+
+    def one_by_one_breaks(self) -> str | None:
+        """Why C (1x1 convolutions in blocks 3-5) against D (3x3 there) cannot be tested at this crop, or None. A
+        3x3 layer's advantage is the context around each position; where on average a third or more of its taps
+        fall on the padding (a map of 3 x 3 or less), there is almost none for it to add."""
+        if self.padding_share() <= 1 / 3:
+            return None
+        sizes = self.block_sizes()[2:]
+        room = next(c for c in range(self.crop, 64 * self.crop) if Geometry(c).padding_share() <= 1 / 3)
+        return (
+            f"1x1 against 3x3: at a crop of {self.crop}, blocks 3-5 run on {', '.join(map(str, sizes))}-pixel maps "
+            f"(the paper's on 56, 28 and 14); on the {min(sizes)} x {min(sizes)} map "
+            f"{100 * self.padding_share():.0f} % of a 3x3 kernel's taps fall on the padding, so it has almost no "
+            f"context that 1x1 lacks (a crop of {room} or more gives it room)"
+        )
+
     def dense_breaks(self, qs: list[int], stride: int = 32) -> str | None:
         """Why the paper's dense evaluation does not mean here what it means in the paper, or None where it does.
         The dense net's cells are windows of the head's extent, ``stride`` pixels apart; in the paper the crop is 7
@@ -220,11 +289,17 @@ class RunSpec:
     q_multi: list[int]
     multicrop: bool
     dataset: str
+    scratch: bool = False  # a net the paper's procedure pre-initialises, trained from random weights instead
 
     @property
     def model(self) -> str:
-        """The model without its seed: ``D_384`` on the main data, ``D_384_scaled`` on the data with scale."""
-        return f"{self.letter}_{self.kind}" + ("_scaled" if self.group == "scales" else "")
+        """The model without its seed: ``D_384`` on the main data, ``D_384_scaled`` on the data with scale,
+        ``D_256_scratch`` for a net trained from random weights where the paper's procedure starts it from A."""
+        return (
+            f"{self.letter}_{self.kind}"
+            + ("_scratch" if self.scratch else "")
+            + ("_scaled" if self.group == "scales" else "")
+        )
 
     @property
     def name(self) -> str:
@@ -237,15 +312,19 @@ class RunSpec:
 
 
 def plan(settings: Settings) -> list[RunSpec]:
-    """Every run of Tables 3-6, seed by seed, in an order where each run's initialisation is trained before it."""
+    """Every run of Tables 3-6 in an order where each run's initialisation is trained before it: the nets seed by
+    seed, then the training scales seed by seed (a folder stopped early holds whole seeds of the nets)."""
     runs: list[RunSpec] = []
     for seed in range(settings.seeds):
         runs += _nets(settings, seed)
+    for seed in range(settings.seeds_of_scales):
         runs += _scales(settings, seed)
     return runs
 
 
-def _spec(settings: Settings, letter: str, kind: str, seed: int, group: str, start: tuple[str, str | None]) -> RunSpec:
+def _spec(
+    settings: Settings, letter: str, kind: str, seed: int, group: str, start: tuple[str, str | None], scratch=False
+) -> RunSpec:
     geo = Geometry(settings.crop)
     init, source = start
     first = kind == "256" or settings.batch_norm  # a first stage trains at the full rate for the full length
@@ -263,15 +342,23 @@ def _spec(settings: Settings, letter: str, kind: str, seed: int, group: str, sta
         q_multi=geo.q_multi(kind),
         multicrop=kind == "jitter" and letter in TABLE5,
         dataset=settings.scale_data if group == "scales" else settings.main_data,
+        scratch=scratch,
     )
 
 
 def _nets(settings: Settings, seed: int) -> list[RunSpec]:
-    """A, A-LRN from random weights; B-E from net A's layers (from scratch with BN); the small S."""
-    random = ("random", None)
-    runs = [_spec(settings, letter, "256", seed, "nets", random) for letter in ("A", "A-LRN")]
+    """A, A-LRN from random weights; B-E from net A's layers (from scratch with BN); the small S. Without BN, the
+    ``scratch_nets`` also from random weights."""
+    random, chosen = ("random", None), [x for x in LETTERS if x in settings.nets]
+    if not settings.batch_norm and "A" not in chosen and any(x in chosen for x in DEEP):
+        chosen.insert(0, "A")  # B-E start from it
+    runs = [_spec(settings, letter, "256", seed, "nets", random) for letter in chosen if letter in ("A", "A-LRN")]
     start = random if settings.batch_norm else ("preinit", "A_256")
-    return runs + [_spec(settings, letter, "256", seed, "nets", start) for letter in ("B", "C", "D", "E")]
+    runs += [_spec(settings, letter, "256", seed, "nets", start) for letter in chosen if letter in DEEP]
+    if not settings.batch_norm:
+        scratch = [x for x in settings.scratch_nets if x in chosen]
+        runs += [_spec(settings, letter, "256", seed, "nets", random, scratch=True) for letter in scratch]
+    return runs
 
 
 def _scales(settings: Settings, seed: int) -> list[RunSpec]:
@@ -326,7 +413,8 @@ def train_config(spec: RunSpec, settings: Settings):
         weight_decay=5e-4,
         schedule="plateau",
         patience=settings.patience,
-        max_decays=3,
+        max_decays=settings.decays,
+        final_decay=min(settings.final_epochs, spec.epochs - 1),  # a one-epoch run has no final stage
         out=str(out / spec.name),
         device=settings.device,
         seed=spec.seed,
@@ -336,21 +424,25 @@ def train_config(spec: RunSpec, settings: Settings):
     )
 
 
-def wanted(spec: RunSpec, settings: Settings, split: str) -> dict[str, list[int]]:
-    """The posteriors a run's report needs on a split (``val`` or ``test``), by protocol: the centre crop at every
-    Q; the dense net where the geometry lets it mean what it means in the paper; on data with scale, where the dense
-    net cannot be used, multi-crop at the single Q (5 x 5 crops x 2 flips: the whole image, as the dense net sees
-    it; the scale findings and their decisions rest on it), and for the nets of Table 5 at every multi-scale Q."""
+def wanted(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> dict[str, list[int]]:
+    """The posteriors a run's report needs on a split (``val`` or ``test``), by protocol, each on the cheapest
+    protocol that answers its question. Validation takes decisions that are not about protocols (the better fixed S,
+    the ensemble's pair): the centre crop at the single Q. The test set: the centre crop at every Q; the dense net
+    where the geometry lets it mean what it means in the paper; and multi-crop (5 x 5 crops x 2 flips) only where a
+    finding is judged on it: on data with scale, where a centre crop cuts away objects off its centre, the jittered
+    nets of Table 5 at every multi-scale Q and, at the single Q, the models ``chosen`` on validation (the better
+    fixed S, the ensemble's pair; every scale net's model when ``chosen`` is None)."""
+    if split == "val":
+        return {"center": [spec.q_single]}
     found = {"center": spec.qs}
-    dense = Geometry(settings.crop).dense_breaks(spec.qs) is None
-    if dense:
+    if Geometry(settings.crop).dense_breaks(spec.qs) is None:
         found["dense"] = spec.qs
-    crops = set(spec.q_multi) if spec.multicrop and split == "test" else set()
-    if spec.group == "scales" and not dense:
-        crops.add(spec.q_single)
-    if crops:
+    elif judged_by(settings, spec.group) == "multicrop" and spec.letter in settings.scale_nets:
+        crops = set(spec.q_multi) if spec.multicrop else set()
+        if chosen is None or spec.model in chosen or spec.kind == "jitter":
+            crops.add(spec.q_single)
         found["multicrop"] = sorted(crops)
-    return found
+    return {m: qs for m, qs in found.items() if qs}
 
 
 def judged_by(settings: Settings, group: str) -> str:

@@ -1,34 +1,33 @@
 """The report of a reproduction: the paper's Tables 3-6 beside ours, every decision and the data it was taken on,
-each of the paper's findings with its effect, interval and verdict (:mod:`vggnet.reproduce.stats`), the deviations
-from the paper, and a figure. ``reproduce.json`` holds every number ``reproduce.md`` prints, and more (each run's
-per-epoch validation error and learning rate).
+each of the paper's findings with its effect, interval, verdict and Holm-adjusted verdict
+(:mod:`vggnet.reproduce.findings`), how often each net failed, what each finding would need, the deviations from the
+paper, and a figure. ``reproduce.json`` (:mod:`vggnet.reproduce.record`) holds every number ``reproduce.md`` prints,
+and more (each run's per-epoch validation error and learning rate).
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write, atomic_write_text
+from .findings import Finding, findings
 from .plan import KINDS, LETTERS, TABLE5, RunSpec, Settings, judged_by
+from .record import LRN_CONSTANT, json_safe, report_data
 from .results import (
+    DECIDE,
     PAPER_TABLE3,
     PAPER_TABLE4,
     PAPER_TABLE5,
     PAPER_TABLE6,
     PROTOCOL_LABEL,
     Cell,
-    Finding,
     Results,
     decisions,
-    findings,
 )
-from .stats import LEVEL, MARGIN, NOT_TESTABLE, POWER, calibration
-
-LRN_CONSTANT = 2**-0.75  # what an LRN computes where alpha * sum(a^2) is negligible against k = 2: a mere rescaling
+from .stats import EQUIVALENCE, LEVEL, MARGIN, NOT_TESTABLE, POWER
 
 
 def show(cell: Cell) -> str:
@@ -105,7 +104,7 @@ def table_crops(results: Results, suffix: str) -> list[str]:
 
 def table_ensemble(results: Results, chosen: dict[str, Any]) -> list[str]:
     ens = chosen["ensemble"]
-    lines = ["| nets | protocol | validation (decides) | test |", "|---|---|---|---|"]
+    lines = [f"| nets | protocol | validation ({PROTOCOL_LABEL[DECIDE]}, decides) | test |", "|---|---|---|---|"]
     if len(ens["pair"]) < 2:
         return lines + ["| (fewer than two nets evaluated) | | | |"]
     label = PROTOCOL_LABEL[ens["protocol"]]
@@ -116,26 +115,29 @@ def table_ensemble(results: Results, chosen: dict[str, Any]) -> list[str]:
         )
     both = results.cell(ens["pair"][0], ens["protocol"], ensemble=ens["pair"][1:])
     names = " + ".join(model_label(results, m) for m in ens["pair"])
-    lines.append(f"| ensemble {names} | {label} | | {show(both)} |")
+    lines.append(f"| ensemble {names}, each member from another seed | {label} | | {show(both)} |")
     paper = PAPER_TABLE6["D+E, multi-crop & dense"]
     return lines + [f"| paper: D + E, S∈[256,512], multi-crop & dense | | | {paper_cell(paper)} |"]
 
 
 def finding_lines(found: list[Finding]) -> list[str]:
     lines = [
-        "| finding | data | protocol | effect here [95 % CI] | smallest detectable | per seed | paper | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| finding | data | protocol | seeds | effect here [95 % CI] | per seed | smallest detectable | paper | "
+        "power at the paper's effect | verdict | after Holm's adjustment |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in found:
         e = f.effect
         here = f"{e.effect:+.2f} [{e.low:+.2f}, {e.high:+.2f}]" if e else "—"
         seeds = ", ".join(f"{v:+.2f}" for v in e.per_seed) if e else "—"
-        detectable = f"{e.detectable:.2f}" if e else "—"
+        detectable = f"{e.detectable:.2f}" if e and f.kind != "failures" else "—"
         protocol = " against ".join(PROTOCOL_LABEL.get(p, p) for p in f.protocol.split(" vs "))
         note = f" ({f.reason})" if f.reason else ""
         paper = f"{f.paper:+.2f}" if f.paper is not None else "—"
+        power = f"{100 * f.power_at_paper:.0f} %" if f.power_at_paper is not None else "—"
         lines.append(
-            f"| {f.claim} | {f.data} | {protocol} | {here} | {detectable} | {seeds} | {paper} | **{f.verdict}**{note} |"
+            f"| {f.claim} | {f.data} | {protocol} | {f.seeds} | {here} | {seeds} | {detectable} | {paper} | {power} "
+            f"| **{f.line()}**{note} | {f.line(adjusted=True)} |"
         )
     return lines
 
@@ -158,11 +160,12 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
     return [
         f"# The paper's Tables 3-6 in miniature ({'BN' if settings.batch_norm else 'no BN'})",
         "",
-        f"{t['runs_tested']} of {len(results.runs)} runs tested, {settings.seeds} seed(s); training took "
-        f"{t['train_minutes']:.0f} min and evaluation {t['eval_minutes']:.0f} min (wall-clock, summed over the runs) "
-        f"on {t['cpu']}. Errors are top-1 / "
-        "top-5 (%) on the test set, the mean over seeds with the seeds' range of top-1 in brackets; the paper's are "
-        f"on ILSVRC-2012 validation. Every decision was taken on {chosen['data']}.",
+        f"{t['runs_tested']} of {len(results.runs)} runs tested, {settings.seeds} seed(s) of the nets and "
+        f"{settings.seeds_of_scales} of the training scales; training took {t['train_minutes']:.0f} min and "
+        f"evaluation {t['eval_minutes']:.0f} min ({100 * t['eval_share']:.0f} % of the total; wall-clock, summed over "
+        f"the runs) on {t['cpu']}. Errors are top-1 / top-5 (%) on the test set, the mean over seeds with the seeds' "
+        f"range of top-1 in brackets; the paper's are on ILSVRC-2012 validation. Every decision was taken on "
+        f"{chosen['data']}.",
         "",
         *deviation_lines(data["deviations"]),
         "",
@@ -196,7 +199,11 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
         "",
         *plateau_lines(data["plateau"]),
         "",
-        *stuck_lines(data["stuck"]),
+        *failure_lines(data["failures"], data["stuck"]),
+        "",
+        "## What each finding would need",
+        "",
+        *power_lines(data["power"]),
         "",
         "![top-1 error by net and protocol](reproduce.png)",
         "",
@@ -206,17 +213,22 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
 def rule_lines(rule: dict[str, Any]) -> list[str]:
     c = rule["calibration"]
     null_nets, null_protocols = 100 * c["nets_decisive_without_effect"], 100 * c["protocols_decisive_without_effect"]
+    mixed = 100 * c["protocols_decisive_with_interaction"]
     return [
-        f"Effects are points of top-1 error in the paper's direction (positive: as the paper found), with "
-        f"{100 * LEVEL:.0f} % intervals. Nets against nets: across seeds, with the test set's sampling error added "
-        "(Student's t, Welch-Satterthwaite). Protocols on the same nets: paired over the test images (McNemar's "
-        "discordant pairs), per seed and combined. **holds**: the interval excludes 0 in the paper's direction; "
-        "**contradicted**: it excludes 0 the other way; **not resolved**: it includes 0 (the smallest effect the "
-        f"comparison could have found, {100 * POWER:.0f} % power, is given). A *no better* finding holds only where "
-        f"the interval excludes an improvement of {MARGIN} points (the paper's smallest reported gain). On data "
-        f"simulated at this size ({c['trials']} trials each), the rule decided {null_nets:.1f} % of net comparisons "
-        f"and {null_protocols:.1f} % of protocol comparisons where there was no effect, and found a "
-        f"{c['nets_effect']:.2f}-point difference between nets in {100 * c['nets_found_with_effect']:.1f} % of trials.",
+        f"The seed (one trained net) is the unit of every finding. Effects are points of top-1 error in the paper's "
+        f"direction (positive: as the paper found), the mean over seeds of each seed's effect on the same test "
+        f"images, with {100 * LEVEL:.0f} % intervals from the seeds' spread and the test set's sampling error "
+        "(Student's t, Welch-Satterthwaite); fewer than two seeds is *not testable here*. **holds**: the interval "
+        "excludes 0 in the paper's direction; **contradicted**: it excludes 0 the other way; **not resolved**: it "
+        f"includes 0. A *no better* finding is judged twice: literally (it holds where the interval excludes an "
+        f"improvement of {MARGIN} points, the paper's smallest reported gain) and as the paper's near-equality (two "
+        f"one-sided tests within {EQUIVALENCE} points, the smallest gain between nets the paper reported). The "
+        "findings are judged together: Holm's adjustment over this report's p-values gives each an adjusted "
+        f"verdict. Power is at the paper's own effect, {100 * POWER:.0f} % wanted. On data simulated at this size "
+        f"({c['trials']} trials each), the rule decided {null_nets:.1f} % of net comparisons and "
+        f"{null_protocols:.1f} % of protocol comparisons where there was no effect ({mixed:.1f} % where a "
+        f"protocol's effect differed from net to net), and found a {c['nets_effect']:.2f}-point difference between "
+        f"nets in {100 * c['nets_found_with_effect']:.1f} % of trials.",
     ]
 
 
@@ -231,22 +243,64 @@ def lrn_lines(lrn: dict[str, Any]) -> list[str]:
     ]
 
 
-def stuck_lines(stuck: dict[str, Any]) -> list[str]:
-    if not stuck:
-        return ["Every run left chance (on its validation split)."]
-    runs = ", ".join(f"{name} ({error:.2f} %)" for name, error in stuck.items())
-    return [
-        f"{len(stuck)} runs never left chance on their validation split, or started from one that did not, and are "
-        f"left out of every table and finding (last validation error in brackets): {runs}. A finding is judged on "
-        "the seeds where both of its sides trained; the per-seed column shows which."
+def failure_lines(failed: dict[str, Any], stuck: dict[str, float]) -> list[str]:
+    lines = [
+        "Runs that never left chance (a last validation error not 5 points below chance) are failures: each is left "
+        "out of every table and finding with the runs started from it, and counted here, per net and procedure "
+        "(Wilson's 95 % interval).",
+        "",
+        "| model | procedure | data | runs | never left chance | share [95 % CI] |",
+        "|---|---|---|---|---|---|",
     ]
+    for model, f in failed.items():
+        lines.append(
+            f"| {model} | {f['procedure']} | {f['data']} | {f['runs']} | {f['failed']} | "
+            f"{f['share']:.0f} % [{f['low']:.0f}, {f['high']:.0f}] |"
+        )
+    if stuck:
+        lines += ["", "Left out (last validation error): " + ", ".join(f"{n} ({e:.2f} %)" for n, e in stuck.items())]
+    return lines
 
 
 def plateau_lines(plateau: dict[str, Any]) -> list[str]:
+    still = plateau["runs_still_learning"]
+    gain = plateau["median_last_epoch_gain"]
     return [
-        f"The plateau rule divided the learning rate in {plateau['runs_with_a_decay']} of {plateau['runs']} runs "
-        "(each run's per-epoch learning rate and validation error are in reproduce.json)."
+        f"How the runs ended: the plateau rule divided the rate in {plateau['runs_decayed_by_the_rule']} of "
+        f"{plateau['runs']} runs; {plateau['runs_decayed_only_at_the_budget']} ended with the final stage at a tenth "
+        "of the rate their budget left them. Their last epochs gained a median "
+        + (f"{gain:+.2f} points of validation error" if gain is not None else "— (no run)")
+        + (
+            f"; {len(still)} still gained more than half their seeds' spread: " + ", ".join(still)
+            if still
+            else "; none still gained more than half its seeds' spread"
+        )
+        + " (each run's per-epoch rate and validation error are in reproduce.json).",
     ]
+
+
+def power_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Seeds for 80 % power at the paper's effect, from each finding's per-seed spread here, and what they would "
+        "cost on this machine (its runs' measured minutes per seed, run one at a time; `vggnet reproduce --plan "
+        "--power FOLDER` prints it for any folder).",
+        "",
+        "| finding | seeds here | power now | seeds for 80 % | minutes per seed | machine-hours |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        power = f"{100 * r['power_at_paper']:.0f} %" if r["power_at_paper"] is not None else "—"
+        need = r["seeds_for_power"]
+        needed = str(need) if need else ("more than 1000" if r["power_at_paper"] is not None else "—")
+        minutes = f"{r['minutes_per_seed']:.1f}" if r["minutes_per_seed"] else "—"
+        hours = f"{r['machine_hours']:.1f}" if r["machine_hours"] else "—"
+        lines.append(f"| {r['claim']} | {r['seeds_now']} | {power} | {needed} | {minutes} | {hours} |")
+    return lines
+
+
+def deviation_lines(rows: list[dict[str, str]]) -> list[str]:
+    lines = ["| | paper | here |", "|---|---|---|"]
+    return lines + [f"| {r['what']} | {r['paper']} | {r['here']} |" for r in rows]
 
 
 def write_report(settings: Settings, runs: list[RunSpec]) -> list[Path]:
@@ -256,153 +310,6 @@ def write_report(settings: Settings, runs: list[RunSpec]) -> list[Path]:
     md, data, results = build_report(settings, runs)
     out = Path(settings.out)
     paths = [atomic_write_text(out / "reproduce.md", md)]
-    paths.append(atomic_write_text(out / "reproduce.json", json.dumps(data, indent=1)))
+    paths.append(atomic_write_text(out / "reproduce.json", json.dumps(json_safe(data), indent=1, allow_nan=False)))
     paths.append(atomic_write(out / "reproduce.png", lambda tmp: plot(results, tmp)))
     return paths
-
-
-# -- the JSON ---------------------------------------------------------------------------------------------------------
-def report_data(results: Results, chosen: dict[str, Any], found: list[Finding]) -> dict[str, Any]:
-    settings = results.settings
-    protocols = [p for p in PROTOCOL_LABEL if "dense" not in p or results.dense_breaks("A_256") is None]
-    return {
-        "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
-        "runs": {s.name: run_entry(results, s) for s in results.runs},
-        "cells": {
-            split: {m: {p: cell_entry(results.cell(m, p, split)) for p in protocols} for m in results.models}
-            for split in ("val", "test")
-        },
-        "decisions": chosen,
-        "ensemble": cell_entry(
-            results.cell(
-                chosen["ensemble"]["pair"][0], chosen["ensemble"]["protocol"], ensemble=chosen["ensemble"]["pair"][1:]
-            )
-        )
-        if len(chosen["ensemble"]["pair"]) == 2
-        else {},
-        "findings": [f.to_dict() for f in found],
-        "rule": {
-            "alpha": round(1 - LEVEL, 4),
-            "level": LEVEL,
-            "power": POWER,
-            "margin": MARGIN,
-            "calibration": calibration(settings.seeds, test_images(results), trials=1000),
-        },
-        "deviations": deviations(results),
-        "lrn": {"constant_ratio": LRN_CONSTANT, "runs": lrn_runs(results)},
-        "plateau": plateau(results),
-        "stuck": {n: 100 * results.saved["val"][n]["meta"]["history"][-1]["val_top1_err"] for n in results.stuck()},
-        "timing": timing(results),
-        "paper": {"table3": PAPER_TABLE3, "table4": PAPER_TABLE4, "table5": PAPER_TABLE5, "table6": PAPER_TABLE6},
-    }
-
-
-def cell_entry(cell: Cell) -> dict[str, Any]:
-    return {
-        "seeds": cell.seeds,
-        "top1": cell.top1,
-        "top5": cell.top5,
-        "mean_top1": cell.mean,
-        "mean_top5": statistics.mean(cell.top5) if cell.top5 else None,
-    }
-
-
-def run_entry(results: Results, spec: RunSpec) -> dict[str, Any]:
-    val = results.saved["val"].get(spec.name)
-    meta = val["meta"] if val else {}
-    return {
-        "tested": spec.name in results.saved["test"],
-        "history": meta.get("history", []),
-        "train_seconds": meta.get("train_seconds"),
-        "init": meta.get("config", {}).get("init"),
-        "epochs": len(meta.get("history", [])),
-    }
-
-
-def test_images(results: Results) -> int:
-    found = next(iter(results.saved["test"].values()), None)
-    return int(found["tensors"]["labels"].numel()) if found else 10_000
-
-
-def lrn_runs(results: Results) -> dict[str, Any]:
-    return {n: f["meta"]["lrn_ratio"] for n, f in results.saved["val"].items() if "lrn_ratio" in f["meta"]}
-
-
-def plateau(results: Results) -> dict[str, int]:
-    runs = [f["meta"].get("history", []) for f in results.saved["val"].values()]
-    decayed = sum(any(h["lr"] < rows[0]["lr"] for h in rows) for rows in runs if rows)
-    return {"runs": sum(bool(rows) for rows in runs), "runs_with_a_decay": decayed}
-
-
-def timing(results: Results) -> dict[str, Any]:
-    train = sum(f["meta"].get("train_seconds", 0.0) for f in results.saved["val"].values())
-    evals = sum(sum(f["meta"].get("eval_seconds", {}).values()) for s in results.saved.values() for f in s.values())
-    return {
-        "train_minutes": train / 60,
-        "eval_minutes": evals / 60,
-        "runs_tested": len(results.saved["test"]),
-        "cpu": cpu_name(),
-    }
-
-
-def cpu_name() -> str:
-    """This machine's CPU as a reader can place it: its name, family and model, cores, and its bf16 units."""
-    info = Path("/proc/cpuinfo")
-    if not info.is_file():
-        return platform.processor() or platform.machine()
-    text = info.read_text()
-    fields = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = fields.get("flags", "").split()
-    units = "AVX-512 with BF16" if "avx512_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
-    return (
-        f"{text.count('processor')} cores of an {fields.get('model name', platform.machine())} (family "
-        f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}, {units})"
-    )
-
-
-def deviations(results: Results) -> list[dict[str, str]]:
-    """Every way this reproduction differs from the paper, from the settings and the runs' own records."""
-    s, geo = results.settings, results.geometry
-    inits = sorted({e["init"] for e in (run_entry(results, r) for r in results.runs) if e["init"]})
-    first, stage = s.epochs, s.stage_epochs
-    rows = [
-        (
-            "data, nets' findings",
-            "ILSVRC-2012: 1.28 M training images, 50 k validation (its test)",
-            f"{s.main_data}: its training images less {s.val_split:,} held out for decisions; its test set",
-        ),
-        ("data, scale findings", "the same", s.scale_data),
-        (
-            "crop, widths",
-            "224; 64-512 channels, fc 4096",
-            f"{s.crop} ({geo.paper(s.crop)}); width x{s.width:g}, fc {s.head_width}",
-        ),
-        (
-            "initialisation",
-            "net A N(0, 0.01); B-E: A's layers, the rest N(0, 0.01)",
-            f"{', '.join(inits) or s.init_scheme} (net A and every layer not copied)",
-        ),
-        ("batch", "256", str(s.batch_size)),
-        ("epochs", "74", f"{first} (the large-S and jittered stages {stage})" if not s.batch_norm else f"{first}"),
-        (
-            "epochs B-E inherit",
-            "those of net A (pre-initialised from it)",
-            f"{first} of net A's, through its copied layers" if not s.batch_norm else "none (BN nets from scratch)",
-        ),
-        (
-            "decisions (plateau, S, ensemble)",
-            "ILSVRC's validation set, also reported on",
-            f"{s.val_split:,} held-out training images; test set only reported",
-        ),
-        ("scale nets", "C, D, E", ", ".join(s.scale_nets)),
-        ("batch normalisation", "none", "after every convolution, every net from scratch" if s.batch_norm else "none"),
-    ]
-    breaks = results.dense_breaks("A_256")
-    rows.append(("dense evaluation", "the crop is 7 strides", f"not testable: {breaks}" if breaks else "as the paper"))
-    return [{"what": w, "paper": p, "here": h} for w, p, h in rows]
-
-
-def deviation_lines(rows: list[dict[str, str]]) -> list[str]:
-    lines = ["| | paper | here |", "|---|---|---|"]
-    return lines + [f"| {r['what']} | {r['paper']} | {r['here']} |" for r in rows]

@@ -21,7 +21,7 @@ from .plan import RunSpec, Settings, plan, train_config, wanted
 SPLITS = ("val", "test")  # the held-out training images that decide, the test images that are reported
 
 
-def missing(spec: RunSpec, settings: Settings, split: str) -> dict[str, list[int]]:
+def missing(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> dict[str, list[int]]:
     """What :func:`wanted` lists that the run's file for ``split`` does not hold yet."""
     from safetensors import safe_open
 
@@ -30,7 +30,7 @@ def missing(spec: RunSpec, settings: Settings, split: str) -> dict[str, list[int
     if path.is_file():
         with safe_open(str(path), framework="pt") as f:
             have = set(f.keys())  # noqa: SIM118 (safe_open is not a dict)
-    gaps = {m: [q for q in qs if f"{m}@{q}" not in have] for m, qs in wanted(spec, settings, split).items()}
+    gaps = {m: [q for q in qs if f"{m}@{q}" not in have] for m, qs in wanted(spec, settings, split, chosen).items()}
     return {m: qs for m, qs in gaps.items() if qs}
 
 
@@ -80,14 +80,25 @@ def execute(settings: Settings, runs: list[RunSpec] | None = None, log: Callable
     states: dict[str, str] = {}
     for i, spec in enumerate(runs, 1):
         states[spec.name] = train_and_validate(spec, settings, states, f"[{i}/{len(runs)}] {spec.name}", log)
+    chosen = chosen_on_validation(settings, runs)
     for i, spec in enumerate(runs, 1):  # the test set, once every decision's data is in
-        if states[spec.name] == "validated" and missing(spec, settings, "test"):
-            log(f"[{i}/{len(runs)}] {spec.name}: testing " + _listing(missing(spec, settings, "test")))
-            evaluate_run(spec, settings, "test")
-            states[spec.name] = "tested"
-        elif states[spec.name] == "validated":
+        todo = missing(spec, settings, "test", chosen) if states[spec.name] == "validated" else {}
+        if todo:
+            log(f"[{i}/{len(runs)}] {spec.name}: testing " + _listing(todo))
+            evaluate_run(spec, settings, "test", chosen)
+        if states[spec.name] == "validated":
             states[spec.name] = "tested"
     return states
+
+
+def chosen_on_validation(settings: Settings, runs: list[RunSpec]) -> set[str]:
+    """The models the validation split chose (each scale net's better fixed S, the ensemble's pair): with the
+    jittered nets, the only ones the test set evaluates with multi-crop."""
+    from .results import Results, decisions
+
+    chosen = decisions(Results(settings, runs))
+    better = {c["chosen"] for c in chosen["better_fixed_s"].values() if c["chosen"]}
+    return better | set(chosen["ensemble"]["pair"])
 
 
 def train_and_validate(
@@ -125,7 +136,7 @@ def _listing(todo: dict[str, list[int]]) -> str:
 
 
 # -- evaluation -----------------------------------------------------------------------------------------------------
-def evaluate_run(spec: RunSpec, settings: Settings, split: str) -> Path:
+def evaluate_run(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> Path:
     """Soft-max posteriors of the run's model on ``split`` (``val``: the training images it held out; ``test``),
     per protocol and Q, kept in ``SPLIT.safetensors`` with the labels, the run's history and settings."""
     from ..devices import pick_device
@@ -138,7 +149,7 @@ def evaluate_run(spec: RunSpec, settings: Settings, split: str) -> Path:
     device = pick_device(settings.device)
     earlier = read_split(folder, split) or {"tensors": {}, "meta": {}}
     tensors, timings = dict(earlier["tensors"]), dict(earlier["meta"].get("eval_seconds", {}))
-    for method, scales in missing(spec, settings, split).items():  # only what an earlier evaluation lacks
+    for method, scales in missing(spec, settings, split, chosen).items():  # only what an earlier evaluation lacks
         probs, seconds, labels = collect([loaded], source, scales, [method], loaded.crop, device)
         tensors.update({f"{m}@{q}": p.contiguous() for (_, m, q), p in probs.items()})
         timings.update({f"{m}@{q}": s for (_, m, q), s in seconds.items()})

@@ -1,25 +1,26 @@
-"""The rule that judges each of the paper's findings: an effect, its 95 % confidence interval and a verdict.
+"""The rule that judges each of the paper's findings: an effect, its 95 % confidence interval and a verdict, with the
+seed (one trained net) as the unit of every finding.
 
-Effects are in points of top-1 error, positive in the direction the paper found (``a`` has the lower error). Two
-comparisons, as the data allow:
-
-- **Net against net** (:func:`between_nets`): two nets trained with the same seeds, tested on the same images. The
-  effect is the mean over seeds of the per-seed differences. Its uncertainty has two parts: training noise (the
-  spread of the per-seed differences, over the number of seeds) and the test set's own sampling error (the spread of
-  the per-image differences, averaged over seeds, over the number of images: another test set would give other
-  numbers). Their sum is the variance of the effect; the interval uses Student's t with Welch-Satterthwaite's degrees
-  of freedom. One seed cannot measure training noise: such a comparison is not testable here.
-- **Protocol against protocol on the same nets** (:func:`between_protocols`): per image and seed, whether each
-  protocol is right. Per seed, the paired difference (McNemar's discordant pairs) with its normal interval; combined,
-  the per-image differences averaged over seeds, with the interval of their mean over images. It holds for these
-  trained nets; it says nothing of training noise, which both protocols share.
+Effects are in points of top-1 error, positive in the direction the paper found (``a`` has the lower error). Every
+comparison, of nets or of protocols, starts from the same table: per seed and test image, the difference between
+the two sides (1 where ``a`` is right and ``b`` is not, -1 the other way). Its mean per seed is that seed's effect,
+and the finding's effect is the mean over seeds (:func:`across_seeds`). Its uncertainty has two parts: training noise
+(the spread of the per-seed effects, over the number of seeds: another run of the same recipe gives another net) and
+the test set's own sampling error (the spread of the per-image differences, averaged over seeds, over the number of
+images: another test set gives other numbers). Their sum is the variance of the effect; the interval uses Student's
+t with Welch-Satterthwaite's degrees of freedom. Protocols compared on the same nets are treated the same way: a
+protocol's gain can differ from net to net (a seed-by-protocol interaction), which counting test images alone would
+miss; the per-image McNemar interval within each seed is kept as a description. Fewer than two seeds cannot measure
+training noise: every such finding is *not testable here*.
 
 Verdicts: **holds** where the interval excludes 0 in the paper's direction, **contradicted** where it excludes 0 the
-other way, **not resolved** where it includes 0 (with the smallest effect the comparison could have found: 80 %
-power at the 5 % level). A finding that one thing is *no better* than another (LRN, E against D) holds only where the
-interval excludes an improvement as large as :data:`MARGIN`, the paper's smallest reported gain, and is contradicted
-where it shows an improvement. A finding whose protocol cannot mean here what it meant in the paper is
-**not testable here**, with the reason; so is one the data cannot measure (a single seed of a net).
+other way, **not resolved** where it includes 0. A finding that one thing is *no better* than another (LRN, E
+against D) is judged twice: literally (non-superiority: it holds where the interval excludes an improvement as large
+as :data:`MARGIN`, the paper's smallest reported gain, and is contradicted where it shows an improvement), and as the
+paper's result, near-equality (:func:`equivalence`: two one-sided tests within :data:`EQUIVALENCE`). Many findings
+are judged at once: :func:`holm` adjusts their p-values (Holm's step-down), and a finding's adjusted verdict is
+decisive only where its adjusted p-value is below 5 %. Power is given at the paper's own effect
+(:func:`power_at`), with the seeds that 80 % power would need (:func:`seeds_for_power`).
 """
 
 from __future__ import annotations
@@ -30,17 +31,22 @@ from dataclasses import dataclass, field
 import torch
 
 HOLDS, CONTRADICTED, NOT_RESOLVED, NOT_TESTABLE = "holds", "contradicted", "not resolved", "not testable here"
+DOES_NOT_HOLD = "does not hold"
 # The paper's smallest reported gain, in points of top-1 error: multi-crop over dense evaluation (Table 5, 24.8 to
 # 24.6) and D at S = 384 over S = 256 (Table 3, 27.0 to 26.8).
 MARGIN = 0.2
+# Near-equality as the paper found it (A-LRN and A 0.1 apart, E and D 0.3 at S = 256): a difference smaller than the
+# smallest gain between nets that the paper reported as a finding (C over B, 0.6 points).
+EQUIVALENCE = 0.6
 LEVEL = 0.95
 POWER = 0.80
+MAX_SEEDS = 1000  # seeds_for_power's search bound: beyond it the answer is "more than 1000"
 
 
 @dataclass
 class Effect:
     """One comparison: the effect (points of top-1 error, positive in the paper's direction), its interval, the
-    smallest effect it could have found, the per-seed effects and how they were computed."""
+    smallest effect it could have found, the per-seed effects, and the parts of its uncertainty."""
 
     effect: float
     low: float
@@ -51,6 +57,15 @@ class Effect:
     seeds: int
     images: int
     per_seed_intervals: list[list[float]] = field(default_factory=list)
+    se: float = 0.0  # standard error of the effect
+    df: float = math.inf  # its degrees of freedom (Welch-Satterthwaite)
+    var_seeds: float = 0.0  # training noise: the per-seed effects' variance over the number of seeds
+    var_test: float = 0.0  # the test set's sampling error
+
+    @property
+    def t(self) -> float:
+        """The effect over its standard error."""
+        return self.effect / self.se if self.se > 0 else math.copysign(math.inf, self.effect) if self.effect else 0.0
 
 
 def _t(q: float, df: float) -> float:
@@ -59,50 +74,60 @@ def _t(q: float, df: float) -> float:
     return float(t.ppf(q, df))
 
 
-def between_nets(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> Effect | None:
-    """How much lower net a's error is than net b's: ``wrong_*`` are seeds x images (1 where the net is wrong), the
-    same images for both, seed s of a against seed s of b. None with one seed (training noise unmeasured)."""
-    a, b = wrong_a.double(), wrong_b.double()
-    n, images = a.shape
-    diff = b - a  # per seed and image, positive where a is right and b is not
-    per_seed = 100 * diff.mean(1)
+def _cdf(x: float, df: float) -> float:
+    from scipy.stats import t
+
+    return float(t.cdf(x, df))
+
+
+def across_seeds(diff: torch.Tensor, method: str = "seeds + test images") -> Effect | None:
+    """The effect of a seeds x images table of differences (1 where ``a`` is right and ``b`` wrong, -1 the other
+    way, 0 where they agree): the mean over seeds of each seed's effect, with training noise and the test set's
+    sampling error in its interval. None with fewer than two seeds (training noise unmeasured)."""
+    diff = 100 * diff.double()
+    n, images = diff.shape
     if n < 2:
         return None
+    per_seed = diff.mean(1)
     var_seeds = per_seed.var(unbiased=True).item() / n
-    var_test = (100 * diff.mean(0)).var(unbiased=True).item() / images
+    var_test = diff.mean(0).var(unbiased=True).item() / images if images > 1 else 0.0
     se = math.sqrt(var_seeds + var_test)
     effect = per_seed.mean().item()
     if se == 0:
-        return Effect(effect, effect, effect, 0.0, per_seed.tolist(), "seeds + test images", n, images)
+        return Effect(effect, effect, effect, 0.0, per_seed.tolist(), method, n, images)
     # Welch-Satterthwaite: the seeds' part has n - 1 degrees of freedom, the images' part images - 1
-    df = se**4 / (var_seeds**2 / (n - 1) + var_test**2 / (images - 1))
+    df = se**4 / (var_seeds**2 / (n - 1) + var_test**2 / max(1, images - 1))
     half = _t(0.5 + LEVEL / 2, df) * se
     detectable = (_t(0.5 + LEVEL / 2, df) + _t(POWER, df)) * se
-    return Effect(effect, effect - half, effect + half, detectable, per_seed.tolist(), "seeds + test images", n, images)
-
-
-def between_protocols(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> Effect:
-    """How much lower protocol a's error is than protocol b's on the same nets and images: ``wrong_*`` seeds x
-    images. Paired per image (McNemar's discordant pairs) per seed; combined, the per-image differences averaged
-    over seeds."""
-    a, b = wrong_a.double(), wrong_b.double()
-    n, images = a.shape
-    diff = 100 * (b - a)
-    per_seed, intervals = [], []
-    for row in diff:
-        m, half, _ = _mean_interval(row)
-        per_seed.append(m)
-        intervals.append([m - half, m + half])
-    effect, half, detectable = _mean_interval(diff.mean(0))
     return Effect(
-        effect, effect - half, effect + half, detectable, per_seed, "paired over images", n, images, intervals
-    )
+        effect, effect - half, effect + half, detectable, per_seed.tolist(), method, n, images,
+        se=se, df=df, var_seeds=var_seeds, var_test=var_test,
+    )  # fmt: skip
+
+
+def between_nets(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> Effect | None:
+    """How much lower net a's error is than net b's: ``wrong_*`` are seeds x images (1 where the net is wrong), the
+    same images for both, seed s of a against seed s of b. None with fewer than two seeds."""
+    return across_seeds(wrong_b.double() - wrong_a.double())
+
+
+def between_protocols(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> Effect | None:
+    """How much lower protocol a's error is than protocol b's on the same nets and images (``wrong_*`` seeds x
+    images): the seed is the unit, as for nets; each seed's paired McNemar interval over its images is kept as a
+    description. None with fewer than two seeds."""
+    diff = wrong_b.double() - wrong_a.double()
+    found = across_seeds(diff, "seeds (paired protocols) + test images")
+    if found is not None:
+        for row in 100 * diff:
+            m, half, _ = _mean_interval(row)
+            found.per_seed_intervals.append([m - half, m + half])
+    return found
 
 
 def _mean_interval(values: torch.Tensor) -> tuple[float, float, float]:
     """Mean, the half-width of its interval and the smallest detectable mean, for per-image paired differences.
-    Only images where the two differ carry information (McNemar): Student's t on their count keeps the rule at its
-    level when they are few."""
+    Only images where the two differ carry information (McNemar): Student's t on their count keeps the interval at
+    its level when they are few."""
     informative = int((values != 0).sum())
     se = values.std(unbiased=True).item() / math.sqrt(len(values))
     df = max(1, informative - 1)
@@ -111,7 +136,7 @@ def _mean_interval(values: torch.Tensor) -> tuple[float, float, float]:
 
 def verdict(effect: Effect | None, no_better: bool = False) -> str:
     """The verdict on a finding from its effect's interval. ``no_better``: the paper found a *not* better than b
-    (the effect, a's improvement, should be below :data:`MARGIN`)."""
+    (the effect, a's improvement, should be below :data:`MARGIN`): the literal claim, non-superiority."""
     if effect is None:  # fewer than two seeds: no interval, so nothing this data can decide
         return NOT_TESTABLE
     if no_better:
@@ -123,6 +148,129 @@ def verdict(effect: Effect | None, no_better: bool = False) -> str:
     if effect.high < 0:
         return CONTRADICTED
     return NOT_RESOLVED
+
+
+def p_value(effect: Effect | None, no_better: bool = False) -> float | None:
+    """The p-value of a finding's decisive outcomes, so that its verdict is decisive exactly where p < 5 %: for a
+    directional finding, the two-sided test of no effect; for a *no better* one, twice the smaller one-sided p of
+    its two decisive outcomes (no improvement of :data:`MARGIN`; an improvement)."""
+    if effect is None:
+        return None
+    if effect.se == 0:
+        return 0.0 if verdict(effect, no_better) in (HOLDS, CONTRADICTED) else 1.0
+    if no_better:
+        below = 1 - _cdf((MARGIN - effect.effect) / effect.se, effect.df)
+        better = 1 - _cdf(effect.effect / effect.se, effect.df)
+        return min(1.0, 2 * min(below, better))
+    return min(1.0, 2 * (1 - _cdf(abs(effect.t), effect.df)))
+
+
+def equivalence(effect: Effect | None, margin: float = EQUIVALENCE) -> dict[str, float | str] | None:
+    """Two one-sided tests (TOST) that the effect lies within ``margin`` of 0: **holds** where the 90 % interval
+    (each side at 5 %) lies inside (-margin, margin); **does not hold** where the 95 % interval lies wholly beyond
+    one of them; else **not resolved**."""
+    if effect is None:
+        return None
+    t90 = _t(0.95, effect.df) if effect.se > 0 else 0.0
+    low90, high90 = effect.effect - t90 * effect.se, effect.effect + t90 * effect.se
+    if -margin < low90 and high90 < margin:
+        outcome = HOLDS
+    elif effect.low > margin or effect.high < -margin:
+        outcome = DOES_NOT_HOLD
+    else:
+        outcome = NOT_RESOLVED
+    if effect.se > 0:
+        p = max(
+            1 - _cdf((effect.effect + margin) / effect.se, effect.df),
+            _cdf((effect.effect - margin) / effect.se, effect.df),
+        )
+    else:
+        p = 0.0 if abs(effect.effect) < margin else 1.0
+    return {"verdict": outcome, "margin": margin, "low90": low90, "high90": high90, "p": p}
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of the findings' p-values judged together (None: a finding without a test,
+    left out and left None). Adjusted p-values are monotone in the raw ones and never above 1."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m, running = len(tested), 0.0
+    adjusted: list[float | None] = [None] * len(p_values)
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def adjusted_verdict(raw: str, adjusted_p: float | None) -> str:
+    """A decisive verdict stays only where its Holm-adjusted p-value is below 5 %."""
+    if raw in (HOLDS, CONTRADICTED) and (adjusted_p is None or adjusted_p >= 1 - LEVEL):
+        return NOT_RESOLVED
+    return raw
+
+
+def power_at(true_effect: float, se: float, df: float, no_better: bool = False, equivalent: bool = False) -> float:
+    """The chance that a comparison with this standard error decides the paper's way where the true effect is
+    ``true_effect``: a directional finding holds, a *no better* one holds (``no_better``), or near-equality is shown
+    (``equivalent``, TOST within :data:`EQUIVALENCE`)."""
+    if se <= 0:
+        return 1.0
+    if equivalent:
+        t90 = _t(0.95, df)
+        inside = _cdf((EQUIVALENCE - true_effect) / se - t90, df) + _cdf((EQUIVALENCE + true_effect) / se - t90, df) - 1
+        return max(0.0, inside)
+    crit = _t(0.5 + LEVEL / 2, df)
+    if no_better:
+        return _cdf((MARGIN - true_effect) / se - crit, df)
+    return 1 - _cdf(crit - abs(true_effect) / se, df) if true_effect else 1 - LEVEL
+
+
+def _se_at(effect: Effect, seeds: int) -> float:
+    """The standard error this comparison would have with ``seeds`` seeds: both of its parts shrink with the seeds
+    (the test set's part is, in these comparisons, mostly images on which one seed's net differs from another's)."""
+    return math.sqrt((effect.var_seeds + effect.var_test) * effect.seeds / seeds)
+
+
+def seeds_for_power(effect: Effect | None, true_effect: float, no_better: bool = False, equivalent=False) -> int | None:
+    """The fewest seeds that give :data:`POWER` at the paper's effect with this comparison's per-seed spread (None
+    beyond :data:`MAX_SEEDS`, or without a measured spread)."""
+    if effect is None or effect.se == 0:
+        return None
+    for n in range(2, MAX_SEEDS + 1):
+        if power_at(true_effect, _se_at(effect, n), n - 1, no_better, equivalent) >= POWER:
+            return n
+    return None
+
+
+# -- how often runs fail -------------------------------------------------------------------------------------------
+def wilson(failed: int, runs: int) -> tuple[float, float]:
+    """Wilson's 95 % interval of a share (``failed`` of ``runs``), in percent."""
+    if runs == 0:
+        return 0.0, 100.0
+    z = _normal_quantile(0.5 + LEVEL / 2)
+    p = failed / runs
+    centre = (p + z * z / (2 * runs)) / (1 + z * z / runs)
+    half = z * math.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs)) / (1 + z * z / runs)
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+
+
+def _normal_quantile(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def share_difference(failed_a: int, runs_a: int, failed_b: int, runs_b: int) -> tuple[float, float, float, float]:
+    """How much more often ``a`` fails than ``b``, in points: (difference, low, high, p). The interval is Newcombe's
+    (from the two Wilson intervals), p Fisher's exact two-sided test."""
+    from scipy.stats import fisher_exact
+
+    pa, pb = 100 * failed_a / runs_a, 100 * failed_b / runs_b
+    (la, ha), (lb, hb) = wilson(failed_a, runs_a), wilson(failed_b, runs_b)
+    diff = pa - pb
+    low = diff - math.sqrt((pa - la) ** 2 + (hb - pb) ** 2)
+    high = diff + math.sqrt((ha - pa) ** 2 + (pb - lb) ** 2)
+    table = [[failed_a, runs_a - failed_a], [failed_b, runs_b - failed_b]]
+    return diff, low, high, float(fisher_exact(table).pvalue)
 
 
 # -- the rule's calibration, on simulated data ------------------------------------------------------------------------
@@ -143,26 +291,31 @@ def simulate_nets(
 
 
 def simulate_protocols(
-    g: torch.Generator, seeds: int, images: int, flip: float = 0.05, better: float = 0.0
+    g: torch.Generator, seeds: int, images: int, flip: float = 0.05, better: float = 0.0, interaction: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two protocols on the same nets: b agrees with a except on a fraction ``flip`` of the images, where it is right
-    or wrong at random, ``better`` tilting those towards b being wrong."""
+    or wrong at random, ``better`` tilting those towards b being wrong. ``interaction``: each seed's net tilts them
+    by its own amount too (standard deviation ``interaction``, mean 0), a protocol that helps some nets and hurts
+    others."""
     a = torch.bernoulli(torch.full((seeds, images), 0.15), generator=g)
     flips = torch.bernoulli(torch.full((seeds, images), flip), generator=g).bool()
+    tilt = (0.15 + better + interaction * torch.randn(seeds, 1, generator=g)).clamp(0.0, 1.0).expand(seeds, images)
     b = a.clone()
-    b[flips] = torch.bernoulli(torch.full((int(flips.sum()),), 0.15 + better), generator=g)
+    b[flips] = torch.bernoulli(tilt[flips], generator=g)
     return a, b
 
 
 def calibration(seeds: int, images: int, trials: int = 400, seed: int = 0) -> dict[str, float]:
-    """How often the rule decides where there is no effect, and how often it finds one that is there, on data
-    simulated at this reproduction's size (``seeds`` x ``images``). Deterministic for a given ``seed``."""
+    """How often the rule decides where there is no effect (nets; protocols, with and without a seed-by-protocol
+    interaction), and how often it finds one that is there, on data simulated at this reproduction's size
+    (``seeds`` x ``images``). Deterministic for a given ``seed``."""
     torch.manual_seed(seed)  # the Beta sampler draws from the global generator
     g = torch.Generator().manual_seed(seed)
     seeds = max(2, seeds)
     null = [verdict(between_nets(*simulate_nets(g, seeds, images))) for _ in range(trials)]
     real = [between_nets(*simulate_nets(g, seeds, images, shift_b=0.5)) for _ in range(trials // 2)]
     paired = [verdict(between_protocols(*simulate_protocols(g, seeds, images))) for _ in range(trials)]
+    mixed = [verdict(between_protocols(*simulate_protocols(g, seeds, images, interaction=0.1))) for _ in range(trials)]
     return {
         "trials": trials,
         "nets_decisive_without_effect": sum(v != NOT_RESOLVED for v in null) / trials,
@@ -170,4 +323,5 @@ def calibration(seeds: int, images: int, trials: int = 400, seed: int = 0) -> di
         "nets_found_with_effect": sum(verdict(e) == HOLDS for e in real) / len(real),
         "nets_detectable": sum(e.detectable for e in real) / len(real),
         "protocols_decisive_without_effect": sum(v != NOT_RESOLVED for v in paired) / trials,
+        "protocols_decisive_with_interaction": sum(v != NOT_RESOLVED for v in mixed) / trials,
     }

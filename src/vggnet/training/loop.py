@@ -30,6 +30,7 @@ from ..data.datasets import Batch, ImageFolder, OpenedData, open_datasets
 from ..data.device import DeviceImageFolder, decodes_on_device
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from ..files import atomic_copy, atomic_write_text, folder_lock
+from ..hardware import cpu_has_bf16
 from ..model import VGG, build, input_scale_of, preinit_from
 from ..weights import (
     LoadReport,
@@ -336,18 +337,6 @@ def autocast_mode(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
-def cpu_has_bf16(flags: str | None = None) -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX). oneDNN also runs bf16 on plain AVX-512
-    (Ice Lake, Cascade Lake) by converting to float32, about half float32's speed there, so its own answer
-    (``_is_mkldnn_bf16_supported``) is not enough: the CPU's flags decide where Linux lists them."""
-    if flags is None:
-        info = Path("/proc/cpuinfo")
-        flags = info.read_text() if info.exists() else ""
-    if "flags" in flags:
-        return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
 def announce(run: Run, report: LoadReport | None, amp_dtype: torch.dtype | None, resumed: bool) -> None:
     if not run.ctx.main:
         return
@@ -594,6 +583,8 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
         if cfg.schedule == "plateau":  # check() keeps val_every at 1 for it
             before = state.optimizer.param_groups[-1]["lr"]
             state.plateau.step(val["top1"])
+            if state.decays == 0 and cfg.final_decay and epoch + 1 == cfg.epochs - cfg.final_decay:
+                force_decay(state)  # the run's budget ends before the plateau rule fired: finish at a tenth
             if state.optimizer.param_groups[-1]["lr"] < before:
                 state.decays += 1
                 finished |= state.decays > cfg.max_decays  # the paper stopped after its third decrease
@@ -603,6 +594,14 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
     if run.ctx.main:
         report_epoch(run, row, improved, len(totals.skipped), finished)
     return finished
+
+
+def force_decay(state: TrainState) -> None:
+    """Divide every rate by 10 as the plateau rule would, and restart its count of epochs without improvement."""
+    for group in state.optimizer.param_groups:
+        group["lr"] *= 0.1
+    state.plateau.num_bad_epochs = 0
+    state.plateau._last_lr = [group["lr"] for group in state.optimizer.param_groups]
 
 
 def report_epoch(run: Run, row: dict[str, float], improved: bool, skipped: int, finished: bool) -> None:

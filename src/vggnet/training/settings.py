@@ -122,6 +122,12 @@ class TrainConfig:
     )
     patience: int = s(2, "plateau: epochs without improvement before the rate is divided by 10", NON_NEGATIVE)
     max_decays: int = s(3, "plateau: stop after this many decreases have run their course", NON_NEGATIVE)
+    final_decay: int = s(
+        0,
+        "plateau: end with this many epochs at a tenth of the rate: where the rule has not divided the rate by then, "
+        "it is divided this many epochs before the last (0: never forced)",
+        NON_NEGATIVE,
+    )
     warmup_epochs: float = s(0.0, "onecycle: epochs of linear warm-up", NON_NEGATIVE)
     # running
     out: str = s("runs/vggnet", "output folder: checkpoints, metrics, curves, TensorBoard, final weights", role=RUNTIME)
@@ -159,6 +165,8 @@ class TrainConfig:
             raise ValueError(f"scale is S or Smin Smax (Smin <= Smax, positive), got {self.scale}")
         if self.schedule == "plateau" and self.val_every != 1:
             raise ValueError(f"the plateau schedule validates every epoch; val-every {self.val_every} needs onecycle")
+        if self.schedule == "plateau" and self.final_decay and self.final_decay >= self.epochs:
+            raise ValueError(f"final-decay {self.final_decay} must leave epochs before it (epochs {self.epochs})")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ValueError(f"--out {self.out} is a file; give a folder for the run's outputs")
 
