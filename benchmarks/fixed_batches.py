@@ -19,11 +19,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vggnet.bench_engines import exported, models  # noqa: E402
+from vggnet.base.hardware import cpu_signature  # noqa: E402
+from vggnet.base.timing import take_turns  # noqa: E402
+from vggnet.bench.engines import exported, models  # noqa: E402
 from vggnet.engines.fixed import MARGIN, batch_sizes  # noqa: E402
 from vggnet.engines.openvino_engine import OpenVinoModel  # noqa: E402
-from vggnet.engines.select import take_turns  # noqa: E402
-from vggnet.hardware import cpu_signature  # noqa: E402
 from vggnet.inference import prepare  # noqa: E402
 
 

@@ -22,7 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vggnet import bench  # noqa: E402
+from vggnet.base.timing import synchronize  # noqa: E402
+from vggnet.bench import measure, sections  # noqa: E402
 from vggnet.training.loop import train  # noqa: E402
 from vggnet.training.settings import TrainConfig, load_recipe  # noqa: E402
 
@@ -48,8 +49,10 @@ def run_tests(args: argparse.Namespace) -> list[tuple[str, str]]:
 def run_train(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
     arch, batch, repeats = ("vgg11", 2, 2) if args.tiny else ("vgg16", 256, 5)
     compile = not args.no_compile and not args.tiny
-    figs = bench.training_step(arch, batch, args.torch_device, repeats, amp=True, compile=compile, same_settings=True)
-    print(bench.table([("train", figs)], rates["bf16"]), flush=True)
+    figs = sections.training_step(
+        arch, batch, args.torch_device, repeats, amp=True, compile=compile, same_settings=True
+    )
+    print(measure.table([("train", figs)], rates["bf16"]), flush=True)
     return [
         (
             f.name,
@@ -64,8 +67,8 @@ def run_inference(args: argparse.Namespace, rates: dict[str, float]) -> list[tup
     arch, batches, repeats = ("vgg11", [1, 2], 2) if args.tiny else ("vgg16", [1, 256], 5)
     rows = []
     for batch in batches:
-        figs = bench.inference(arch, batch, args.torch_device, repeats, compile=False, amp=True)
-        print(bench.table([("inference", figs)], rates["bf16"]), flush=True)
+        figs = sections.inference(arch, batch, args.torch_device, repeats, compile=False, amp=True)
+        print(measure.table([("inference", figs)], rates["bf16"]), flush=True)
         rows += [(f.name, f"{f.images_per_s:.4g} img/s ({f.images_per_s / figs[0].images_per_s:.2f}x)") for f in figs]
     return rows
 
@@ -75,7 +78,7 @@ def jpeg_folder(root: Path, count: int) -> Path:
     for name in ("a", "b"):
         folder = root / "train" / name
         if len(list(folder.glob("*.jpg"))) < count // 2:
-            bench.make_jpegs(folder, count // 2)
+            sections.make_jpegs(folder, count // 2)
     if not (root / "val").exists():
         (root / "val").symlink_to("train")
     return root
@@ -100,7 +103,7 @@ def run_pipeline(args: argparse.Namespace, rates: dict[str, float]) -> list[tupl
         t0, seen = time.perf_counter(), 0
         for x, _, _ in data.train.batches(order, batch, epoch=0, device=args.torch_device):
             seen += len(x)
-        bench._sync(args.torch_device)
+        synchronize(args.torch_device)
         rows.append(
             (f"pipeline, {label} ({base['workers']} workers)", f"{seen / (time.perf_counter() - t0):.4g} img/s")
         )
@@ -186,8 +189,8 @@ def main() -> int:
     started = time.time()
     print(f"gpu_check on {name}, torch {torch.__version__}", flush=True)
     n = 8192 if args.torch_device.type == "cuda" else 1024
-    rates = {"bf16": bench.matmul_gflops(args.torch_device, torch.bfloat16, n=n),
-             "fp32": bench.matmul_gflops(args.torch_device, torch.float32, n=n)}  # fmt: skip
+    rates = {"bf16": measure.matmul_gflops(args.torch_device, torch.bfloat16, n=n),
+             "fp32": measure.matmul_gflops(args.torch_device, torch.float32, n=n)}  # fmt: skip
     rows = [("matmul rate bf16 / fp32", f"{rates['bf16'] / 1000:.1f} / {rates['fp32'] / 1000:.1f} TFLOP/s")]
     steps = {"tests": lambda a, r: run_tests(a), "train": run_train, "inference": run_inference,
              "pipeline": run_pipeline, "fashion": run_fashion, "table3": run_table3}  # fmt: skip

@@ -25,7 +25,7 @@ def main() -> int:
     from PIL import Image
 
     import vggnet
-    from vggnet.hardware import cpu_name
+    from vggnet.base.hardware import cpu_name
     from vggnet.serving.inside_app import create_inside_app, inside_models
     from vggnet.serving.settings import InsideSettings
 

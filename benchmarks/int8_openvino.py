@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from vggnet import load_model  # noqa: E402
-from vggnet.bench_engines import exported, models  # noqa: E402
+from vggnet.base.timing import take_turns  # noqa: E402
+from vggnet.bench.engines import exported, models  # noqa: E402
 from vggnet.data.datasets import Source  # noqa: E402
 from vggnet.engines.onnxruntime_engine import OnnxModel, read_onnx_metadata  # noqa: E402
 from vggnet.engines.openvino_engine import OpenVinoModel, write_ir_metadata  # noqa: E402
-from vggnet.engines.select import take_turns  # noqa: E402
 from vggnet.export import Int8Settings, check_agreement, export  # noqa: E402
 from vggnet.inference import Loaded  # noqa: E402
 
@@ -98,7 +98,9 @@ def speed(loaded: Loaded, side: int, work: Path, batches: list[int], repeats: in
     figures = {}
     for batch in batches:
         x = torch.randn(batch, loaded.model.in_channels, loaded.crop, loaded.crop)
-        rates = take_turns({name: (lambda r=runner, x=x: r(x)) for name, runner in runners.items()}, batch, repeats)
+        rates = take_turns(
+            {name: (lambda r=runner, x=x: r(x)) for name, runner in runners.items()}, batch, repeats, least=0.2
+        )
         figures.update({f"batch {batch}: {name}": rate for name, rate in rates.items()})
     return figures
 

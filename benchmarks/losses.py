@@ -25,9 +25,10 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vggnet import bench, build  # noqa: E402
-from vggnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization  # noqa: E402
-from vggnet.hardware import cpu_name  # noqa: E402
+from vggnet import build  # noqa: E402
+from vggnet.base.hardware import cpu_name  # noqa: E402
+from vggnet.base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization  # noqa: E402
+from vggnet.bench import measure as bench  # noqa: E402
 from vggnet.losses import LPIPS, PerceptualLoss, StyleLoss, gram  # noqa: E402
 
 TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}  # indices in torchvision's vgg16().features

@@ -22,11 +22,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from vggnet.commands.probe import linear_probe  # noqa: E402
 from vggnet.data.datasets import load_fashion_mnist, open_source  # noqa: E402
 from vggnet.evaluate import evaluate  # noqa: E402
 from vggnet.features import extract_features  # noqa: E402
 from vggnet.inference import load_model  # noqa: E402
-from vggnet.probe import linear_probe  # noqa: E402
 from vggnet.training.loop import train  # noqa: E402
 from vggnet.training.settings import TrainConfig  # noqa: E402
 

@@ -29,7 +29,7 @@ def demoted(markdown: str, figure: str) -> str:
 
 def publish(plain: Path, bn: Path, root: Path = ROOT) -> list[Path]:
     sys.path.insert(0, str(root / "src"))
-    from vggnet.files import atomic_copy, atomic_write_text
+    from vggnet.base.files import atomic_copy, atomic_write_text
 
     written, sections = [], []
     for name, folder in (("reproduce", plain), ("reproduce_bn", bn)):

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from vggnet.bench import Figure, PeakMemory, make_jpegs, table
+from vggnet.bench.measure import Figure, PeakMemory, table
+from vggnet.bench.sections import make_jpegs
 
 
 def test_peak_memory_counts_what_the_block_allocates(capfd):
@@ -31,10 +32,10 @@ def test_benchmark_jpegs_are_imagenet_sized(tmp_path):
 
 
 def test_bf16_runs_are_skipped_where_the_cpu_would_emulate_them(monkeypatch, capsys):
-    import vggnet.hardware
-    from vggnet.bench import BenchSettings, run_bench
+    import vggnet.base.hardware
+    from vggnet.bench.run import BenchSettings, run_bench
 
-    monkeypatch.setattr(vggnet.hardware, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(vggnet.base.hardware, "cpu_has_bf16", lambda: False)
     args = BenchSettings(amp=True, only=[])
     text = run_bench(args)
     out = capsys.readouterr().out
@@ -44,7 +45,7 @@ def test_bf16_runs_are_skipped_where_the_cpu_would_emulate_them(monkeypatch, cap
 
 def test_the_engines_side_by_side_mark_autos_pick_and_rank_against_the_fastest(tmp_path):
     pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'vggnet[openvino]')")
-    from vggnet.bench_engines import engines_table, run_engines
+    from vggnet.bench.engines import engines_table, run_engines
     from vggnet.engines.select import installed
 
     figures = run_engines([2], 1, tmp_path, only_model="main job")

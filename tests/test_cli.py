@@ -14,9 +14,9 @@ import torch
 from helpers import TINY_TRAIN, TINY_TRAIN_ARGS, loaded, make_folder, saved_tiny, tiny
 
 import vggnet
+from vggnet.base.files import folder_lock, save_safetensors
 from vggnet.cli import main
 from vggnet.export import export
-from vggnet.files import folder_lock, save_safetensors
 from vggnet.training.loop import train
 from vggnet.training.settings import TrainConfig
 
@@ -262,12 +262,12 @@ def test_train_help_explains_each_flag():
 
 
 def test_a_bug_is_one_line_with_the_traceback_on_request(monkeypatch, capsys):
-    import vggnet.info
+    import vggnet.commands.info
 
     def broken(size):
         raise TypeError("something inside broke")
 
-    monkeypatch.setattr(vggnet.info, "family_report", broken)
+    monkeypatch.setattr(vggnet.commands.info, "family_report", broken)
     assert main(["info"]) == 1
     err = capsys.readouterr().err
     assert "unexpected error: TypeError: something inside broke" in err and "VGGNET_DEBUG" in err

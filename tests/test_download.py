@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vggnet
-from vggnet.data.download import DownloadError, fetch
+from vggnet.base.download import DownloadError, fetch
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import torch
 from helpers import loaded, make_folder, saved_tiny, tiny
 
 from vggnet.cli import main
+from vggnet.commands.predict import predict
 from vggnet.data.datasets import Source
 from vggnet.evaluate import evaluate, markdown
 from vggnet.inference import load_model, posteriors
-from vggnet.predict import predict
 
 
 def in_memory_source(images, labels, classes):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import vggnet
-from vggnet.files import Staging, atomic_copy, atomic_write_text, folder_lock, save_safetensors
+from vggnet.base.files import Staging, atomic_copy, atomic_write_text, folder_lock, save_safetensors
 from vggnet.training.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,9 @@ def test_a_folder_in_use_is_refused_with_the_holders_process_id(tmp_path):
 
 
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
-    code = "import sys, time; from vggnet.files import folder_lock\nwith folder_lock(sys.argv[1]):\n time.sleep(60)"
+    code = (
+        "import sys, time; from vggnet.base.files import folder_lock\nwith folder_lock(sys.argv[1]):\n time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")],
                               env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # fmt: skip
     try:

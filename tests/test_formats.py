@@ -15,9 +15,10 @@ from caffe_files import blob_bytes, compile_messages, deploy_layers, field, vari
 from torch import nn
 
 import vggnet
+from vggnet.base.configs import CONFIGS
+from vggnet.base.normalization import CAFFE_MEAN_PIXEL, VGGFACE_MEAN_PIXEL
 from vggnet.cli import main
-from vggnet.configs import CONFIGS
-from vggnet.data.transforms import CAFFE_MEAN_PIXEL, VGGFACE_MEAN_PIXEL, normalize
+from vggnet.data.transforms import normalize
 from vggnet.inference import load_model
 from vggnet.losses import PerceptualLoss
 from vggnet.weights import read_weights

@@ -20,8 +20,8 @@ from helpers import headless_chromium
 from PIL import Image
 
 import vggnet
+from vggnet.base.configs import CONFIGS
 from vggnet.cli import main
-from vggnet.configs import CONFIGS
 from vggnet.fields import stacks
 from vggnet.inside import kernels, look
 

@@ -17,8 +17,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from vggnet.base.normalization import VGGFACE_MEAN_PIXEL
 from vggnet.cli import main  # noqa: E402
-from vggnet.data.transforms import VGGFACE_MEAN_PIXEL, normalize  # noqa: E402
+from vggnet.data.transforms import normalize  # noqa: E402
 from vggnet.features import load_features  # noqa: E402
 from vggnet.inference import load_model  # noqa: E402
 from vggnet.weights import read_weights  # noqa: E402

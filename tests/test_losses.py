@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from helpers import tiny
 
 import vggnet
-import vggnet.data.download
-from vggnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
+import vggnet.base.download
+from vggnet.base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from vggnet.losses import PerceptualLoss, StyleLoss, gram
 
 
@@ -135,7 +135,7 @@ def test_arguments_are_checked_before_any_download(hub_dir, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("downloaded before checking the arguments")
 
-    monkeypatch.setattr(vggnet.data.download, "fetch", no_network)
+    monkeypatch.setattr(vggnet.base.download, "fetch", no_network)
     with pytest.raises(ValueError, match="unknown layer 'relu9_9'; this model has: conv1_1"):
         PerceptualLoss(layers={"relu9_9": 1.0})
     with pytest.raises(ValueError, match="fc7 is in the classifier head"):

@@ -4,10 +4,10 @@ from helpers import TINY_TRAIN, make_folder, needs_fashion, saved_tiny
 from PIL import Image
 
 from vggnet.cli import main
+from vggnet.commands.predict import predict
 from vggnet.data.datasets import open_source
 from vggnet.evaluate import evaluate
 from vggnet.inference import load_model, posteriors, prepare
-from vggnet.predict import predict
 from vggnet.training.loop import train
 from vggnet.training.settings import TrainConfig
 

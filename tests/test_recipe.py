@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from vggnet.base.settings import RUNTIME, names
 from vggnet.cli import main
-from vggnet.settings import RUNTIME, names
 from vggnet.training.checkpoint import load_checkpoint
 from vggnet.training.settings import TrainConfig, load_recipe, recipe_names
 
@@ -122,7 +122,7 @@ def test_a_new_training_option_is_one_field_and_appears_in_flags_recipes_and_res
     import argparse
     import dataclasses
 
-    from vggnet.settings import POSITIVE, add_flags, setting, typed
+    from vggnet.base.settings import POSITIVE, add_flags, setting, typed
 
     extended = dataclasses.make_dataclass(
         "ExtendedConfig",

@@ -256,7 +256,7 @@ def test_no_progress_means_no_progress_lines(tmp_path, capsys):
 
 
 def test_cpu_bf16_is_native_only_with_avx512_bf16_or_amx():
-    from vggnet.hardware import cpu_has_bf16
+    from vggnet.base.hardware import cpu_has_bf16
 
     ice_lake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
     assert not cpu_has_bf16(ice_lake)  # oneDNN would emulate bf16 there, at half float32's speed

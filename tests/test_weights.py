@@ -3,7 +3,7 @@ import torch
 from helpers import tiny
 
 import vggnet
-import vggnet.data.download
+import vggnet.base.download
 from vggnet.weights import read_metadata
 
 
@@ -47,7 +47,7 @@ def test_official_short_name_goes_through_the_hub_cache(hub_dir, monkeypatch):
         fetched.append(src)
         torch.save(served.state_dict(), dst)
 
-    monkeypatch.setattr(vggnet.data.download, "fetch", fake_download)
+    monkeypatch.setattr(vggnet.base.download, "fetch", fake_download)
     loaded = vggnet.load_weights(tiny("vgg13"), "IMAGENET1K_V1")
     assert fetched == [vggnet.weights.official_weights("vgg13").url]
     torch.testing.assert_close(loaded.features[0].weight, served.features[0].weight)

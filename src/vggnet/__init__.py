@@ -1,12 +1,11 @@
 """vggnet: the VGG networks of Simonyan & Zisserman (arXiv 1409.1556) in PyTorch."""
 
-from .configs import CONFIGS, NAMES
+from .base.configs import CONFIGS, NAMES
 from .inference import fuse_batch_norm, load_model, prepare
+from .layers import init_weights, preinit_from
 from .model import (
     VGG,
     build,
-    init_weights,
-    preinit_from,
     vgg11,
     vgg11_bn,
     vgg11_lrn,

@@ -1,8 +1,8 @@
 """The ``vggnet`` command: a thin layer over the Python API.
 
 Every sub-command's flags come from settings dataclasses (each field says its help, range and role,
-:mod:`vggnet.settings`); a command builds them from what was typed, calls the API and turns the outcome into an exit
-status. Every failure a user can cause ends as one line on stderr and a non-zero exit status, never as a traceback.
+:mod:`vggnet.base.settings`); a command builds them from what was typed, calls the API and turns the outcome into an
+exit status. Every failure a user can cause ends as one line on stderr and a non-zero exit status, never as a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .files import folder_lock
-from .settings import add_flags, setting, typed
+from .base.files import folder_lock
+from .base.settings import add_flags, setting, typed
 
 
 @dataclass
@@ -49,14 +49,14 @@ def build(cls: type, args: argparse.Namespace) -> Any:
 
 # -- the commands ----------------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from .info import InfoSettings, run_info
+    from .commands.info import InfoSettings, run_info
 
     print(run_info(build(InfoSettings, args)))
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import ConvertSettings, convert
+    from .commands.convert import ConvertSettings, convert
 
     s = build(ConvertSettings, args)
     with folder_lock(s.out, "weights file"):
@@ -92,7 +92,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import PredictSettings, run_predict
+    from .commands.predict import PredictSettings, run_predict
 
     s = build(PredictSettings, args)
     for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)):
@@ -127,8 +127,8 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from .commands.probe import ProbeSettings, linear_probe
     from .features import load_features
-    from .probe import ProbeSettings, linear_probe
 
     s = build(ProbeSettings, args)
     report = linear_probe(load_features(s.train), load_features(s.test), s.c)
@@ -181,8 +181,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import BenchSettings, run_bench
-    from .devices import pick_device
+    from .base.devices import pick_device
+    from .bench.run import BenchSettings, run_bench
 
     s = build(BenchSettings, args)
     pick_device(s.device)
@@ -230,13 +230,13 @@ COMMANDS = (
         "info",
         "Table 1, parameters, GMACs and memory; or one architecture layer by layer",
         cmd_info,
-        "vggnet.info:InfoSettings",
+        "vggnet.commands.info:InfoSettings",
     ),
     Command(
         "convert",
         "any VGG file (Caffe, Keras, PyTorch ports, torchvision, timm) to a vggnet file, saying what it found",
         cmd_convert,
-        "vggnet.convert:ConvertSettings",
+        "vggnet.commands.convert:ConvertSettings",
     ),
     Command(
         "train",
@@ -255,7 +255,7 @@ COMMANDS = (
         "predict",
         "top-k classes of images, Grad-CAM, and a heat map of the dense class scores",
         cmd_predict,
-        "vggnet.predict:PredictSettings",
+        "vggnet.commands.predict:PredictSettings",
     ),
     Command(
         "export",
@@ -273,7 +273,7 @@ COMMANDS = (
         "probe",
         "a linear SVM on feature files: mean class accuracy and a per-class table",
         cmd_probe,
-        "vggnet.probe:ProbeSettings",
+        "vggnet.commands.probe:ProbeSettings",
     ),
     Command(
         "reproduce",
@@ -298,7 +298,7 @@ COMMANDS = (
         "bench",
         "images/s and memory against torchvision's VGG, in one process",
         cmd_bench,
-        "vggnet.bench:BenchSettings",
+        "vggnet.bench.run:BenchSettings",
     ),
 )
 

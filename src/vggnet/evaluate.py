@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from .base.files import atomic_write_text
+from .base.settings import AT_LEAST_ONE, RUNTIME, setting
 from .data.datasets import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
-from .files import atomic_write_text
 from .inference import PROTOCOLS, Loaded, ModelChoice, posteriors, prepare
-from .settings import AT_LEAST_ONE, RUNTIME, setting
 
 LABELS = {"center": "centre crop", "dense": "dense", "multicrop": "multi-crop", "dense+multicrop": "multi-crop & dense"}
 
@@ -203,8 +203,8 @@ def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
 
 def run_eval(s: EvalSettings, models: Sequence[Loaded]) -> tuple[Path, Path]:
     """``vggnet eval``: evaluate, print the table, write eval.md and eval.json to ``s.out`` (locked meanwhile)."""
+    from .base.files import folder_lock
     from .data.device import decodes_on_device
-    from .files import folder_lock
 
     for loaded in models:
         loaded.check_head("an evaluation")

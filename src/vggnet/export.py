@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base.files import Staging, folder_lock
+from .base.settings import AT_LEAST_ONE, setting
 from .data.datasets import Source
 from .engines.onnxruntime_engine import OnnxModel, onnx_metadata, write_metadata
 from .evaluate import label_map
-from .files import Staging, folder_lock
 from .inference import Loaded, ModelChoice, fuse_batch_norm, prepare
 from .model import VGG
-from .settings import AT_LEAST_ONE, setting
 from .triton import model_config, write_triton
 
 
@@ -344,7 +344,7 @@ def int8_sources(data: str, calibration: int, check: int, channels: int) -> tupl
 def resolve_scheme(scheme: str) -> str:
     if scheme not in INT8_SCHEMES:
         raise ValueError(f"unknown int8 scheme {scheme!r}; expected one of {', '.join(INT8_SCHEMES)}")
-    from .hardware import cpu_has_vnni
+    from .base.hardware import cpu_has_vnni
 
     return scheme if scheme != "auto" else ("u8s8" if cpu_has_vnni() else "u8s8-reduced")
 

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 
+from .base.files import save_safetensors
+from .base.settings import AT_LEAST_ONE, setting
 from .data.datasets import Source
-from .files import save_safetensors
 from .inference import Loaded, ModelChoice, prepare, rescale
 from .model import VGG
-from .settings import AT_LEAST_ONE, setting
 
 
 @dataclass

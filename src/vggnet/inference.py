@@ -19,10 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2.functional import resize
 
-from .configs import canonical_name, resolve
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization, normalize
-from .model import VGG, build, init_weights
-from .settings import RUNTIME, setting
+from .base.configs import canonical_name, resolve
+from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
+from .base.settings import RUNTIME, setting
+from .data.transforms import normalize
+from .layers import init_weights
+from .model import VGG, build
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
 
 PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
@@ -75,7 +77,7 @@ class ModelChoice:
                 f"{one} takes one model, got {len(self.weights)} --weights ({', '.join(self.weights)}); give one "
                 "(vggnet eval averages several)"
             )
-        from .devices import pick_device
+        from .base.devices import pick_device
 
         pick_device(self.device)
         return [

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
+from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from .inference import Loaded
 from .model import VGG, build
 

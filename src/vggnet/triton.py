@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .files import Staging, folder_lock
+from .base.files import Staging, folder_lock
 from .inference import Loaded
 
 IMAGE, IMAGE_BYTES, PROBABILITIES, LABELS = "image", "image_bytes", "probabilities", "labels.txt"

@@ -23,14 +23,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
-from .files import save_safetensors
+from .base.files import save_safetensors
+from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
+from .base.shape import shape_of
 from .formats import ForeignNet, Mapped, assemble, read_foreign
 from .formats.ports import recognise
 
 OFFICIAL = ("torchvision", "imagenet", "default")
-SHAPE_KEYS = ("config", "num_classes", "in_channels", "batch_norm", "pool_size", "fc_width")
-OPTIONAL_SHAPE_KEYS = ("dropout", "arch", "ceil_mode", "input_scale")
 
 
 @dataclass
@@ -86,7 +85,7 @@ def download(url: str) -> Path:
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(parsed.path)
     if not cached.is_file():
-        from .data.download import fetch
+        from .base.download import fetch
 
         fetch(
             url,
@@ -173,13 +172,10 @@ def _from_checkpoint(checkpoint: dict[str, Any], source: str) -> WeightsFile:
 
 def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) -> WeightsFile:
     """A :class:`WeightsFile` from a state dict and the metadata vggnet stores beside it."""
-    config = None
-    if all(meta.get(k) is not None for k in SHAPE_KEYS):
-        config = {k: meta[k] for k in (*SHAPE_KEYS, *OPTIONAL_SHAPE_KEYS) if k in meta}
     return WeightsFile(
         convert(state),
         source,
-        config=config,
+        config=shape_of(meta),
         classes=meta.get("classes"),
         normalization=Normalization.from_metadata(meta),
         crop=int(meta["crop"]) if meta.get("crop") else None,

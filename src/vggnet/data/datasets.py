@@ -24,13 +24,12 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from ..files import cache_dir
+from ..base.files import cache_dir
+from ..base.normalization import NAMED_NORMALIZATIONS, Normalization
 from .images import IMAGE_SUFFIXES, MAX_PIXELS, BadImage, decode_image, decode_on, read_checked, to_gray
 from .transforms import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
-    NAMED_NORMALIZATIONS,
-    Normalization,
     crop_flip,
     eval_transform,
     normalize,
@@ -210,7 +209,7 @@ def find_fashion_mnist(root: str | os.PathLike | None = None, download: bool = T
 
 def download_fashion_mnist(folder: str | os.PathLike, base_url: str | None = None) -> Path:
     """Fetch Fashion-MNIST's four idx files from ``base_url`` (the official source by default) into ``folder``."""
-    from .download import fetch
+    from ..base.download import fetch
 
     base_url = base_url or FASHION_MNIST_URL
     folder = Path(folder)

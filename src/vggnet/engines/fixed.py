@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..hardware import cpu_signature
-from .select import kind_of, recall, remember, take_turns
+from ..base.hardware import cpu_signature
+from ..base.timing import take_turns
+from .select import kind_of, recall, remember
 
 MODES = ("auto", "on", "off")
 MARGIN = 1.1  # a copy is kept where it is at least this much faster: less is within these runs' noise

@@ -8,19 +8,17 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import math
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import hardware
-from ..files import atomic_write_text, cache_dir
+from ..base import hardware
+from ..base.files import atomic_write_text, cache_dir
+from ..base.timing import take_turns
 from .exported import file_size
 
 ENGINES = ("onnxruntime", "openvino")  # the engines of an exported model (PyTorch runs the weights it came from)
@@ -155,29 +153,4 @@ def measure_all(
     first = next(iter(models.values()))
     crop = int(first.meta["crop"])
     x = torch.randn(batch, first.in_channels, crop, crop)
-    return take_turns({e: (lambda m=model: m(x)) for e, model in models.items()}, batch, rounds)
-
-
-def take_turns(runs: dict[str, Callable[[], Any]], batch: int, rounds: int, least: float = 0.2) -> dict[str, float]:
-    """Images/s of each run (each call does ``batch`` images), the runs taking turns for ``rounds`` rounds so that a
-    machine's drift touches them all alike; the median round of each (each round's timing at least ``least`` s)."""
-    found: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            found[name].append(images_per_second(run, batch, repeats=1, least=least))
-    return {name: statistics.median(r) for name, r in found.items()}
-
-
-def images_per_second(run: Callable[[], Any], batch: int, repeats: int = 3, least: float = 0.2) -> float:
-    """The median rate of ``run`` over ``repeats`` timings, each of enough calls to take ``least`` seconds (a
-    fraction of a millisecond per call would time the thread pools' wake-up, not the model), after a warm-up."""
-    started = time.perf_counter()
-    run()
-    calls = max(1, math.ceil(least / max(time.perf_counter() - started, 1e-6)))
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(calls):
-            run()
-        rates.append(batch * calls / (time.perf_counter() - started))
-    return statistics.median(rates)
+    return take_turns({e: (lambda m=model: m(x)) for e, model in models.items()}, batch, rounds, least=0.2)

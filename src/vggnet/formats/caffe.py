@@ -26,7 +26,7 @@ import torch
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from ..configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
+from ..base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
 from .net import ForeignNet, FoundLayer, mean_pixel_for
 
 # -- the messages, from caffe.proto's field numbers ----------------------------------------------------------------

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from ..configs import CONFIGS, Layer, canonical_name, layer_kinds, letter_of, module_paths, trunk_names
-from ..data.transforms import NAMED_NORMALIZATIONS, Normalization
+from ..base.configs import CONFIGS, Layer, canonical_name, layer_kinds, letter_of, module_paths, trunk_names
+from ..base.normalization import NAMED_NORMALIZATIONS, Normalization
 
 VGGFACE_CLASSES = 2622
 CONV_NAME = re.compile(r"conv(\d+)_(\d+)$")

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from ..explain import cam_of
 from ..fields import Field
-from ..model import VGG, CaffeLRN
+from ..layers import CaffeLRN
+from ..model import VGG
 
 
 @dataclass

@@ -81,7 +81,7 @@ def write_offline(found: dict, out: str | os.PathLike) -> list[Path]:
     """``found`` (:func:`as_json`, one per model) as ``out/index.html`` with ``image.png``, ``cam.png`` and one
     ``block<N>.png`` per block (the block's strongest channels side by side), written aside and moved into place
     together, the folder locked meanwhile."""
-    from ..files import Staging, folder_lock
+    from ..base.files import Staging, folder_lock
 
     out = Path(out)
     written: list[str] = []

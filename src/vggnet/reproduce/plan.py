@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
+from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, validate
+from ..base.settings import setting as s
 from ..data.datasets import DATASETS
-from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, validate
-from ..settings import setting as s
 
 LETTERS = ("A", "A-LRN", "B", "C", "D", "E")
 NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_conv1", "D": "vgg16", "E": "vgg19"}
@@ -54,7 +54,7 @@ PAPER = {
 @dataclass
 class Settings:
     """What a reproduction runs: its data, size and procedure (defaults: Fashion-MNIST on a 2-core CPU). Each
-    setting says its flag's help and range (:func:`vggnet.settings.setting`); the ``result`` ones define a folder's
+    setting says its flag's help and range (:func:`vggnet.base.settings.setting`); the ``result`` ones define a folder's
     runs, and continuing a folder with other values of them is refused."""
 
     dataset: str | None = s(

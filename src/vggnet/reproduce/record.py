@@ -9,7 +9,7 @@ import math
 import statistics
 from typing import Any
 
-from ..hardware import cpu_name
+from ..base.hardware import cpu_name
 from .findings import Finding, failures
 from .results import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6, PROTOCOL_LABEL, Cell, Results
 from .stats import EQUIVALENCE, LEVEL, MARGIN, POWER, calibration
@@ -219,7 +219,6 @@ def deviations(results: Results) -> list[dict[str, str]]:
     """Every way this reproduction differs from the paper, from the settings and the runs' own records."""
     s, geo = results.settings, results.geometry
     inits = sorted({e for e in (run_entry(results, r)["init"] for r in results.runs) if e})
-    epochs_a = [len(results.history(r.name)) for r in results.specs("A_256") if results.history(r.name)]
     grey = s.main_data in ("fashion-mnist", "fashion-mnist-scaled")
     rows = [
         (
@@ -250,6 +249,15 @@ def deviations(results: Results) -> list[dict[str, str]]:
             "net A N(0, 0.01); B-E: A's layers, the rest N(0, 0.01)",
             f"{', '.join(inits) or s.init_scheme} (net A and every layer not copied)",
         ),
+    ]
+    return [{"what": w, "paper": p, "here": h} for w, p, h in rows + procedure(results)]
+
+
+def procedure(results: Results) -> list[tuple[str, str, str]]:
+    """The deviations in how the nets were trained, decided on and evaluated."""
+    s = results.settings
+    epochs_a = [len(results.history(r.name)) for r in results.specs("A_256") if results.history(r.name)]
+    rows = [
         ("batch", "256", str(s.batch_size)),
         ("epochs", "74", f"at most {s.epochs} ({s.stage_epochs} for the large-S and jittered stages)"),
         (
@@ -278,5 +286,6 @@ def deviations(results: Results) -> list[dict[str, str]]:
         ("batch normalisation", "none", "after every convolution, every net from scratch" if s.batch_norm else "none"),
     ]
     breaks = results.dense_breaks("A_256")
-    rows.append(("dense evaluation", "the crop is 7 strides", f"not testable: {breaks}" if breaks else "as the paper"))
-    return [{"what": w, "paper": p, "here": h} for w, p, h in rows]
+    return rows + [
+        ("dense evaluation", "the crop is 7 strides", f"not testable: {breaks}" if breaks else "as the paper")
+    ]

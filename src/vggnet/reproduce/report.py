@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write, atomic_write_text
+from ..base.files import atomic_write, atomic_write_text
 from .findings import Finding, findings
 from .plan import KINDS, LETTERS, TABLE5, RunSpec, Settings, judged_by
 from .record import LRN_CONSTANT, json_safe, report_data

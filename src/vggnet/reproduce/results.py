@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .plan import Geometry, RunSpec, Settings, judged_by
-from .runs import SPLITS, evaluated
+from .saved import SPLITS, evaluated
 
 # The paper's ILSVRC-2012 validation errors (top-1, top-5 %), from its Tables 3-6. Laid out by hand (fmt: skip), three
 # nets to a line as the paper prints its rows.

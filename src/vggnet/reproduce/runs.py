@@ -7,18 +7,17 @@ posteriors per protocol and Q, the labels, the run's history and settings) is al
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..files import atomic_write_text, save_safetensors
-from ..settings import RESULT, names
+from ..base.files import atomic_write_text, save_safetensors
+from ..base.settings import RESULT, names
 from .plan import RunSpec, Settings, plan, train_config, wanted
-
-SPLITS = ("val", "test")  # the held-out training images that decide, the test images that are reported
+from .saved import read_split
 
 
 def missing(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> dict[str, list[int]]:
@@ -139,7 +138,7 @@ def _listing(todo: dict[str, list[int]]) -> str:
 def evaluate_run(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> Path:
     """Soft-max posteriors of the run's model on ``split`` (``val``: the training images it held out; ``test``),
     per protocol and Q, kept in ``SPLIT.safetensors`` with the labels, the run's history and settings."""
-    from ..devices import pick_device
+    from ..base.devices import pick_device
     from ..evaluate import collect
     from ..inference import load_model
 
@@ -206,24 +205,3 @@ def lrn_ratio(loaded, source, device: torch.device, images: int = 512) -> dict[s
     r = torch.cat(ratios)
     q = torch.quantile(r[torch.randperm(len(r))[:100_000]], torch.tensor([0.01, 0.5, 0.99]))
     return {"min": r.min().item(), "p01": q[0].item(), "median": q[1].item(), "p99": q[2].item(), "max": r.max().item()}
-
-
-def read_split(folder: Path, split: str) -> dict[str, Any] | None:
-    """A run's saved posteriors on ``split`` (``{"tensors": ..., "meta": ...}``), or None."""
-    from safetensors import safe_open
-
-    path = folder / f"{split}.safetensors"
-    if not path.is_file():
-        return None
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-    return {"tensors": tensors, "meta": meta}
-
-
-def evaluated(settings: Settings, runs: list[RunSpec], split: str) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
-    """Each run evaluated on ``split``, with its posteriors, labels and record."""
-    for spec in runs:
-        found = read_split(Path(settings.out) / spec.name, split)
-        if found is not None:
-            yield spec, found

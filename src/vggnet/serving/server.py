@@ -198,7 +198,7 @@ def serve_model(model: ModelChoice, settings: ServeSettings) -> None:
     """``vggnet serve``: load the model, say what is served where, serve it, say that it stopped cleanly."""
     import torch
 
-    from ..devices import pick_device
+    from ..base.devices import pick_device
     from .app import create_app
     from .engine import Engine
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import save_torch
+from ..base.files import save_torch
 from ..weights import model_metadata
 
 # The parts of a TrainState that are live objects; a checkpoint holds their state dicts.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..devices import pick_device
+from ..base.devices import pick_device
 
 
 @dataclass

@@ -25,13 +25,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from ..configs import layer_kinds
+from ..base.configs import layer_kinds
+from ..base.files import atomic_copy, atomic_write_text, folder_lock
+from ..base.hardware import cpu_has_bf16
+from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
+from ..base.shape import OPTIONS, options_of
 from ..data.datasets import Batch, ImageFolder, OpenedData, open_datasets
 from ..data.device import DeviceImageFolder, decodes_on_device
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
-from ..files import atomic_copy, atomic_write_text, folder_lock
-from ..hardware import cpu_has_bf16
-from ..model import VGG, build, input_scale_of, preinit_from
+from ..layers import input_scale_of, preinit_from
+from ..model import VGG, build
 from ..weights import (
     LoadReport,
     WeightsFile,
@@ -198,7 +200,7 @@ def seed_and_tune(seed: int, device: torch.device) -> None:
 
 
 def _arch_name(arch: str | list) -> str | None:
-    from ..configs import canonical_name, resolve
+    from ..base.configs import canonical_name, resolve
 
     try:
         return canonical_name(*resolve(arch)) if isinstance(arch, str) else None
@@ -240,9 +242,9 @@ def make_model(
         _check_shape_matches(cfg, weights, given)
         model = VGG.from_config(weights.config, init=cfg.init, dropout=cfg.dropout, **shape)
     else:
-        model = build(cfg.arch, init=cfg.init, dropout=cfg.dropout, **_cfg_shape(cfg), **shape)
+        model = build(cfg.arch, init=cfg.init, dropout=cfg.dropout, **options_of(cfg), **shape)
     if cfg.preinit:  # the paper's pre-initialisation of deeper nets from a trained net A
-        net_a = build("vgg11", **{**_cfg_shape(cfg), "batch_norm": model.batch_norm}, **shape)
+        net_a = build("vgg11", **{**options_of(cfg), "batch_norm": model.batch_norm}, **shape)
         load_weights(net_a, cfg.preinit)
         preinit_from(model, net_a)
     report = load_pretrained(model, weights, list(data.train.classes)) if weights is not None else None
@@ -250,17 +252,12 @@ def make_model(
     return model, report
 
 
-def _cfg_shape(cfg: TrainConfig) -> dict[str, Any]:
-    keys = ("width", "pool_size", "fc_width", "batch_norm", "ceil_mode")
-    return {k: getattr(cfg, k) for k in keys}
-
-
 def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile, given: set[str] | None = None) -> None:
     """A vggnet weights file says what network it holds; shape settings that contradict it are an error rather than
     silently replaced. ``given``: the settings the user chose (a flag typed counts even when it equals the default);
     without it, those that differ from their defaults."""
     defaults = TrainConfig()
-    shape = ("arch", "batch_norm", "width", "pool_size", "fc_width", "ceil_mode")
+    shape = ("arch", *OPTIONS)
     if given is None:
         chosen = [k for k in shape if getattr(cfg, k) != getattr(defaults, k)]
     else:
@@ -268,8 +265,8 @@ def _check_shape_matches(cfg: TrainConfig, weights: WeightsFile, given: set[str]
     held = weights.config
     clashes = [
         k
-        for k in ("batch_norm", "pool_size", "fc_width", "ceil_mode")
-        if k in chosen and getattr(cfg, k) is not None and getattr(cfg, k) != held.get(k, False)
+        for k in OPTIONS
+        if k != "width" and k in chosen and getattr(cfg, k) is not None and getattr(cfg, k) != held.get(k, False)
     ]
     arch = cfg.arch if "arch" in chosen else held.get("arch")
     if ("arch" in chosen or "width" in chosen) and arch is not None:

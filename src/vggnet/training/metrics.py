@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..files import atomic_write, atomic_write_text
+from ..base.files import atomic_write, atomic_write_text
 
 COLUMNS = [
     "epoch",

@@ -8,10 +8,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..base.settings import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, RUNTIME, Range, check_types, names, validate
+from ..base.settings import setting as s
 from ..data.datasets import DATASETS, NORMALIZATIONS
 from ..data.device import DECODERS
-from ..settings import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, RUNTIME, Range, check_types, names, validate
-from ..settings import setting as s
 
 SCHEDULES = ("plateau", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -20,9 +20,9 @@ FREEZE_HELP = "none (default), features (every convolution) or a layer name (con
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run, each with its help, range and role (:func:`vggnet.settings.setting`): ``vggnet train``
-    has one flag per field, recipes are checked against them, and a resumed run may change only the ``runtime``
-    ones. Defaults are the paper's (Sect. 3.1); recipes (``vggnet/recipes``) override them."""
+    """Every setting of a run, each with its help, range and role (:func:`vggnet.base.settings.setting`): ``vggnet
+    train`` has one flag per field, recipes are checked against them, and a resumed run may change only the
+    ``runtime`` ones. Defaults are the paper's (Sect. 3.1); recipes (``vggnet/recipes``) override them."""
 
     # model
     arch: str | list[int | str | list[int]] = s(

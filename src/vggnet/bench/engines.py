@@ -1,7 +1,7 @@
 """Every installed inference engine side by side, in one process, on the same inputs: PyTorch eager (vggnet's
 prepared model), onnxruntime and OpenVINO, each in the arithmetic it offers on this CPU (float32; bf16 where the CPU
 has bf16 units; int8 through the QDQ file ``export --int8`` writes), batch 1 (latency) and batch 8 (throughput), the
-runs taking turns (:func:`vggnet.bench.alternate`). Ratios are against the fastest run of the same batch, and the
+runs taking turns (:func:`vggnet.base.timing.take_turns`). Ratios are against the fastest run of the same batch, and the
 rows ``auto`` would pick for an exported float32 and int8 model are marked: that is what ``serve`` and ``predict``
 use by default."""
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
-from .data.datasets import Source
-from .engines.select import choose, installed, open_engine, take_turns
-from .export import Int8Settings, export
-from .inference import Loaded, prepare
-from .model import build
+from ..base.timing import take_turns
+from ..data.datasets import Source
+from ..engines.select import choose, installed, open_engine
+from ..export import Int8Settings, export
+from ..inference import Loaded, prepare
+from ..model import build
 
 
 def models() -> dict[str, tuple[Loaded, int]]:
@@ -60,7 +61,7 @@ def exported(loaded: Loaded, work: Path) -> dict[str, Path]:
 
 def engine_runs(loaded: Loaded, files: dict[str, Path], x: torch.Tensor) -> dict[str, Callable[[], None]]:
     """One callable per (engine, arithmetic) this machine has: PyTorch first."""
-    from .hardware import cpu_has_bf16
+    from ..base.hardware import cpu_has_bf16
 
     net = prepare(loaded.model)
     x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -99,14 +100,14 @@ def measure_model(label: str, loaded: Loaded, side: int, work: Path, batches: li
     figures = []
     for batch in batches:
         x = torch.randn(batch, loaded.model.in_channels, side, side)
-        for name, rate in take_turns(engine_runs(loaded, files, x), batch, repeats).items():
+        for name, rate in take_turns(engine_runs(loaded, files, x), batch, repeats, least=0.2).items():
             mark = " (auto's pick)" if name in (f"{picks['f32']} f32", f"{picks['int8']} int8") else ""
             figures.append(Figure(f"{label}, batch {batch}: {name}{mark}", rate, rate * macs * 2 / 1e9))
     return figures
 
 
 def macs_of(loaded: Loaded, side: int) -> float:
-    from .info import summarize
+    from ..commands.info import summarize
 
     return summarize(loaded.model, side).gmacs * 1e9
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
-from .fields import stacks
-from .model import VGG, build
-from .settings import AT_LEAST_ONE, Range, setting
+from ..base.configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
+from ..base.settings import AT_LEAST_ONE, Range, setting
+from ..fields import stacks
+from ..model import VGG, build
 
 
 @dataclass

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .inference import Loaded, load_found
-from .settings import setting
-from .weights import WeightsFile, read_weights, save_weights
+from ..base.settings import setting
+from ..inference import Loaded, load_found
+from ..weights import WeightsFile, read_weights, save_weights
 
 
 @dataclass

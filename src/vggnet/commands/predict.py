@@ -10,12 +10,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data.images import read_image
-from .explain import grad_cam_of_centre
-from .files import atomic_write
-from .inference import Loaded, ModelChoice, centre_window, posteriors, prepare
-from .model import VGG
-from .settings import AT_LEAST_ONE, setting
+from ..base.files import atomic_write
+from ..base.settings import AT_LEAST_ONE, setting
+from ..data.images import read_image
+from ..explain import grad_cam_of_centre
+from ..inference import Loaded, ModelChoice, centre_window, posteriors, prepare
+from ..model import VGG
 
 
 def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):

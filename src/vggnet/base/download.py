@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..files import atomic_path
+from .files import atomic_path
 
 TIMEOUT = 30.0  # seconds to connect, and for each read: a server that stops answering fails instead of hanging
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torchvision's file names end in a sha256 prefix

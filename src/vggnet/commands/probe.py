@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .features import FeatureSet
-from .settings import POSITIVE, setting
+from ..base.settings import POSITIVE, setting
+from ..features import FeatureSet
 
 
 @dataclass
