@@ -87,8 +87,9 @@ def jpeg_folder(root: Path, count: int) -> Path:
 def run_pipeline(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[str, str]]:
     """Images/s of the paper's augmentation from a JPEG folder: CPU workers, and decoding on the device; then a
     VGG16 training fed by each."""
-    from vggnet.data.datasets import ImageFolder, open_datasets
     from vggnet.data.device import DeviceImageFolder
+    from vggnet.data.folders import ImageFolder
+    from vggnet.data.opening import open_datasets
 
     count = 64 if args.tiny else 1024
     root = jpeg_folder(Path(args.jpegs), count)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from vggnet import load_model  # noqa: E402
 from vggnet.base.timing import take_turns  # noqa: E402
 from vggnet.bench.engines import exported, models  # noqa: E402
-from vggnet.data.datasets import Source  # noqa: E402
+from vggnet.data.sources import Source  # noqa: E402
 from vggnet.engines.onnxruntime_engine import OnnxModel, read_onnx_metadata  # noqa: E402
 from vggnet.engines.openvino_engine import OpenVinoModel, write_ir_metadata  # noqa: E402
 from vggnet.export import Int8Settings, check_agreement, export  # noqa: E402

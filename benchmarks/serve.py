@@ -350,7 +350,7 @@ def perf_analyzer_section(args: argparse.Namespace, image: bytes, extra: list[st
 def fashion_image() -> bytes:
     from PIL import Image
 
-    from vggnet.data.datasets import load_fashion_mnist
+    from vggnet.data.fashion_mnist import load_fashion_mnist
 
     buffer = io.BytesIO()
     Image.fromarray(load_fashion_mnist(split="test").originals[0, 0].numpy()).save(buffer, "PNG")

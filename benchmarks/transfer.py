@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from vggnet.commands.probe import linear_probe  # noqa: E402
-from vggnet.data.datasets import load_fashion_mnist, open_source  # noqa: E402
+from vggnet.data.fashion_mnist import load_fashion_mnist  # noqa: E402
+from vggnet.data.sources import open_source  # noqa: E402
 from vggnet.evaluate import evaluate  # noqa: E402
 from vggnet.features import extract_features  # noqa: E402
 from vggnet.inference import load_model  # noqa: E402

@@ -26,7 +26,7 @@ def main() -> int:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from vggnet.data.datasets import load_fashion_mnist
+    from vggnet.data.fashion_mnist import load_fashion_mnist
 
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)

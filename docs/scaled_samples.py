@@ -18,7 +18,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vggnet.data.datasets import load_fashion_mnist, load_scaled_fashion_mnist  # noqa: E402
+from vggnet.data.fashion_mnist import load_fashion_mnist, load_scaled_fashion_mnist  # noqa: E402
 
 
 def main(out: Path = ROOT / "docs" / "scaled_fashion_mnist.png") -> Path:

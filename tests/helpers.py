@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import vggnet
-from vggnet.data.datasets import FASHION_MNIST_DEBIAN
+from vggnet.data.fashion_mnist import FASHION_MNIST_DEBIAN
 from vggnet.inference import Loaded
 
 needs_fashion = pytest.mark.skipif(

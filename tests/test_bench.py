@@ -24,7 +24,7 @@ def test_table_gives_ratios_against_the_first_row_and_the_matmul_share():
 
 
 def test_benchmark_jpegs_are_imagenet_sized(tmp_path):
-    from vggnet.data.datasets import decode_image
+    from vggnet.data.images import decode_image
 
     paths = make_jpegs(tmp_path, 2)
     sizes = {tuple(decode_image(p).shape) for p in paths}

@@ -7,16 +7,16 @@ import torch
 from helpers import make_folder, needs_fashion
 from PIL import Image
 
-from vggnet.data.datasets import (
+from vggnet.data.fashion_mnist import (
     FASHION_MNIST_DEBIAN,
-    ImageFolder,
     download_fashion_mnist,
     find_fashion_mnist,
     load_fashion_mnist,
     read_idx,
-    synthetic,
 )
+from vggnet.data.folders import ImageFolder
 from vggnet.data.images import decode_image
+from vggnet.data.memory import synthetic
 from vggnet.data.transforms import eval_transform
 
 
@@ -48,7 +48,7 @@ def test_fashion_mnist_from_debian_idx_files():
 
 @needs_fashion
 def test_fashion_mnist_download_from_a_url(tmp_path, monkeypatch):
-    import vggnet.data.datasets
+    import vggnet.data.fashion_mnist
 
     source = tmp_path / "mirror"
     source.mkdir()
@@ -60,8 +60,8 @@ def test_fashion_mnist_download_from_a_url(tmp_path, monkeypatch):
     assert len(load_fashion_mnist(target, "test")) == 10_000
     # the cache is where vggnet downloads when no folder is given and Debian's files are absent
     monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(vggnet.data.datasets, "FASHION_MNIST_DEBIAN", tmp_path / "no-debian")
-    monkeypatch.setattr(vggnet.data.datasets, "FASHION_MNIST_URL", source.as_uri() + "/")
+    monkeypatch.setattr(vggnet.data.fashion_mnist, "FASHION_MNIST_DEBIAN", tmp_path / "no-debian")
+    monkeypatch.setattr(vggnet.data.fashion_mnist, "FASHION_MNIST_URL", source.as_uri() + "/")
     assert find_fashion_mnist() == tmp_path / "cache" / "fashion-mnist"
 
 
@@ -131,7 +131,7 @@ def test_empty_dataset_or_class_folder_is_an_error(tmp_path):
 
 
 def test_in_memory_crops_train_on_random_windows_and_validate_on_the_centre():
-    from vggnet.data.datasets import open_datasets
+    from vggnet.data.opening import open_datasets
     from vggnet.training.settings import TrainConfig
 
     cfg = TrainConfig(dataset="synthetic", crop=28, normalize="meanstd", seed=3)
@@ -152,7 +152,7 @@ def test_in_memory_crops_train_on_random_windows_and_validate_on_the_centre():
 
 
 def test_the_papers_scales_in_memory_rescale_the_originals_then_crop():
-    from vggnet.data.datasets import open_datasets, open_raw
+    from vggnet.data.opening import open_datasets, open_raw
     from vggnet.inference import rescale
     from vggnet.training.settings import TrainConfig
 
@@ -176,7 +176,8 @@ def test_the_papers_scales_in_memory_rescale_the_originals_then_crop():
 
 @needs_fashion
 def test_test_images_are_the_originals_and_models_record_how_to_reach_their_input():
-    from vggnet.data.datasets import open_datasets, open_source
+    from vggnet.data.opening import open_datasets
+    from vggnet.data.sources import open_source
     from vggnet.training.settings import TrainConfig
 
     images, _ = next(open_source("fashion-mnist", 16, limit=16).batches())
@@ -191,7 +192,7 @@ def test_test_images_are_the_originals_and_models_record_how_to_reach_their_inpu
 
 
 def test_a_validation_split_is_stratified_disjoint_and_fixed_by_the_seed():
-    from vggnet.data.datasets import stratified_split
+    from vggnet.data.dataset import stratified_split
 
     labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
     kept, held = stratified_split(labels, 20, seed=3)
@@ -206,7 +207,7 @@ def test_a_validation_split_is_stratified_disjoint_and_fixed_by_the_seed():
 def test_training_with_a_validation_split_never_opens_the_test_set(tmp_path, monkeypatch):
     from helpers import TINY_TRAIN
 
-    import vggnet.data.datasets as datasets
+    import vggnet.data.opening as datasets
     from vggnet.training import TrainConfig, train
 
     def refuse(*args, **kwargs):
@@ -226,7 +227,8 @@ def test_training_with_a_validation_split_never_opens_the_test_set(tmp_path, mon
 
 @needs_fashion
 def test_scaled_fashion_mnist_has_garments_at_many_sizes_and_places_and_is_the_same_every_time():
-    from vggnet.data.datasets import load_scaled_fashion_mnist, open_source
+    from vggnet.data.fashion_mnist import load_scaled_fashion_mnist
+    from vggnet.data.sources import open_source
 
     plain = load_fashion_mnist(None, "test")
     scaled = load_scaled_fashion_mnist(None, "test")

@@ -7,8 +7,9 @@ import torch
 from helpers import make_folder
 from PIL import Image
 
-from vggnet.data.datasets import ImageFolder, open_datasets
 from vggnet.data.device import DeviceImageFolder, decodes_on_device
+from vggnet.data.folders import ImageFolder
+from vggnet.data.opening import open_datasets
 from vggnet.training.settings import TrainConfig
 
 

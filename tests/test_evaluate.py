@@ -6,7 +6,7 @@ from helpers import loaded, make_folder, saved_tiny, tiny
 
 from vggnet.cli import main
 from vggnet.commands.predict import predict
-from vggnet.data.datasets import Source
+from vggnet.data.sources import Source
 from vggnet.evaluate import evaluate, markdown
 from vggnet.inference import load_model, posteriors
 

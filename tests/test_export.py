@@ -16,7 +16,7 @@ from helpers import loaded, make_folder, randomise_bn, tiny
 import vggnet
 import vggnet.export
 from vggnet.cli import main
-from vggnet.data.datasets import open_source
+from vggnet.data.sources import open_source
 from vggnet.export import Int8Settings, export
 from vggnet.inference import Loaded, load_model, rescale
 from vggnet.training.loop import train

@@ -10,7 +10,7 @@ from helpers import make_folder, needs_fashion
 import vggnet
 from vggnet.cli import main
 from vggnet.commands.probe import linear_probe
-from vggnet.data.datasets import load_fashion_mnist
+from vggnet.data.fashion_mnist import load_fashion_mnist
 from vggnet.features import FeatureSet, load_features, save_features
 from vggnet.inference import load_model, rescale
 

@@ -8,7 +8,7 @@ from helpers import TINY_TRAIN, make_folder, randomise_bn, tiny
 
 import vggnet
 from vggnet.cli import main
-from vggnet.data.datasets import open_datasets
+from vggnet.data.opening import open_datasets
 from vggnet.training.loop import make_optimizer, train
 from vggnet.training.settings import TrainConfig, load_recipe
 from vggnet.weights import adapt_input_conv, load_pretrained, read_file

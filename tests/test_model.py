@@ -101,7 +101,8 @@ def test_an_lrn_models_units_come_from_its_normalisation_when_trained_and_loaded
     assert result.status == "max_steps" and loaded.model.input_scale == pytest.approx(255 * sum(std) / 3)
     assert loaded.model.layer("norm1").alpha == pytest.approx(5e-4 * loaded.model.input_scale**2)
     # on the trained net, as the reproduction measures it on its validation images: the layer normalises
-    from vggnet.data.datasets import memory_source, synthetic
+    from vggnet.data.memory import synthetic
+    from vggnet.data.sources import memory_source
     from vggnet.reproduce.runs import lrn_ratio
 
     ratio = lrn_ratio(loaded, memory_source(synthetic(64), 32), torch.device("cpu"))

@@ -5,7 +5,7 @@ from PIL import Image
 
 from vggnet.cli import main
 from vggnet.commands.predict import predict
-from vggnet.data.datasets import open_source
+from vggnet.data.sources import open_source
 from vggnet.evaluate import evaluate
 from vggnet.inference import load_model, posteriors, prepare
 from vggnet.training.loop import train

@@ -125,7 +125,7 @@ def test_each_run_is_the_papers_recipe_in_miniature_with_its_true_initialisation
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """The whole plan on synthetic data, two seeds, recording when the test split is opened."""
-    import vggnet.data.datasets as datasets
+    import vggnet.data.opening as datasets
     import vggnet.training.loop as loop
 
     settings = Settings(**TINY, scale_nets=["D", "E"], out=str(tmp_path_factory.mktemp("reproduce")))

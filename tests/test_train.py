@@ -204,7 +204,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
 
 
 def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
-    from vggnet.data.datasets import open_datasets
+    from vggnet.data.opening import open_datasets
     from vggnet.training.loop import make_model
     from vggnet.weights import read_file
 
@@ -221,7 +221,7 @@ def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
 def test_validation_with_the_mirror_averages_the_two_posteriors():
     import torch.nn.functional as F
 
-    from vggnet.data.datasets import synthetic
+    from vggnet.data.memory import synthetic
     from vggnet.training import distributed
     from vggnet.training.loop import evaluate_split
 

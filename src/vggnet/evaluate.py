@@ -18,7 +18,7 @@ import torch
 
 from .base.files import atomic_write_text
 from .base.settings import AT_LEAST_ONE, RUNTIME, setting
-from .data.datasets import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
+from .data.sources import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
 from .inference import PROTOCOLS, Loaded, ModelChoice, posteriors, prepare
 
 LABELS = {"center": "centre crop", "dense": "dense", "multicrop": "multi-crop", "dense+multicrop": "multi-crop & dense"}

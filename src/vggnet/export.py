@@ -15,7 +15,7 @@ from torch import nn
 
 from .base.files import Staging, folder_lock
 from .base.settings import AT_LEAST_ONE, setting
-from .data.datasets import Source
+from .data.sources import Source
 from .engines.onnxruntime_engine import OnnxModel, onnx_metadata, write_metadata
 from .evaluate import label_map
 from .inference import Loaded, ModelChoice, fuse_batch_norm, prepare
@@ -315,7 +315,7 @@ def int8_sources(data: str, calibration: int, check: int, channels: int) -> tupl
     """Calibration and held-out check images for int8: Fashion-MNIST's training and test sets; a folder's train/ and
     val/; or any other folder of images (flat, or in folders of any names: calibration needs no labels), shuffled
     once, the first ``calibration`` calibrating and the next ``check`` checking."""
-    from .data.datasets import any_images, files_source, open_source
+    from .data.sources import any_images, files_source, open_source
 
     if data == "fashion-mnist":
         return (

@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 
 from .base.files import save_safetensors
 from .base.settings import AT_LEAST_ONE, setting
-from .data.datasets import Source
+from .data.sources import Source
 from .inference import Loaded, ModelChoice, prepare, rescale
 from .model import VGG
 
@@ -174,7 +174,7 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
 
 def run_features(s: FeatureSettings, loaded: Loaded) -> Path:
     """``vggnet features``: extract, save, and say what was written."""
-    from .data.datasets import open_source
+    from .data.sources import open_source
 
     source = open_source(s.data, 64, False, s.limit, s.split, loaded.model.in_channels)
     found = extract_features(loaded, source, s.layer, s.scales, s.flip, s.l2, s.device)

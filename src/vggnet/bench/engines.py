@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..base.timing import take_turns
-from ..data.datasets import Source
+from ..data.sources import Source
 from ..engines.select import choose, installed, open_engine
 from ..export import Int8Settings, export
 from ..inference import Loaded, prepare

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from torchvision.transforms.v2.functional import resize
 
-from .datasets import Batch, DataSettings, ImageFolder, derive_seed, scale_range
+from .dataset import Batch, DataSettings, derive_seed, scale_range
+from .folders import ImageFolder
 from .images import BadImage, decode_on, quiet_decoder_warnings, read_checked
 
 DECODERS = ("auto", "cpu", "gpu")

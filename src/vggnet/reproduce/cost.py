@@ -24,7 +24,8 @@ def measure_cost(settings: Settings) -> Cost:
     """Training images/s of each configuration at the plan's size, from a few timed steps (seconds, not a run), and
     the data's sizes: enough to cost the plan."""
     from ..base.devices import pick_device
-    from ..data.datasets import ImageFolder, open_raw, open_test_set
+    from ..data.folders import ImageFolder
+    from ..data.opening import open_raw, open_test_set
     from ..model import build
 
     device = pick_device(settings.device)

@@ -25,7 +25,7 @@ import torch
 
 from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, validate
 from ..base.settings import setting as s
-from ..data.datasets import DATASETS
+from ..data.dataset import DATASETS
 
 LETTERS = ("A", "A-LRN", "B", "C", "D", "E")
 NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_conv1", "D": "vgg16", "E": "vgg19"}

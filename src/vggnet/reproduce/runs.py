@@ -162,7 +162,10 @@ def evaluate_run(spec: RunSpec, settings: Settings, split: str, chosen: set[str]
 def split_source(cfg, split: str, limit: int | None, channels: int):
     """The images of a run's ``split`` as evaluation reads them (originals, one batch at a time): ``val`` the
     training images its run held out, ``test`` the data's test split."""
-    from ..data.datasets import ImageFolder, InMemoryImages, files_source, memory_source, open_raw, open_test_set
+    from ..data.folders import ImageFolder
+    from ..data.memory import InMemoryImages
+    from ..data.opening import open_raw, open_test_set
+    from ..data.sources import files_source, memory_source
 
     if split == "val":
         _, images = open_raw(cfg, ImageFolder)

@@ -30,8 +30,10 @@ from ..base.files import atomic_copy, atomic_write_text, folder_lock
 from ..base.hardware import cpu_has_bf16
 from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from ..base.shape import OPTIONS, options_of
-from ..data.datasets import Batch, ImageFolder, OpenedData, open_datasets
+from ..data.dataset import Batch
 from ..data.device import DeviceImageFolder, decodes_on_device
+from ..data.folders import ImageFolder
+from ..data.opening import OpenedData, open_datasets
 from ..layers import input_scale_of, preinit_from
 from ..model import VGG, build
 from ..weights import (

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..base.settings import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, RUNTIME, Range, check_types, names, validate
 from ..base.settings import setting as s
-from ..data.datasets import DATASETS, NORMALIZATIONS
+from ..data.dataset import DATASETS, NORMALIZATIONS
 from ..data.device import DECODERS
 
 SCHEDULES = ("plateau", "onecycle")
