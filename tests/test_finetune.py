@@ -9,8 +9,9 @@ from helpers import TINY_TRAIN, make_folder, randomise_bn, tiny
 import vggnet
 from vggnet.cli import main
 from vggnet.data.opening import open_datasets
-from vggnet.training.loop import make_optimizer, train
+from vggnet.training.loop import train
 from vggnet.training.settings import TrainConfig, load_recipe
+from vggnet.training.setup import make_optimizer
 from vggnet.weights import adapt_input_conv, load_pretrained, read_file
 
 
@@ -125,7 +126,7 @@ def test_the_optimizer_holds_only_trainable_parameters_at_their_rates(tmp_path):
     cfg = TrainConfig(**TINY_TRAIN, dataset="synthetic", lr=0.1, pretrained_lr_scale=0.1, freeze="conv2_1")
     cfg.weights = str(path)
     data = open_datasets(cfg)
-    from vggnet.training.loop import make_model
+    from vggnet.training.setup import make_model
 
     model, report = make_model(cfg, data, vggnet.weights.read_weights(path))
     optimizer = make_optimizer(model, cfg, report, torch.device("cpu"))

@@ -58,7 +58,7 @@ def test_bn_folding_keeps_outputs():
 
 
 def test_training_outputs_load_for_inference(tmp_path):
-    from vggnet.training.loop import TrainConfig, train
+    from vggnet.training import TrainConfig, train
 
     cfg = TrainConfig(**TINY_TRAIN, dataset="synthetic", epochs=1, batch_size=64, out=str(tmp_path / "run"))
     train(cfg)

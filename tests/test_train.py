@@ -205,7 +205,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
 
 def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
     from vggnet.data.opening import open_datasets
-    from vggnet.training.loop import make_model
+    from vggnet.training.setup import make_model
     from vggnet.weights import read_file
 
     train(synthetic_config(tmp_path / "a", epochs=1, arch="vgg11"))
@@ -223,7 +223,7 @@ def test_validation_with_the_mirror_averages_the_two_posteriors():
 
     from vggnet.data.memory import synthetic
     from vggnet.training import distributed
-    from vggnet.training.loop import evaluate_split
+    from vggnet.training.validate import evaluate_split
 
     data = synthetic(40, num_classes=4).bind(mean=[0.5] * 3, std=[0.25] * 3, augment=False)
     model = vggnet_tiny()
