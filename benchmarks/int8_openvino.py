@@ -26,8 +26,9 @@ from vggnet.base.timing import take_turns  # noqa: E402
 from vggnet.bench.engines import exported, models  # noqa: E402
 from vggnet.data.sources import Source  # noqa: E402
 from vggnet.engines.onnxruntime_engine import OnnxModel, read_onnx_metadata  # noqa: E402
-from vggnet.engines.openvino_engine import OpenVinoModel, write_ir_metadata  # noqa: E402
+from vggnet.engines.openvino_engine import OpenVinoModel  # noqa: E402
 from vggnet.export import Int8Settings, check_agreement, export  # noqa: E402
+from vggnet.export.metadata import write_ir_metadata  # noqa: E402
 from vggnet.inference import Loaded  # noqa: E402
 
 

@@ -242,8 +242,8 @@ def make_vgg16(folder: Path) -> tuple[str, str]:
     import torch
 
     import vggnet
-    from vggnet.engines.onnxruntime_engine import write_metadata
     from vggnet.export import export, quantize_onnx
+    from vggnet.export.metadata import write_metadata
     from vggnet.inference import load_model
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -263,9 +263,9 @@ def make_vgg16(folder: Path) -> tuple[str, str]:
                 return {"image": torch.randn(1, 3, 256, 256).numpy()} if self.left >= 0 else None
 
         quantize_onnx(folder / "model.onnx", int8, Random(), "u8s8")
-        from vggnet.export import _metadata
+        from vggnet.export.metadata import exported_metadata
 
-        write_metadata(int8, _metadata(loaded, loaded.model, "int8 u8s8"))
+        write_metadata(int8, exported_metadata(loaded, loaded.model, "int8 u8s8"))
     return str(weights), str(int8)
 
 

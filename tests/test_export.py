@@ -14,7 +14,7 @@ import torch
 from helpers import loaded, make_folder, randomise_bn, tiny
 
 import vggnet
-import vggnet.export
+import vggnet.export.onnx
 from vggnet.cli import main
 from vggnet.data.sources import open_source
 from vggnet.export import Int8Settings, export
@@ -135,7 +135,7 @@ def test_a_failed_export_leaves_the_earlier_set_whole(tmp_path):
 
     other = Loaded(compact(), ["cat", "dog"], [0.5] * 3, [0.25] * 3, 32, "tiny")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(vggnet.export, "export_int8", failing)
+        mp.setattr(vggnet.export.onnx, "export_int8", failing)
         with pytest.raises(ValueError, match="the int8 check failed"):
             export(other, tmp_path / "out", int8=Int8Settings())
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # no new file, no temporary
@@ -156,7 +156,7 @@ def test_sigterm_during_export_leaves_no_mixture_and_no_temporaries(tmp_path):
     vggnet.save_weights(model, tmp_path / "m.safetensors", metadata={"classes": '["cat", "dog"]', "crop": "32"})
     assert main(["export", "--weights", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]) == 0
     before = contents(tmp_path / "out")
-    slow = ("import sys, time, vggnet.export as e\nreal = e._compare\n"
+    slow = ("import sys, time, vggnet.export.onnx as e\nreal = e._compare\n"
             "def slow(*a, **k):\n    time.sleep(30)\n    return real(*a, **k)\n"
             "e._compare = slow\nfrom vggnet.cli import main\nsys.exit(main(sys.argv[1:]))")  # fmt: skip
     vggnet.save_weights(compact(), tmp_path / "n.safetensors", metadata={"classes": '["cat", "dog"]', "crop": "32"})

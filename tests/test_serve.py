@@ -425,7 +425,7 @@ def test_the_triton_repository_and_the_service_have_one_interface(weights, serve
     from tritonclient.grpc import model_config_pb2
 
     from vggnet.cli import main
-    from vggnet.triton import check_triton_config
+    from vggnet.export.triton import check_triton_config
 
     argv = ["export", "--weights", str(weights), "--out", str(tmp_path / "out"), "--format", "onnx", "--triton",
             str(tmp_path / "repo"), "--name", "vggnet", "--max-batch", "8"]  # fmt: skip

@@ -261,7 +261,7 @@ COMMANDS = (
         "export",
         "TorchScript and ONNX (dense head, dynamic batch and size), checked",
         cmd_export,
-        "vggnet.export:ExportSettings Int8Settings",
+        "vggnet.export.onnx:ExportSettings Int8Settings",
     ),
     Command(
         "features",

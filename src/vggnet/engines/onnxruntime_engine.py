@@ -40,22 +40,6 @@ class OnnxModel(ExportedModel):
         return self.session.run(None, {self.input: batch})[0]
 
 
-def onnx_metadata(**values: Any) -> dict[str, str]:
-    """``vggnet_*`` metadata properties for an exported model."""
-    return {f"vggnet_{k}": json.dumps(v) for k, v in values.items() if k in METADATA}
-
-
-def write_metadata(path: str | os.PathLike, properties: dict[str, str]) -> None:
-    """Add metadata properties to the ONNX file at ``path`` in place (the caller writes it atomically)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    for key, value in properties.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-
-
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``vggnet_*`` properties of an ONNX file, decoded."""
     import onnx

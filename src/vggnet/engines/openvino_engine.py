@@ -31,11 +31,6 @@ def read_ir_metadata(model: Any) -> dict[str, Any]:
     return found
 
 
-def write_ir_metadata(model: Any, meta: dict[str, Any]) -> None:
-    for key, value in meta.items():
-        model.set_rt_info(json.dumps(value), ["vggnet", key])
-
-
 class OpenVinoModel(ExportedModel):
     """An OpenVINO compiled model with the parts of :class:`vggnet.VGG`'s interface that evaluation uses. Batch and
     image size stay dynamic, as exported; ``hint`` is OpenVINO's performance hint (LATENCY: all cores on each
@@ -87,15 +82,3 @@ class OpenVinoModel(ExportedModel):
     def run(self, batch: np.ndarray) -> np.ndarray:
         compiled, request = self.fixed.get(batch.shape, (self.compiled, self.request))
         return request.infer({0: batch})[compiled.output(0)].copy()
-
-
-def save_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> list[Path]:
-    """The ONNX model at ``onnx_path`` as OpenVINO IR (``.xml`` and ``.bin``), its weights kept as they are (float32,
-    or the int8 file's quantised ones; not compressed to float16), its metadata in rt_info. Returns both files."""
-    import openvino as ov
-
-    model = ov.Core().read_model(str(onnx_path))
-    write_ir_metadata(model, read_onnx_metadata(onnx_path))
-    ov.save_model(model, str(xml_path), compress_to_fp16=False)
-    xml = Path(xml_path)
-    return [xml, xml.with_suffix(".bin")]

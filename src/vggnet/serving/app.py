@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..data.images import BadImage
+from ..export.triton import model_config
 from ..model import VGG
-from ..triton import model_config
 from .batcher import Batcher, Overloaded  # noqa: F401  (Overloaded: part of the errors' table, re-exported)
 from .engine import Engine
 from .errors import BAD_IMAGE, STATUS, message

@@ -24,7 +24,7 @@ class Service:
     metrics: Metrics
     settings: ServeSettings
     page: str  # the HTML page, with the model's name in it: read once, not per visit
-    config: dict[str, Any]  # Triton's model configuration (vggnet.triton.model_config)
+    config: dict[str, Any]  # Triton's model configuration (vggnet.export.triton.model_config)
     stats: ModelStats = field(default_factory=ModelStats)
     ready: bool = False  # after the warm-up batches have run
     grpc: Any = None  # the gRPC server, where there is one

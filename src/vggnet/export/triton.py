@@ -21,8 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .base.files import Staging, folder_lock
-from .inference import Loaded
+from ..base.files import Staging, folder_lock
+from ..inference import Loaded
 
 IMAGE, IMAGE_BYTES, PROBABILITIES, LABELS = "image", "image_bytes", "probabilities", "labels.txt"
 PLATFORMS = {  # what runs the model: Triton's platform and backend names
@@ -220,7 +220,7 @@ def write_triton(
         if backend == "onnxruntime":
             shutil.move(wrapped, stage.path("1/model.onnx"))
         else:
-            from .engines.openvino_engine import save_ir
+            from .metadata import save_ir
 
             save_ir(wrapped, stage.path("1/model.xml"))
             os.unlink(wrapped)
