@@ -43,8 +43,8 @@ def paper_cell(value: tuple[float, float] | None) -> str:
 
 def model_label(results: Results, model: str) -> str:
     """``D/S=48 (384)``: the net, its training scale in the miniature's pixels and the paper's."""
-    spec = results.specs(model)[0]
-    return f"{spec.letter}/{results.geometry.label(spec.kind)}"
+    letter, kind = model.split("_")[:2]
+    return f"{letter}/{results.geometry.label(kind)}"
 
 
 # -- tables -----------------------------------------------------------------------------------------------------------
