@@ -26,8 +26,8 @@ def main() -> int:
 
     import vggnet
     from vggnet.base.hardware import cpu_name
-    from vggnet.serving.inside_app import create_inside_app, inside_models
-    from vggnet.serving.settings import InsideSettings
+    from vggnet.inside.app import create_inside_app, inside_models
+    from vggnet.inside.settings import InsideSettings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=7)

@@ -159,8 +159,8 @@ def two_models(tmp_path_factory):
 def test_the_page_s_endpoints_answer_views_kernels_and_sentences(two_models):
     from fastapi.testclient import TestClient
 
-    from vggnet.serving.inside_app import create_inside_app, inside_models
-    from vggnet.serving.settings import InsideSettings
+    from vggnet.inside.app import create_inside_app, inside_models
+    from vggnet.inside.settings import InsideSettings
 
     settings = InsideSettings(max_body=2_000_000, max_pixels=20_000_000)
     models = inside_models(vggnet.inference.ModelChoice(weights=[str(p) for p in two_models]), settings)

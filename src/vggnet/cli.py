@@ -166,17 +166,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .inference import ModelChoice
-    from .serving.settings import InsideSettings, ServeSettings
+    from .serving.settings import ServeSettings
 
-    model = build(ModelChoice, args)
-    s = build(InsideSettings if args.command == "inside" else ServeSettings, args)
-    getattr(s, "check", lambda: None)()
+    model, s = build(ModelChoice, args), build(ServeSettings, args)
+    s.check()
     try:
-        from .serving.inside_app import run_inside
         from .serving.server import serve_model
     except ImportError as err:
         raise ValueError(f"serving needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
-    (run_inside if args.command == "inside" else serve_model)(model, s)
+    serve_model(model, s)
+    return 0
+
+
+def cmd_inside(args: argparse.Namespace) -> int:
+    from .inference import ModelChoice
+    from .inside.settings import InsideSettings
+
+    model, s = build(ModelChoice, args), build(InsideSettings, args)
+    try:
+        from .inside.app import run_inside
+    except ImportError as err:
+        raise ValueError(f"the inside view needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
+    run_inside(model, s)
     return 0
 
 
@@ -200,17 +211,68 @@ class Command:
     name: str
     help: str
     run: Callable[[argparse.Namespace], int]
-    settings: str  # "module:Class Class ...", the dataclasses of its flags, imported when the parser is made
     description: str | None = None
 
     def classes(self) -> list[type]:
-        from importlib import import_module
+        """The settings dataclasses of its flags."""
+        return flag_classes(self.name)
 
-        found = []
-        for part in self.settings.split(";"):
-            module, names = part.split(":")
-            found += [getattr(import_module(module), n) for n in names.split()]
-        return found
+
+def flag_classes(command: str) -> list[type]:  # noqa: C901  (one case per command)
+    """The dataclasses whose fields are a command's flags, imported when its parser is made (what a command
+    needs to run it imports when it runs)."""
+    from .inference import ModelChoice
+
+    match command:
+        case "info":
+            from .commands.info import InfoSettings
+
+            return [InfoSettings]
+        case "convert":
+            from .commands.convert import ConvertSettings
+
+            return [ConvertSettings]
+        case "train":
+            from .training.settings import TrainConfig
+
+            return [Recipe, TrainConfig]
+        case "eval":
+            from .evaluate import EvalSettings
+
+            return [EvalSettings]
+        case "predict":
+            from .commands.predict import PredictSettings
+
+            return [PredictSettings]
+        case "export":
+            from .export import ExportSettings, Int8Settings
+
+            return [ExportSettings, Int8Settings]
+        case "features":
+            from .features import FeatureSettings
+
+            return [FeatureSettings]
+        case "probe":
+            from .commands.probe import ProbeSettings
+
+            return [ProbeSettings]
+        case "reproduce":
+            from .reproduce.plan import Settings
+
+            return [ReproduceActions, Settings]
+        case "serve":
+            from .serving.settings import ServeSettings
+
+            return [ModelChoice, ServeSettings]
+        case "inside":
+            from .inside.settings import InsideSettings
+
+            return [ModelChoice, InsideSettings]
+        case "bench":
+            from .bench.run import BenchSettings
+
+            return [BenchSettings]
+    raise ValueError(f"unknown command {command!r}")
 
 
 TRAIN_TEXT = (
@@ -230,75 +292,63 @@ COMMANDS = (
         "info",
         "Table 1, parameters, GMACs and memory; or one architecture layer by layer",
         cmd_info,
-        "vggnet.commands.info:InfoSettings",
     ),
     Command(
         "convert",
         "any VGG file (Caffe, Keras, PyTorch ports, torchvision, timm) to a vggnet file, saying what it found",
         cmd_convert,
-        "vggnet.commands.convert:ConvertSettings",
     ),
     Command(
         "train",
         "train or fine-tune a VGG (the paper's recipe by default)",
         cmd_train,
-        "vggnet.cli:Recipe;vggnet.training.settings:TrainConfig",
         TRAIN_TEXT,
     ),
     Command(
         "eval",
         "top-1/top-5 error under the paper's test protocols (layout of Tables 3-6)",
         cmd_eval,
-        "vggnet.evaluate:EvalSettings",
     ),
     Command(
         "predict",
         "top-k classes of images, Grad-CAM, and a heat map of the dense class scores",
         cmd_predict,
-        "vggnet.commands.predict:PredictSettings",
     ),
     Command(
         "export",
         "TorchScript and ONNX (dense head, dynamic batch and size), checked",
         cmd_export,
-        "vggnet.export.onnx:ExportSettings Int8Settings",
     ),
     Command(
         "features",
         "one descriptor per image (the paper's Appendix B), saved as safetensors",
         cmd_features,
-        "vggnet.features:FeatureSettings",
     ),
     Command(
         "probe",
         "a linear SVM on feature files: mean class accuracy and a per-class table",
         cmd_probe,
-        "vggnet.commands.probe:ProbeSettings",
     ),
     Command(
         "reproduce",
         "the paper's Tables 3-6 in miniature: plan, train, evaluate, report with verdicts",
         cmd_reproduce,
-        "vggnet.cli:ReproduceActions;vggnet.reproduce.plan:Settings",
         REPRODUCE_TEXT,
     ),
     Command(
         "serve",
         "serve a model over HTTP: the Open Inference Protocol (Triton/KServe v2), /predict, a page",
         cmd_serve,
-        "vggnet.inference:ModelChoice;vggnet.serving.settings:ServeSettings",
     ),
     Command(
         "inside",
         "a learner's view of an image going through a VGG, block by block (a page, or a folder)",
-        cmd_serve,
-        "vggnet.inference:ModelChoice;vggnet.serving.settings:InsideSettings",
+        cmd_inside,
     ),
     Command(
         "bench",
         "images/s and memory against torchvision's VGG, in one process",
         cmd_bench,
-        "vggnet.bench.run:BenchSettings",
     ),
 )
 

@@ -9,10 +9,11 @@ It sits with ``evaluate``, ``features`` and ``predict``: it imports ``model``, `
 
 from __future__ import annotations
 
-from .look import BlockView, ChannelView, View, block_taps, kernels, look, to_png
-from .render import as_json, kernels_json, prepare_image, write_offline
+from .look import BlockView, ChannelView, View, block_taps, kernels, look
+from .offline import write_offline
+from .render import as_json, kernels_json, prepare_image
 
 __all__ = [
-    "BlockView", "ChannelView", "View", "block_taps", "kernels", "look", "to_png",
+    "BlockView", "ChannelView", "View", "block_taps", "kernels", "look",
     "as_json", "kernels_json", "prepare_image", "write_offline",
 ]  # fmt: skip

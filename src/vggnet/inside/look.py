@@ -6,16 +6,14 @@ strongest channels (by mean activation) with their maps as the block computed th
 input region behind each peak (the unit's receptive field, :mod:`vggnet.fields`); from the Grad-CAM layer on the
 pass keeps gradients, so that the top class's Grad-CAM costs a backward pass through the rest of the net only, and
 the dense score map comes from pool5's map. :func:`kernels` shows what a channel looks for: its 3x3 kernels (the
-first layer's as RGB patches). :func:`to_png` turns any map into a PNG; nothing here sends a tensor dump.
+first layer's as RGB patches). :func:`vggnet.base.pictures.to_png` turns any map into a PNG; nothing here sends a
+tensor dump.
 """
 
 from __future__ import annotations
 
-import functools
-import io
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -157,36 +155,3 @@ def kernels(model: VGG, layer: str, channel: int, limit: int = 16) -> tuple[torc
         return weight, list(range(weight.shape[0]))
     order = weight.flatten(1).norm(dim=1).topk(min(limit, weight.shape[0])).indices.tolist()
     return weight[order], order
-
-
-@functools.cache
-def _viridis() -> np.ndarray:
-    from matplotlib import colormaps
-
-    return (colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
-
-
-def to_png(values: torch.Tensor, colour: bool = True, scale: int = 1, image: bool = False) -> bytes:
-    """A map as a PNG: normalised to its own range, through a colour map (viridis), or as RGB for a 3 x h x w
-    tensor (a first-layer kernel: zero is grey; ``image``: pixels on [0, 1] as they are); ``scale`` repeats each
-    pixel."""
-    from PIL import Image
-
-    v = values.detach().float().cpu()
-    if image:
-        rgb = (v.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    elif v.dim() == 3:  # an RGB patch: symmetric around zero
-        top = v.abs().max().clamp_min(1e-12)
-        rgb = ((v / top + 1) / 2 * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    else:
-        lo, hi = v.min(), v.max()
-        level = (
-            ((v - lo) / (hi - lo) * 255).round().to(torch.uint8) if hi > lo else torch.zeros_like(v, dtype=torch.uint8)
-        )
-        rgb = _viridis()[level.numpy()] if colour else level.numpy()[..., None].repeat(3, -1)
-    image = Image.fromarray(np.ascontiguousarray(rgb))
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)  # fast: the maps are small and sent once
-    return buffer.getvalue()

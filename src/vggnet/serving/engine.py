@@ -5,15 +5,16 @@ HTTP."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..base.pictures import data_url, to_png
 from ..data.images import check_bytes, decode_bytes, to_gray
 from ..inference import Loaded, centre_window, load_model, prepare
 from ..model import VGG
+from .settings import MAX_IMAGE_PIXELS
 
 
 class NotExplainable(ValueError):
@@ -28,7 +29,7 @@ class Engine:
     loaded: Loaded
     net: torch.nn.Module
     mirror: bool = True
-    max_pixels: int = 40_000_000
+    max_pixels: int = MAX_IMAGE_PIXELS
 
     @classmethod
     def load(
@@ -36,7 +37,7 @@ class Engine:
         weights: str,
         arch: str | None = None,
         mirror: bool = True,
-        max_pixels: int = 40_000_000,
+        max_pixels: int = MAX_IMAGE_PIXELS,
         engine: str = "auto",
         precision: str = "f32",
         normalize: str | None = None,
@@ -132,17 +133,7 @@ class Engine:
         return {
             "class": self.loaded.classes[best],
             "probability": float(probs[best]),
-            "cam": png_data_url(heat),
-            "dense": png_data_url(dense.clamp(0, 1)),
+            "cam": data_url(to_png(heat, "jet", stretch=False)),
+            "dense": data_url(to_png(dense, "jet", stretch=False)),
             "size": [h, w],
         }
-
-
-def png_data_url(values: torch.Tensor) -> str:
-    """A map in [0, 1] (H x W) as a colour-mapped PNG data URL (matplotlib's jet), for an <img> over the picture."""
-    import matplotlib
-    from torchvision.io import encode_png
-
-    colours = matplotlib.colormaps["jet"](values.clamp(0, 1).numpy())  # H x W x 4 in [0, 1]
-    rgb = torch.from_numpy((colours[..., :3] * 255).round().astype("uint8")).permute(2, 0, 1).contiguous()
-    return "data:image/png;base64," + base64.b64encode(encode_png(rgb).numpy().tobytes()).decode()

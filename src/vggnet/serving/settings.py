@@ -1,5 +1,6 @@
-"""The service's settings, each with its flag's help and range (imported without the serve extra, so that
-``vggnet serve --help`` and the command line's checks work everywhere)."""
+"""The service's settings, each with its flag's help and range (imported without the serve extra, so that ``vggnet serve
+--help`` and the command line's checks work everywhere); the limits both servers share, defined once
+(:class:`Limits`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,25 @@ from typing import ClassVar
 from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, Range, setting
 from ..engines.fixed import MARGIN, MODES
 
+MAX_IMAGE_PIXELS = 40_000_000  # the largest image a server decodes (read from its header first)
+
 
 @dataclass
-class ServeSettings:
+class Limits:
+    """Where a server listens and what it accepts: ``vggnet serve``'s and ``vggnet inside``'s, defined once."""
+
+    host: str = setting("127.0.0.1", "address to bind", role=RUNTIME)
+    port: int = setting(8000, "port (0: any free one)", Range(0, 65535), role=RUNTIME)
+    max_body: int = setting(
+        10 * 2**20, "largest request body (an upload) in bytes; more is refused with 413", AT_LEAST_ONE
+    )
+    max_pixels: int = setting(
+        MAX_IMAGE_PIXELS, "largest image in pixels, read from its header before decoding", AT_LEAST_ONE
+    )
+
+
+@dataclass
+class ServeSettings(Limits):
     """How ``vggnet serve`` serves one model: where, under which name, and within which limits."""
 
     cli_text: ClassVar[str] = (
@@ -20,8 +37,6 @@ class ServeSettings:
         "error is JSON with one sentence."
     )
 
-    host: str = setting("127.0.0.1", "address to bind", role=RUNTIME)
-    port: int = setting(8000, "port (0: any free one)", Range(0, 65535), role=RUNTIME)
     name: str = setting("vggnet", "the model's name in the protocol")
     max_batch: int = setting(16, "images per forward pass", AT_LEAST_ONE)
     max_wait_ms: float = setting(
@@ -31,11 +46,9 @@ class ServeSettings:
         NON_NEGATIVE,
     )
     max_queue: int = setting(256, "images allowed to wait; past it requests get 503 with Retry-After", AT_LEAST_ONE)
-    max_body: int = setting(10 * 2**20, "largest request body in bytes; more is refused with 413", AT_LEAST_ONE)
     max_header: int = setting(
         32 * 2**10, "largest request line and headers in bytes, together; more is refused with 431", Range(1024)
     )
-    max_pixels: int = setting(40_000_000, "largest image in pixels, read from its header before decoding", AT_LEAST_ONE)
     timeout: float = setting(30.0, "seconds a request may wait for the model before 504", POSITIVE)
     threads: int | None = setting(
         None,
@@ -73,24 +86,3 @@ class ServeSettings:
     def check(self) -> None:
         if self.max_queue < self.max_batch:
             raise ValueError(f"--max-queue {self.max_queue} must be at least --max-batch {self.max_batch}")
-
-
-@dataclass
-class InsideSettings:
-    """``vggnet inside``: the learner's page for one model or two side by side, or one image's view written to a
-    folder."""
-
-    cli_text: ClassVar[str] = (
-        "See an image travel through a VGG block by block: the strongest channels' maps, the receptive field at "
-        "each depth, what pooling does, Grad-CAM, the dense score map and the top 5; click a map for its kernels "
-        "and the image regions that drive it. Serves that page on a free port (two --weights: side by side), or "
-        "with IMAGE and --out writes it as a folder that opens without a server."
-    )
-
-    image: str | None = setting(None, "an image to write the view of (with --out)", positional=True)
-    out: str | None = setting(None, "folder for IMAGE's view: one PNG per block and an index.html", role=RUNTIME)
-    host: str = setting("127.0.0.1", "address to bind", role=RUNTIME)
-    port: int = setting(0, "port (0: any free one)", Range(0, 65535), role=RUNTIME)
-    channels: int = setting(8, "strongest channels shown per block", Range(1, 64))
-    max_body: int = setting(10 * 2**20, "largest upload in bytes; more is refused with 413", AT_LEAST_ONE)
-    max_pixels: int = setting(40_000_000, "largest image in pixels, read from its header before decoding", AT_LEAST_ONE)

@@ -15,11 +15,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..inference import Loaded
-from ..inside import as_json, block_taps, kernels_json, look, prepare_image
 from ..model import VGG
-from .bodies import image_bytes
-from .engine import Engine
-from .service import HttpError
+from ..serving.bodies import image_bytes
+from ..serving.engine import Engine
+from ..serving.service import HttpError
+from .look import block_taps, look
+from .render import as_json, kernels_json, prepare_image
 
 inside = APIRouter(prefix="/inside")
 

@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from ..inference import ModelChoice
-from .app import install_error_handlers
-from .engine import Engine
-from .inside_routes import InsideModel, InsideState, inside
-from .settings import InsideSettings, ServeSettings
+from ..serving.app import install_error_handlers
+from ..serving.engine import Engine
+from ..serving.settings import ServeSettings
+from .routes import InsideModel, InsideState, inside
+from .settings import InsideSettings
 
 
 def inside_models(choice: ModelChoice, settings: InsideSettings) -> list[InsideModel]:
@@ -57,7 +58,7 @@ def run_inside(choice: ModelChoice, settings: InsideSettings) -> None:
     if settings.image or settings.out:
         write_view(inside_models(choice, settings), settings)
         return
-    from .server import bind, serve
+    from ..serving.server import bind, serve
 
     sock = bind(settings.host, settings.port)  # a busy port is said before the models' seconds of loading
     port = sock.getsockname()[1]
@@ -69,7 +70,9 @@ def run_inside(choice: ModelChoice, settings: InsideSettings) -> None:
 
 
 def write_view(models: list[InsideModel], settings: InsideSettings) -> None:
-    from ..inside import as_json, look, prepare_image, write_offline
+    from .look import look
+    from .offline import write_offline
+    from .render import as_json, prepare_image
 
     if not (settings.image and settings.out):
         raise ValueError("to write a view give both an IMAGE and --out DIR (without them the page is served)")
