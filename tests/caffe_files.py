@@ -17,65 +17,47 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PROTO = """
+PROTO_TEMPLATE = """
 syntax = "proto2";
 package testcaffe;
 
 message BlobShape { repeated int64 dim = 1 [packed = true]; }
-message BlobProto {
-  optional BlobShape shape = 7;
-  repeated float data = 5 [packed = true];
-  optional int32 num = 1;
-  optional int32 channels = 2;
-  optional int32 height = 3;
-  optional int32 width = 4;
-}
-message ConvolutionParameter {
-  optional uint32 num_output = 1;
-  repeated uint32 pad = 3;
-  repeated uint32 kernel_size = 4;
-  repeated uint32 stride = 6;
-}
+message BlobProto { optional BlobShape shape = 7; repeated float data = 5 [packed = true]; optional int32 num = 1;
+  optional int32 channels = 2; optional int32 height = 3; optional int32 width = 4; }
+message ConvolutionParameter { optional uint32 num_output = 1; repeated uint32 pad = 3; repeated uint32 kernel_size
+  = 4; repeated uint32 stride = 6; }
 message InnerProductParameter { optional uint32 num_output = 1; }
-message PoolingParameter {
-  optional int32 pool = 1;
-  optional uint32 kernel_size = 2;
-  optional uint32 stride = 3;
-}
-message LRNParameter {
-  optional uint32 local_size = 1;
-  optional float alpha = 2;
-  optional float beta = 3;
-  optional float k = 5;
-}
-message LayerParameter {
-  optional string name = 1;
-  optional string type = 2;
-  repeated string bottom = 3;
-  repeated string top = 4;
-  repeated BlobProto blobs = 7;
-  optional ConvolutionParameter convolution_param = 106;
-  optional InnerProductParameter inner_product_param = 117;
-  optional LRNParameter lrn_param = 118;
-  optional PoolingParameter pooling_param = 121;
-}
-message V1LayerParameter {
-  repeated string bottom = 2;
-  repeated string top = 3;
-  optional string name = 4;
-  optional int32 type = 5;
-  repeated BlobProto blobs = 6;
-  optional ConvolutionParameter convolution_param = 10;
-  optional InnerProductParameter inner_product_param = 17;
-  optional LRNParameter lrn_param = 18;
-  optional PoolingParameter pooling_param = 19;
-}
-message NetParameter {
-  optional string name = 1;
-  repeated V1LayerParameter layers = 2;
-  repeated LayerParameter layer = 100;
-}
+message PoolingParameter { optional int32 pool = 1; optional uint32 kernel_size = 2; optional uint32 stride = 3; }
+message LRNParameter { optional uint32 local_size = 1; optional float alpha = 2; optional float beta = 3; optional
+  float k = 5; }
+{layer_messages}
+message NetParameter { optional string name = 1; repeated V1LayerParameter layers = 2; repeated LayerParameter layer
+  = 100; }
 """
+# The layer message, current and V1 (Caffe's field numbers for each): (rule, type, name, number, V1 number).
+LAYER_FIELDS = (
+    ("optional", "string", "name", 1, 4),
+    ("optional", "string", "type", 2, None),
+    ("optional", "int32", "type", None, 5),
+    ("repeated", "string", "bottom", 3, 2),
+    ("repeated", "string", "top", 4, 3),
+    ("repeated", "BlobProto", "blobs", 7, 6),
+    ("optional", "ConvolutionParameter", "convolution_param", 106, 10),
+    ("optional", "InnerProductParameter", "inner_product_param", 117, 17),
+    ("optional", "LRNParameter", "lrn_param", 118, 18),
+    ("optional", "PoolingParameter", "pooling_param", 121, 19),
+)
+
+
+def layer_message(name: str, v1: bool) -> str:
+    fields = [(rule, kind, field, v1_number if v1 else number) for rule, kind, field, number, v1_number in LAYER_FIELDS]
+    lines = [f"  {rule} {kind} {field} = {n};" for rule, kind, field, n in fields if n is not None]
+    return "message " + name + " {\n" + "\n".join(lines) + "\n}"
+
+
+PROTO = PROTO_TEMPLATE.replace(
+    "{layer_messages}", layer_message("LayerParameter", False) + "\n" + layer_message("V1LayerParameter", True)
+)
 # V1's LayerType numbers (caffe.proto) and the current format's type names.
 V1 = {
     "Data": 5,

@@ -26,3 +26,19 @@ def _engine_cache(tmp_path_factory):
         os.environ.pop("VGGNET_CACHE", None)
     else:
         os.environ["VGGNET_CACHE"] = previous
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """The served model of the service's tests: small, with a test geometry that is not trivial (images rescaled to
+    Q = 40, the centre 32 classified) and the classes :data:`helpers.SERVED_CLASSES`."""
+    import json
+
+    from helpers import SERVED_CLASSES, randomise_bn
+
+    import vggnet
+
+    model = randomise_bn(vggnet.build("vgg11_bn", width=1 / 8, pool_size=1, fc_width=32, num_classes=3)).eval()
+    meta = {"classes": json.dumps(SERVED_CLASSES), "mean": "[0.4, 0.45, 0.5]", "std": "[0.25, 0.25, 0.25]",
+            "crop": "32", "scale": "40"}  # fmt: skip
+    return vggnet.save_weights(model, tmp_path_factory.mktemp("model") / "m.safetensors", metadata=meta)

@@ -1,5 +1,6 @@
 """Builders shared by the tests."""
 
+import io
 import json
 from pathlib import Path
 
@@ -14,6 +15,18 @@ from vggnet.inference import Loaded
 needs_fashion = pytest.mark.skipif(
     not (FASHION_MNIST_DEBIAN / "t10k-labels-idx1-ubyte.gz").exists(), reason="dataset-fashion-mnist is not installed"
 )
+
+
+SERVED_CLASSES = ["cat", "dog", "owl"]  # the classes of conftest's ``weights``, the served model
+
+
+def png(width: int, height: int, seed: int = 0, mode: str = "RGB") -> bytes:
+    """A PNG of random pixels, the same for the same seed."""
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (height, width, 3), generator=g, dtype=torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def tiny(arch="vgg11", **kw):
@@ -79,6 +92,17 @@ TINY_TRAIN = dict(
     tensorboard=False,
     normalize="meanstd",
 )
+
+
+def tiny_config(out, **settings):
+    """A :class:`TrainConfig` of a tiny net on the synthetic set, one epoch of batches of 64, ``settings`` over it."""
+    from vggnet.training import TrainConfig
+
+    return TrainConfig(
+        **{**TINY_TRAIN, "dataset": "synthetic", "epochs": 1, "batch_size": 64, "out": str(out), **settings}
+    )
+
+
 TINY_TRAIN_ARGS = [
     "train",
     "--dataset",

@@ -175,19 +175,28 @@ def test_fixed_batch_copies_answer_as_the_dynamic_model_and_only_their_own_shape
         fix_batches(runner, (3, 32, 32), 4, "fast")
 
 
+def measured_as(speedups: dict[int, float], monkeypatch, cache: Path) -> list[int]:
+    """Fixed-batch measurements that give ``speedups`` by batch (a batch not there: over the budget), in a cache of
+    their own; returns the batches measured, as they are."""
+    import vggnet.engines.fixed as fixed
+
+    monkeypatch.setenv("VGGNET_CACHE", str(cache))
+    measured: list[int] = []
+
+    def fake(model, shape, deadline):
+        measured.append(shape[0])
+        speedup = speedups.get(shape[0])
+        return None if speedup is None else (speedup, None)  # no copy: the one kept is compiled afresh
+
+    monkeypatch.setattr(fixed, "measure_copy", fake)
+    return measured
+
+
 def test_auto_keeps_a_copy_where_measured_faster_and_remembers(exported, tmp_path, monkeypatch):
     import vggnet.engines.fixed as fixed
 
     root, _, _ = exported
-    monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
-    measured = []
-
-    def fake(model, shape, deadline):
-        measured.append(shape[0])
-        speedup = {1: 1.6, 2: 1.05}.get(shape[0])  # batch 4: over the budget
-        return None if speedup is None else (speedup, None)  # no copy: the one kept is compiled afresh
-
-    monkeypatch.setattr(fixed, "measure_copy", fake)
+    measured = measured_as({1: 1.6, 2: 1.05}, monkeypatch, tmp_path / "cache")  # batch 4: over the budget
     runner = load_model(root / "out" / "model.onnx", engine="openvino").model
     found = fixed.fix_batches(runner, (3, 32, 32), 4)
     assert [(f.batch, f.speedup, f.kept, f.how) for f in found] == [
@@ -226,14 +235,7 @@ def test_past_the_budget_no_larger_batch_is_timed(exported, tmp_path, monkeypatc
     import vggnet.engines.fixed as fixed
 
     root, _, _ = exported
-    monkeypatch.setenv("VGGNET_CACHE", str(tmp_path / "cache"))
-    timed = []
-
-    def fake(model, shape, deadline):
-        timed.append(shape[0])
-        return (1.0, None) if shape[0] == 1 else None  # batch 2 would not fit the budget
-
-    monkeypatch.setattr(fixed, "measure_copy", fake)
+    timed = measured_as({1: 1.0}, monkeypatch, tmp_path / "cache")  # batch 2 would not fit the budget
     runner = load_model(root / "out" / "model.onnx", engine="openvino").model
     found = fixed.fix_batches(runner, (3, 32, 32), 8)
     assert [(f.batch, f.how) for f in found] == [

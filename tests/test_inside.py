@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from helpers import headless_chromium
+from helpers import headless_chromium, png
 from PIL import Image
 
 import vggnet
@@ -137,13 +137,6 @@ def test_every_configuration_with_and_without_bn_gray_or_colour(letter):
         assert not torch.allclose(on.blocks[1].channels[0].values, off.blocks[1].channels[0].values)
 
 
-def png_bytes(width: int, height: int, seed: int = 0, mode: str = "RGB") -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).convert(mode).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inside")
@@ -168,7 +161,7 @@ def test_the_page_s_endpoints_answer_views_kernels_and_sentences(two_models):
         assert client.get("/").url.path == "/inside" and "Inside the network" in client.get("/inside").text
         listed = client.get("/inside/models").json()["models"]
         assert [m["model"] for m in listed] == ["VGG-11 (net A) at 1/8 width", "VGG-13 (net B) at 1/8 width"]
-        view = client.post("/inside/look?model=1", content=png_bytes(90, 70, 1)).json()
+        view = client.post("/inside/look?model=1", content=png(90, 70, 1)).json()
         assert view["size"] == [72, 92] and len(view["blocks"]) == 5  # rescaled to Q = 72, the whole image
         assert all(c["png"].startswith("data:image/png;base64,") for b in view["blocks"] for c in b["channels"])
         assert len(json.dumps(view)) < 400_000  # PNGs, not tensors
@@ -181,10 +174,10 @@ def test_the_page_s_endpoints_answer_views_kernels_and_sentences(two_models):
         assert big["size"] == [72, 72]
         cases = [
             (client.post("/inside/look", content=b"not an image"), 415, "not an image"),
-            (client.post("/inside/look", content=png_bytes(64, 64)[:200]), 400, "not a usable image"),
+            (client.post("/inside/look", content=png(64, 64)[:200]), 400, "not a usable image"),
             (client.post("/inside/look", content=b"x" * 3_000_000), 413, "more than the 2,000,000"),
-            (client.post("/inside/look?model=5", content=png_bytes(64, 64)), 404, "there is no model 5"),
-            (client.post("/inside/look?layer=fc7", content=png_bytes(64, 64)), 400, "classifier head"),
+            (client.post("/inside/look?model=5", content=png(64, 64)), 404, "there is no model 5"),
+            (client.post("/inside/look?layer=fc7", content=png(64, 64)), 400, "classifier head"),
             (client.get("/inside/kernels", params={"layer": "relu1_1", "channel": 99}), 400, "channels 0 to 7"),
         ]
         for answer, status, message in cases:
@@ -193,7 +186,7 @@ def test_the_page_s_endpoints_answer_views_kernels_and_sentences(two_models):
 
 def test_the_offline_folder_opens_without_a_server(two_models, tmp_path, capsys):
     image = tmp_path / "photo.png"
-    image.write_bytes(png_bytes(80, 64, 3))
+    image.write_bytes(png(80, 64, 3))
     out = tmp_path / "view"
     assert main(["inside", "--weights", str(two_models[0]), str(image), "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
@@ -233,7 +226,7 @@ def test_the_page_in_a_real_browser_side_by_side(two_models, tmp_path):
             browser.get(url)
             WebDriverWait(browser, 30).until(lambda b: "VGG-13" in b.find_element(By.ID, "models").text)
             upload = tmp_path / "upload.png"
-            upload.write_bytes(png_bytes(96, 80, 5))
+            upload.write_bytes(png(96, 80, 5))
             browser.find_element(By.ID, "file").send_keys(str(upload))
             body = lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # noqa: E731
             WebDriverWait(browser, 60).until(lambda b: body(b) in ("shown", "error"))

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from helpers import TINY_TRAIN, tiny
+from helpers import tiny, tiny_config
 from torch import nn
 
 import vggnet
@@ -85,17 +85,9 @@ def test_a_lrn_normalises_as_caffe_did_on_0_255_pixels_whatever_the_input_units(
 
 
 def test_an_lrn_models_units_come_from_its_normalisation_when_trained_and_loaded(tmp_path):
-    from vggnet.training import TrainConfig, train
+    from vggnet.training import train
 
-    cfg = TrainConfig(
-        **{**TINY_TRAIN, "arch": "vgg11_lrn", "normalize": "meanstd"},
-        dataset="synthetic",
-        epochs=1,
-        batch_size=64,
-        max_steps=4,
-        out=str(tmp_path / "run"),
-    )
-    result = train(cfg)
+    result = train(tiny_config(tmp_path / "run", arch="vgg11_lrn", normalize="meanstd", max_steps=4))
     loaded = vggnet.load_model(tmp_path / "run" / "last.pt")
     std = json.loads((tmp_path / "run" / "data_stats.json").read_text())["std"]
     assert result.status == "max_steps" and loaded.model.input_scale == pytest.approx(255 * sum(std) / 3)

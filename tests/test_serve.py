@@ -20,38 +20,20 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from helpers import headless_chromium, randomise_bn
+from helpers import SERVED_CLASSES as CLASSES
+from helpers import headless_chromium, png
 from PIL import Image
 
-import vggnet
 from vggnet.serving.batcher import Batcher, Overloaded
 from vggnet.serving.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
-CLASSES = ["cat", "dog", "owl"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def png(width: int, height: int, seed: int) -> bytes:
-    g = torch.Generator().manual_seed(seed)
-    pixels = torch.randint(0, 256, (height, width, 3), generator=g, dtype=torch.uint8).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """A small model whose test geometry is not trivial: images rescaled to Q = 40, the centre 32 classified."""
-    model = randomise_bn(vggnet.build("vgg11_bn", width=1 / 8, pool_size=1, fc_width=32, num_classes=3)).eval()
-    meta = {"classes": json.dumps(CLASSES), "mean": "[0.4, 0.45, 0.5]", "std": "[0.25, 0.25, 0.25]", "crop": "32",
-            "scale": "40"}  # fmt: skip
-    return vggnet.save_weights(model, tmp_path_factory.mktemp("model") / "m.safetensors", metadata=meta)
 
 
 class Server:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_TRAIN, TINY_TRAIN_ARGS, make_folder, needs_fashion
+from helpers import TINY_TRAIN, TINY_TRAIN_ARGS, make_folder, needs_fashion, tiny_config
 from safetensors.torch import load_file
 
 import vggnet
@@ -29,17 +29,8 @@ def run_python(args, **kw):
 @needs_fashion
 @pytest.mark.slow
 def test_a_tiny_model_learns_a_fashion_mnist_subset(tmp_path):
-    cfg = TrainConfig(
-        **{**TINY_TRAIN, "width": 0.125, "fc_width": 64, "dropout": 0.1},
-        dataset="fashion-mnist",
-        subset=3000,
-        epochs=3,
-        batch_size=64,
-        lr=0.05,
-        schedule="onecycle",
-        out=str(tmp_path / "run"),
-    )
-    result = train(cfg)
+    settings = dict(width=0.125, fc_width=64, dropout=0.1, subset=3000, epochs=3, lr=0.05, schedule="onecycle")
+    result = train(tiny_config(tmp_path / "run", dataset="fashion-mnist", **settings))
     assert result.status == "finished" and result.exit_code == 0
     history = result.history
     assert history[-1]["train_loss"] < 0.75 * history[0]["train_loss"]

@@ -170,10 +170,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     model, s = build(ModelChoice, args), build(ServeSettings, args)
     s.check()
-    try:
-        from .serving.server import serve_model
-    except ImportError as err:
-        raise ValueError(f"serving needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
+    require_serve_extra("serving")
+    from .serving.server import serve_model
+
     serve_model(model, s)
     return 0
 
@@ -182,13 +181,20 @@ def cmd_inside(args: argparse.Namespace) -> int:
     from .inference import ModelChoice
     from .inside.settings import InsideSettings
 
-    model, s = build(ModelChoice, args), build(InsideSettings, args)
-    try:
-        from .inside.app import run_inside
-    except ImportError as err:
-        raise ValueError(f"the inside view needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
-    run_inside(model, s)
+    require_serve_extra("the inside view")
+    from .inside.app import run_inside
+
+    run_inside(build(ModelChoice, args), build(InsideSettings, args))
     return 0
+
+
+def require_serve_extra(what: str) -> None:
+    """A sentence, not an ImportError, where the serve extra's packages are missing."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"{what} needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

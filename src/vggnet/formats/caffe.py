@@ -30,98 +30,52 @@ from ..base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
 from .net import ForeignNet, FoundLayer, mean_pixel_for
 
 # -- the messages, from caffe.proto's field numbers ----------------------------------------------------------------
-# (name, number, type, repeated, message type or default). Types: descriptor_pb2.FieldDescriptorProto's names.
-_T = descriptor_pb2.FieldDescriptorProto
-_FIELDS: dict[str, list[tuple[str, int, int, bool, str | None]]] = {
-    "BlobShape": [("dim", 1, _T.TYPE_INT64, True, None)],
-    "BlobProto": [
-        ("shape", 7, _T.TYPE_MESSAGE, False, "BlobShape"),
-        ("data", 5, _T.TYPE_BYTES, False, None),  # repeated float, packed: see the module's docstring
-        ("double_data", 8, _T.TYPE_BYTES, False, None),  # repeated double, packed
-        ("num", 1, _T.TYPE_INT32, False, None),
-        ("channels", 2, _T.TYPE_INT32, False, None),
-        ("height", 3, _T.TYPE_INT32, False, None),
-        ("width", 4, _T.TYPE_INT32, False, None),
-    ],
-    "ConvolutionParameter": [
-        ("num_output", 1, _T.TYPE_UINT32, False, None),
-        ("bias_term", 2, _T.TYPE_BOOL, False, "true"),
-        ("pad", 3, _T.TYPE_UINT32, True, None),
-        ("kernel_size", 4, _T.TYPE_UINT32, True, None),
-        ("group", 5, _T.TYPE_UINT32, False, "1"),
-        ("stride", 6, _T.TYPE_UINT32, True, None),
-        ("pad_h", 9, _T.TYPE_UINT32, False, None),
-        ("pad_w", 10, _T.TYPE_UINT32, False, None),
-        ("kernel_h", 11, _T.TYPE_UINT32, False, None),
-        ("kernel_w", 12, _T.TYPE_UINT32, False, None),
-        ("stride_h", 13, _T.TYPE_UINT32, False, None),
-        ("stride_w", 14, _T.TYPE_UINT32, False, None),
-        ("dilation", 18, _T.TYPE_UINT32, True, None),
-    ],
-    "InnerProductParameter": [
-        ("num_output", 1, _T.TYPE_UINT32, False, None),
-        ("bias_term", 2, _T.TYPE_BOOL, False, "true"),
-        ("transpose", 6, _T.TYPE_BOOL, False, None),
-    ],
-    "PoolingParameter": [
-        ("pool", 1, _T.TYPE_INT32, False, None),  # 0 MAX, 1 AVE, 2 STOCHASTIC
-        ("kernel_size", 2, _T.TYPE_UINT32, False, None),
-        ("stride", 3, _T.TYPE_UINT32, False, "1"),
-        ("pad", 4, _T.TYPE_UINT32, False, None),
-        ("kernel_h", 5, _T.TYPE_UINT32, False, None),
-        ("kernel_w", 6, _T.TYPE_UINT32, False, None),
-        ("stride_h", 7, _T.TYPE_UINT32, False, None),
-        ("stride_w", 8, _T.TYPE_UINT32, False, None),
-        ("global_pooling", 12, _T.TYPE_BOOL, False, None),
-        ("round_mode", 13, _T.TYPE_INT32, False, None),  # 0 CEIL (Caffe's), 1 FLOOR
-    ],
-    "LRNParameter": [
-        ("local_size", 1, _T.TYPE_UINT32, False, "5"),
-        ("alpha", 2, _T.TYPE_FLOAT, False, "1"),
-        ("beta", 3, _T.TYPE_FLOAT, False, "0.75"),
-        ("norm_region", 4, _T.TYPE_INT32, False, None),  # 0 ACROSS_CHANNELS
-        ("k", 5, _T.TYPE_FLOAT, False, "1"),
-    ],
-    "LayerParameter": [
-        ("name", 1, _T.TYPE_STRING, False, None),
-        ("type", 2, _T.TYPE_STRING, False, None),
-        ("blobs", 7, _T.TYPE_MESSAGE, True, "BlobProto"),
-        ("convolution_param", 106, _T.TYPE_MESSAGE, False, "ConvolutionParameter"),
-        ("inner_product_param", 117, _T.TYPE_MESSAGE, False, "InnerProductParameter"),
-        ("lrn_param", 118, _T.TYPE_MESSAGE, False, "LRNParameter"),
-        ("pooling_param", 121, _T.TYPE_MESSAGE, False, "PoolingParameter"),
-    ],
-    "V0LayerParameter": [
-        ("name", 1, _T.TYPE_STRING, False, None),
-        ("type", 2, _T.TYPE_STRING, False, None),
-        ("num_output", 3, _T.TYPE_UINT32, False, None),
-        ("pad", 7, _T.TYPE_UINT32, False, None),
-        ("kernelsize", 8, _T.TYPE_UINT32, False, None),
-        ("group", 9, _T.TYPE_UINT32, False, "1"),
-        ("stride", 10, _T.TYPE_UINT32, False, "1"),
-        ("pool", 11, _T.TYPE_INT32, False, None),
-        ("local_size", 13, _T.TYPE_UINT32, False, "5"),
-        ("alpha", 14, _T.TYPE_FLOAT, False, "1"),
-        ("beta", 15, _T.TYPE_FLOAT, False, "0.75"),
-        ("k", 22, _T.TYPE_FLOAT, False, "1"),
-        ("blobs", 50, _T.TYPE_MESSAGE, True, "BlobProto"),
-    ],
-    "V1LayerParameter": [
-        ("layer", 1, _T.TYPE_MESSAGE, False, "V0LayerParameter"),
-        ("name", 4, _T.TYPE_STRING, False, None),
-        ("type", 5, _T.TYPE_INT32, False, None),  # the LayerType enum, as its number
-        ("blobs", 6, _T.TYPE_MESSAGE, True, "BlobProto"),
-        ("convolution_param", 10, _T.TYPE_MESSAGE, False, "ConvolutionParameter"),
-        ("inner_product_param", 17, _T.TYPE_MESSAGE, False, "InnerProductParameter"),
-        ("lrn_param", 18, _T.TYPE_MESSAGE, False, "LRNParameter"),
-        ("pooling_param", 19, _T.TYPE_MESSAGE, False, "PoolingParameter"),
-    ],
-    "NetParameter": [
-        ("name", 1, _T.TYPE_STRING, False, None),
-        ("layers", 2, _T.TYPE_MESSAGE, True, "V1LayerParameter"),
-        ("layer", 100, _T.TYPE_MESSAGE, True, "LayerParameter"),
-    ],
+# Each message's fields as caffe.proto declares them (``[repeated] TYPE NAME = NUMBER [= DEFAULT]``), several to a
+# line. BlobProto's data and double_data are Caffe's packed ``repeated float``/``double``, read as bytes (see the
+# module's docstring); V1's type is its LayerType enum, as a number; pooling's pool 0 is MAX, its round_mode 0
+# CEIL (Caffe's), 1 FLOOR; LRN's norm_region 0 is ACROSS_CHANNELS.
+_PROTO = {
+    "BlobShape": "repeated int64 dim = 1",
+    "BlobProto": "BlobShape shape = 7; bytes data = 5; bytes double_data = 8; int32 num = 1; int32 channels = 2; "
+    "int32 height = 3; int32 width = 4",
+    "ConvolutionParameter": "uint32 num_output = 1; bool bias_term = 2 = true; repeated uint32 pad = 3; "
+    "repeated uint32 kernel_size = 4; uint32 group = 5 = 1; repeated uint32 stride = 6; uint32 pad_h = 9; "
+    "uint32 pad_w = 10; uint32 kernel_h = 11; uint32 kernel_w = 12; uint32 stride_h = 13; uint32 stride_w = 14; "
+    "repeated uint32 dilation = 18",
+    "InnerProductParameter": "uint32 num_output = 1; bool bias_term = 2 = true; bool transpose = 6",
+    "PoolingParameter": "int32 pool = 1; uint32 kernel_size = 2; uint32 stride = 3 = 1; uint32 pad = 4; "
+    "uint32 kernel_h = 5; uint32 kernel_w = 6; uint32 stride_h = 7; uint32 stride_w = 8; bool global_pooling = 12; "
+    "int32 round_mode = 13",
+    "LRNParameter": "uint32 local_size = 1 = 5; float alpha = 2 = 1; float beta = 3 = 0.75; int32 norm_region = 4; "
+    "float k = 5 = 1",
+    "LayerParameter": "string name = 1; string type = 2; repeated BlobProto blobs = 7; "
+    "ConvolutionParameter convolution_param = 106; InnerProductParameter inner_product_param = 117; "
+    "LRNParameter lrn_param = 118; PoolingParameter pooling_param = 121",
+    "V0LayerParameter": "string name = 1; string type = 2; uint32 num_output = 3; uint32 pad = 7; "
+    "uint32 kernelsize = 8; uint32 group = 9 = 1; uint32 stride = 10 = 1; int32 pool = 11; uint32 local_size = 13 = 5; "
+    "float alpha = 14 = 1; float beta = 15 = 0.75; float k = 22 = 1; repeated BlobProto blobs = 50",
+    "V1LayerParameter": "V0LayerParameter layer = 1; string name = 4; int32 type = 5; repeated BlobProto blobs = 6; "
+    "ConvolutionParameter convolution_param = 10; InnerProductParameter inner_product_param = 17; "
+    "LRNParameter lrn_param = 18; PoolingParameter pooling_param = 19",
+    "NetParameter": "string name = 1; repeated V1LayerParameter layers = 2; repeated LayerParameter layer = 100",
 }
+_T = descriptor_pb2.FieldDescriptorProto
+
+
+def _fields(declared: str) -> list[tuple[str, int, int, bool, str | None]]:
+    """(name, number, type, repeated, message type or default) of each field a ``_PROTO`` entry declares."""
+    found = []
+    for part in declared.split(";"):
+        words = part.split()
+        repeated = words[0] == "repeated"
+        kind, name, _, number, *default = words[repeated:]
+        scalar = getattr(_T, f"TYPE_{kind.upper()}", None)
+        extra = default[1] if default else None
+        found.append((name, int(number), scalar or _T.TYPE_MESSAGE, repeated, extra if scalar else kind))
+    return found
+
+
+_FIELDS = {message: _fields(declared) for message, declared in _PROTO.items()}
 # V1's LayerType numbers, and V0's type strings, as the type names of the current format.
 V1_TYPES = {
     1: "Accuracy",
