@@ -10,9 +10,10 @@ import vggnet
 from vggnet.cli import main
 from vggnet.data.opening import open_datasets
 from vggnet.training.loop import train
+from vggnet.training.pretrained import adapt_input_conv, load_pretrained
 from vggnet.training.settings import TrainConfig, load_recipe
 from vggnet.training.setup import make_optimizer
-from vggnet.weights import adapt_input_conv, load_pretrained, read_file
+from vggnet.weights import read_file
 
 
 def randomised(model):

@@ -2,6 +2,7 @@
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,22 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "vggnet"
 
 # The layers, low to high: a module may import from its own layer and those below, never from above. A package is
-# one name (its modules share its layer); the rest are single modules.
-LAYER_ORDER = [
-    ("configs", "files", "settings", "version", "recipes", "devices", "fields"),
-    ("data",),
-    ("formats",),
-    ("weights", "model", "engines"),
-    ("inference", "info", "explain", "losses", "convert"),
-    ("training",),
-    ("evaluate", "features", "predict", "inside"),
-    ("probe", "export", "triton"),
-    ("bench_engines",),
-    ("bench",),
-    ("reproduce", "serving"),
-    ("cli",),
-    ("__main__", "__init__"),
+# one name (its modules share its layer); the rest are single modules. Three tiers, at a glance in src/vggnet/: the
+# base (base/, version), the core (the network, its files and data, inference, training, export) and the commands
+# (commands/, bench/, reproduce/, serving/, inside/, the command line).
+BASE = [("version", "base", "recipes")]
+CORE = [
+    ("fields", "layers", "data", "formats", "engines"),
+    ("weights",),
+    ("model",),
+    ("sizes", "inference"),
+    ("explain", "losses", "evaluate", "features", "training"),
+    ("export",),
 ]
+COMMANDS = [("bench", "reproduce", "serving", "inside"), ("commands",), ("cli",), ("__main__", "__init__")]
+LAYER_ORDER = BASE + CORE + COMMANDS
+TIERS = {name: tier for tier, layers in (("base", BASE), ("core", CORE), ("commands", COMMANDS)) for names in layers
+         for name in names}  # fmt: skip
 LAYERS = {name: rank for rank, names in enumerate(LAYER_ORDER) for name in names}
 
 
@@ -90,7 +91,8 @@ def test_no_function_is_longer_than_a_screen():
 
 def test_every_subpackage_is_walked_and_says_what_it_holds():
     found = modules()
-    for package in ("data", "formats", "inside", "training", "reproduce", "serving", "engines"):
+    packages = ("base", "data", "formats", "inside", "training", "reproduce", "serving", "engines", "export", "bench")
+    for package in (*packages, "commands"):
         assert package in found, f"{package}/ is not a package"
         doc = ast.get_docstring(found[package][1]) or ""
         assert len(doc) > 150 and "import" in doc, f"{package}/__init__.py does not say what it holds and imports"
@@ -124,9 +126,32 @@ def test_modules_import_each_other_without_cycles_or_back_arrows():
         if layer(dep) > layer(name)
     ]
     assert not back, back
-    # the lowest layers stand alone
-    assert graph["configs"] == set() and graph["files"] == set() and graph["settings"] == set()
-    assert graph["model"] <= {"configs", "settings", "weights", "data.transforms", "fields"}
+    # the base stands alone, and the network stands on the base only (its weights' formats below it)
+    assert all(dep.startswith("base.") for name, deps in graph.items() if name.startswith("base.") for dep in deps)
+    for name in ("model", "weights", *(n for n in graph if n.startswith("formats"))):
+        assert not [d for d in graph[name] if d.startswith("data")], f"{name} imports the data layer"
+
+
+def test_every_module_fits_and_every_folder_says_what_it_holds():
+    big = {name: len(path.read_text().splitlines()) for name, (path, _) in modules().items()}
+    assert not {n: lines for n, lines in big.items() if lines > 450}, "a module over 450 lines is two modules"
+    roots = [p.name for p in PACKAGE.iterdir() if p.suffix == ".py"]
+    assert len(roots) <= 16 and not [r for r in roots if r.startswith("bench")], roots  # benchmarking in bench/
+    for folder in (p for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()):
+        assert TIERS[folder.name] and len(ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))) > 150
+
+
+def test_each_concept_is_defined_in_one_place():
+    sources = {p: p.read_text() for p in PACKAGE.rglob("*.py")}
+    where = [p.name for p, text in sources.items() if "/proc/cpuinfo" in text.replace('"/proc/cpuinfo")', "")]
+    assert [p.relative_to(PACKAGE).as_posix() for p in sources if 'Path("/proc/cpuinfo")' in sources[p]] == [
+        "base/hardware.py"
+    ], where
+    assert [p.name for p, text in sources.items() if "40_000_000" in text] == ["settings.py"]  # the pixel limit
+    shape = [p.name for p, text in sources.items() if re.search(r"\(\s*\"config\",\s*\"num_classes\"", text)]
+    assert shape == [], shape  # the shape keys are ModelShape's fields (base/shape.py), never a tuple again
+    timers = [p.name for p, text in sources.items() if "time.perf_counter()" in text and "def take_turns" in text]
+    assert timers == ["timing.py"]
 
 
 @pytest.mark.slow

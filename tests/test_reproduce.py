@@ -10,7 +10,8 @@ import torch
 
 from vggnet.cli import main
 from vggnet.reproduce.cost import plan_table
-from vggnet.reproduce.plan import PAPER, Geometry, Settings, plan, train_config, with_paper_defaults
+from vggnet.reproduce.geometry import Geometry
+from vggnet.reproduce.plan import PAPER, Settings, plan, train_config, with_paper_defaults
 from vggnet.reproduce.report import build_report, write_report
 from vggnet.reproduce.runs import execute, state_of
 from vggnet.reproduce.stats import NOT_TESTABLE

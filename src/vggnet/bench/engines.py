@@ -107,7 +107,7 @@ def measure_model(label: str, loaded: Loaded, side: int, work: Path, batches: li
 
 
 def macs_of(loaded: Loaded, side: int) -> float:
-    from ..commands.info import summarize
+    from ..sizes import summarize
 
     return summarize(loaded.model, side).gmacs * 1e9
 

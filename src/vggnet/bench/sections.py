@@ -17,7 +17,7 @@ from .measure import Figure, alternate
 
 
 def vgg_macs(arch: str, size: int = 224) -> float:
-    from ..commands.info import summarize
+    from ..sizes import summarize
 
     with torch.device("meta"):
         model = build(arch)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .plan import LETTERS, NAMES, Geometry, RunSpec, Settings, judged_by, plan, train_config, wanted
+from .geometry import Geometry
+from .plan import LETTERS, NAMES, RunSpec, Settings, judged_by, plan, train_config, wanted
 
 
 @dataclass

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .plan import Geometry, judged_by
+from .geometry import Geometry
+from .plan import judged_by
 from .results import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, Results
 from .stats import (
     CONTRADICTED,

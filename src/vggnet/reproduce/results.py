@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from .plan import Geometry, RunSpec, Settings, judged_by
+from .geometry import Geometry
+from .plan import RunSpec, Settings, judged_by
 from .saved import SPLITS, evaluated
 
 # The paper's ILSVRC-2012 validation errors (top-1, top-5 %), from its Tables 3-6. Laid out by hand (fmt: skip), three

@@ -64,7 +64,7 @@ class Engine:
         would otherwise fight the event loop and the image decoding for the cores (BENCHMARKS.md)."""
         if not isinstance(self.loaded.model, VGG):
             return cores  # onnxruntime runs its own threads
-        from ..commands.info import summarize
+        from ..sizes import summarize
 
         costly = summarize(self.loaded.model, self.loaded.crop).gmacs > 1.0
         return cores if costly else max(1, cores - 1)

@@ -26,18 +26,11 @@ from ..data.folders import ImageFolder
 from ..data.opening import OpenedData, open_datasets
 from ..layers import input_scale_of, preinit_from
 from ..model import VGG, build
-from ..weights import (
-    LoadReport,
-    WeightsFile,
-    decode_metadata,
-    load_pretrained,
-    load_weights,
-    read_weights,
-    rgb_input,
-)
+from ..weights import WeightsFile, decode_metadata, load_weights, read_weights, rgb_input
 from . import distributed as dist_utils
 from .checkpoint import TrainState, load_checkpoint, unwrap
 from .metrics import TensorBoard
+from .pretrained import LoadReport, load_pretrained
 from .settings import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
 
 

@@ -1,0 +1,355 @@
+"""What each ``vggnet`` command does: its function (``cmd_*``, a few lines over the Python API), the dataclasses of
+its flags (imported as code when the parser is made) and its line in ``vggnet --help``. :mod:`vggnet.cli` makes the
+parser from :data:`COMMANDS` and turns every outcome into an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..base.files import folder_lock
+from ..base.settings import setting, typed
+
+
+@dataclass
+class Recipe:
+    recipe: str | None = setting(
+        None, "a TOML recipe: a path or a shipped name (fashion_mnist, finetune, paper_s256 ...)"
+    )
+
+
+@dataclass
+class ReproduceActions:
+    paper: bool = setting(
+        False, "the paper's runs exactly: crop 224, full width, 74 epochs, N(0, 0.01), batch 256, C D E"
+    )
+    plan: bool = setting(
+        False, "print the runs, their estimated cost, the tables and each decision's data; run nothing"
+    )
+    report_only: bool = setting(False, "write the report from the runs already done")
+    power: str | None = setting(
+        None,
+        "with --plan: a finished (or pilot) reproduction's folder; print, per finding, the seeds that 80 percent "
+        "power at the paper's effect needs with that folder's per-seed spreads, and what they would cost here",
+    )
+
+
+def build(cls: type, args: argparse.Namespace) -> Any:
+    return cls(**typed(args, cls))
+
+
+# -- the commands ----------------------------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    from .info import InfoSettings, run_info
+
+    print(run_info(build(InfoSettings, args)))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConvertSettings, convert
+
+    s = build(ConvertSettings, args)
+    with folder_lock(s.out, "weights file"):
+        print("\n".join(convert(s)))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..training import TrainConfig, load_recipe, train
+
+    given = typed(args, TrainConfig)
+    if str(given.get("arch", "")).startswith("["):
+        try:
+            given["arch"] = json.loads(given["arch"])
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--arch {given['arch']} is not a JSON configuration list: {err}") from None
+    settings = load_recipe(args.recipe) if args.recipe else {}
+    result = train(TrainConfig(**{**settings, **given}), given=set(given) | set(settings))
+    if result.exit_code:
+        print(f"vggnet train: {result.message}", file=sys.stderr)
+    elif result.status != "finished":
+        print(result.message)
+    return result.exit_code
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..evaluate import EvalSettings, run_eval
+
+    s = build(EvalSettings, args)
+    check_out_folder(s.out)
+    run_eval(s, s.load())
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import PredictSettings, run_predict
+
+    s = build(PredictSettings, args)
+    for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)):
+        if value and len(s.images) != 1:
+            raise ValueError(f"{flag} draws one image; give a single IMAGE")
+    (loaded,) = s.load(one="predict")
+    run_predict(s, loaded)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..export import ExportSettings, Int8Settings, check_options, run_export
+
+    s, int8 = build(ExportSettings, args), build(Int8Settings, args)
+    check_out_folder(s.out)
+    check_options(tuple(s.format), s.opset, int8 if s.int8 else None)
+    (loaded,) = s.load(one="export")
+    run_export(s, loaded, int8 if s.int8 else None)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from ..features import FeatureSettings, run_features
+
+    s = build(FeatureSettings, args)
+    if not s.out.endswith(".safetensors"):
+        raise ValueError(f"--out must end in .safetensors, got {s.out}")
+    (loaded,) = s.load(one="features")
+    with folder_lock(s.out, "feature file"):
+        run_features(s, loaded)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from ..features import load_features
+    from .probe import ProbeSettings, linear_probe
+
+    s = build(ProbeSettings, args)
+    report = linear_probe(load_features(s.train), load_features(s.test), s.c)
+    print(report.table())
+    print(f"accuracy: {100 * report.accuracy:.2f}%")
+    print(f"mean class accuracy: {100 * report.mean_class_accuracy:.2f}%")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..reproduce.cost import measure_cost, plan_table, power_plan
+    from ..reproduce.plan import Settings, plan, with_paper_defaults
+    from ..reproduce.report import write_report
+    from ..reproduce.runs import execute
+
+    actions, values = build(ReproduceActions, args), typed(args, Settings)
+    settings = Settings(**(with_paper_defaults(values) if actions.paper else values))
+    settings.check()
+    runs = plan(settings)
+    if actions.power is not None:
+        if not actions.plan:
+            raise ValueError("--power FOLDER goes with --plan (it plans seeds; it runs nothing)")
+        print(power_plan(actions.power))
+        return 0
+    if actions.plan:
+        print(plan_table(settings, runs, measure_cost(settings)))
+        return 0
+    with folder_lock(settings.out, "reproduction folder"):
+        if not actions.report_only:
+            execute(settings, runs)
+        for path in write_report(settings, runs):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..inference import ModelChoice
+    from ..serving.settings import ServeSettings
+
+    model, s = build(ModelChoice, args), build(ServeSettings, args)
+    s.check()
+    require_serve_extra("serving")
+    from ..serving.server import serve_model
+
+    serve_model(model, s)
+    return 0
+
+
+def cmd_inside(args: argparse.Namespace) -> int:
+    from ..inference import ModelChoice
+    from ..inside.settings import InsideSettings
+
+    require_serve_extra("the inside view")
+    from ..inside.app import run_inside
+
+    run_inside(build(ModelChoice, args), build(InsideSettings, args))
+    return 0
+
+
+def require_serve_extra(what: str) -> None:
+    """A sentence, not an ImportError, where the serve extra's packages are missing."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"{what} needs vggnet's serve extra (pip install 'vggnet[serve]'): {err}") from None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..base.devices import pick_device
+    from ..bench.run import BenchSettings, run_bench
+
+    s = build(BenchSettings, args)
+    pick_device(s.device)
+    run_bench(s)
+    return 0
+
+
+def check_out_folder(out: str) -> None:
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file; give a folder")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+
+    def classes(self) -> list[type]:
+        """The settings dataclasses of its flags."""
+        return flag_classes(self.name)
+
+
+def flag_classes(command: str) -> list[type]:  # noqa: C901  (one case per command)
+    """The dataclasses whose fields are a command's flags, imported when its parser is made (what a command
+    needs to run it imports when it runs)."""
+    from ..inference import ModelChoice
+
+    match command:
+        case "info":
+            from .info import InfoSettings
+
+            return [InfoSettings]
+        case "convert":
+            from .convert import ConvertSettings
+
+            return [ConvertSettings]
+        case "train":
+            from ..training.settings import TrainConfig
+
+            return [Recipe, TrainConfig]
+        case "eval":
+            from ..evaluate import EvalSettings
+
+            return [EvalSettings]
+        case "predict":
+            from .predict import PredictSettings
+
+            return [PredictSettings]
+        case "export":
+            from ..export import ExportSettings, Int8Settings
+
+            return [ExportSettings, Int8Settings]
+        case "features":
+            from ..features import FeatureSettings
+
+            return [FeatureSettings]
+        case "probe":
+            from .probe import ProbeSettings
+
+            return [ProbeSettings]
+        case "reproduce":
+            from ..reproduce.plan import Settings
+
+            return [ReproduceActions, Settings]
+        case "serve":
+            from ..serving.settings import ServeSettings
+
+            return [ModelChoice, ServeSettings]
+        case "inside":
+            from ..inside.settings import InsideSettings
+
+            return [ModelChoice, InsideSettings]
+        case "bench":
+            from ..bench.run import BenchSettings
+
+            return [BenchSettings]
+    raise ValueError(f"unknown command {command!r}")
+
+
+TRAIN_TEXT = (
+    "Train a VGG the paper's way, or fine-tune one from pretrained weights. Defaults are the paper's; --recipe loads a "
+    "TOML file of settings (a path, or the name of one shipped with vggnet), and any flag overrides it. Under "
+    "torchrun it trains on every process."
+)
+REPRODUCE_TEXT = (
+    "Run the paper's experiments (Sect. 4): A to E at the small S, the scale nets at the large and jittered S on data "
+    "with objects at many sizes, multi-scale and multi-crop testing, and an ensemble; every decision on a validation "
+    "split held out from the training images, the test set read once at the end. Each run has its own folder under "
+    "--out; running again skips finished runs and resumes an interrupted one. Writes reproduce.md, reproduce.json and "
+    "reproduce.png."
+)
+COMMANDS = (
+    Command(
+        "info",
+        "Table 1, parameters, GMACs and memory; or one architecture layer by layer",
+        cmd_info,
+    ),
+    Command(
+        "convert",
+        "any VGG file (Caffe, Keras, PyTorch ports, torchvision, timm) to a vggnet file, saying what it found",
+        cmd_convert,
+    ),
+    Command(
+        "train",
+        "train or fine-tune a VGG (the paper's recipe by default)",
+        cmd_train,
+        TRAIN_TEXT,
+    ),
+    Command(
+        "eval",
+        "top-1/top-5 error under the paper's test protocols (layout of Tables 3-6)",
+        cmd_eval,
+    ),
+    Command(
+        "predict",
+        "top-k classes of images, Grad-CAM, and a heat map of the dense class scores",
+        cmd_predict,
+    ),
+    Command(
+        "export",
+        "TorchScript and ONNX (dense head, dynamic batch and size), checked",
+        cmd_export,
+    ),
+    Command(
+        "features",
+        "one descriptor per image (the paper's Appendix B), saved as safetensors",
+        cmd_features,
+    ),
+    Command(
+        "probe",
+        "a linear SVM on feature files: mean class accuracy and a per-class table",
+        cmd_probe,
+    ),
+    Command(
+        "reproduce",
+        "the paper's Tables 3-6 in miniature: plan, train, evaluate, report with verdicts",
+        cmd_reproduce,
+        REPRODUCE_TEXT,
+    ),
+    Command(
+        "serve",
+        "serve a model over HTTP: the Open Inference Protocol (Triton/KServe v2), /predict, a page",
+        cmd_serve,
+    ),
+    Command(
+        "inside",
+        "a learner's view of an image going through a VGG, block by block (a page, or a folder)",
+        cmd_inside,
+    ),
+    Command(
+        "bench",
+        "images/s and memory against torchvision's VGG, in one process",
+        cmd_bench,
+    ),
+)
