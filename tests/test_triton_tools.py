@@ -16,8 +16,10 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from helpers import SERVED_CLASSES as CLASSES
+from helpers import png
 from PIL import Image
-from test_serve import CLASSES, Server, png, weights  # noqa: F401  (weights: the module's fixture)
+from test_serve import Server
 
 import vggnet
 from vggnet.serving.engine import Engine
