@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any
 
+from .base.extras import missing_package
 from .base.settings import add_flags
 from .commands.dispatch import COMMANDS, Recipe, ReproduceActions
 
@@ -44,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad input: a sentence, not a traceback
         print(f"vggnet {args.command}: error: {_sentence(err)}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:  # an optional package not installed: which one, and the extra that brings it
+        said = missing_package(err)
+        if said is None:
+            return _unexpected(args.command, err)
+        print(f"vggnet {args.command}: error: {said}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:
         print(f"vggnet {args.command}: interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
         return 130
@@ -52,16 +59,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vggnet {args.command}: stopped by SIGTERM; nothing half-written was left", file=sys.stderr)
         raise
     except Exception as err:  # a bug: still one line, and the traceback on request
-        if os.environ.get("VGGNET_DEBUG"):
-            raise
-        print(
-            f"vggnet {args.command}: unexpected error: {type(err).__name__}: {_sentence(err)} "
-            "(set VGGNET_DEBUG=1 for the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return 1
+        return _unexpected(args.command, err)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _unexpected(command: str, err: Exception) -> int:
+    if os.environ.get("VGGNET_DEBUG"):
+        raise err
+    print(
+        f"vggnet {command}: unexpected error: {type(err).__name__}: {_sentence(err)} "
+        "(set VGGNET_DEBUG=1 for the traceback, and please report it)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _sentence(err: BaseException) -> str:

@@ -150,6 +150,11 @@ def load_model(
         raise ValueError(
             f"--engine {engine} runs exported models; export {source} first (vggnet export), or use --engine torch"
         )
+    if precision != "f32":
+        raise ValueError(
+            f"--precision {precision} is the arithmetic OpenVINO runs an exported model in; {source} is weights, which "
+            "PyTorch runs in float32: export it first (vggnet export --openvino), or leave --precision out"
+        )
     if arch is not None:
         arch = canonical_name(*resolve(arch))
     return load_found(read_weights(source, arch, normalize), arch, arch_if_unknown)

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -241,3 +242,17 @@ class Staging:
 def cache_dir() -> Path:
     """vggnet's cache (downloaded data, measured engines): ``$VGGNET_CACHE``, else ``~/.cache/vggnet``."""
     return Path(os.environ.get("VGGNET_CACHE", Path.home() / ".cache" / "vggnet"))
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence what C++ libraries write to file descriptor 2 (Python's own sys.stderr included) for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -4,15 +4,13 @@ table of ratios against torchvision."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from ..base.files import quiet_stderr
 from ..base.timing import synchronize, take_turns
 
 
@@ -65,20 +63,6 @@ class PeakMemory:
             current += change
             top = max(top, current)
         self.peak = top / 2**20
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence what C++ libraries write to file descriptor 2 (Python's own sys.stderr included) for a moment."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def alternate(

@@ -16,6 +16,7 @@ from ..base.settings import AT_LEAST_ONE, RUNTIME, Range, setting
 from .measure import Figure, matmul_gflops, table
 from .sections import data_pipeline, dense_vs_multicrop, inference, training_step
 
+TORCHVISION = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
 SECTIONS = ("inference", "train", "dense", "data", "engines")
 
 
@@ -40,6 +41,20 @@ class BenchSettings:
     threads: int | None = setting(None, "torch threads (default: PyTorch's)", AT_LEAST_ONE, role=RUNTIME)
     images: str = setting("runs/bench_jpegs", "folder of JPEGs for the data pipeline (made if empty)", role=RUNTIME)
     out: str | None = setting(None, "also write the table to this Markdown file", role=RUNTIME)
+
+    def check(self) -> None:
+        """Refuse, in a sentence, an architecture torchvision has no VGG for, and an image folder that is a file."""
+        from ..base.configs import canonical_name, resolve
+
+        known = ", ".join(TORCHVISION)
+        try:
+            self.arch = canonical_name(*resolve(self.arch))
+        except ValueError:
+            raise ValueError(f"--arch {self.arch} is not a VGG; bench compares with torchvision's: {known}") from None
+        if self.arch not in TORCHVISION:
+            raise ValueError(f"--arch {self.arch}: torchvision has no such VGG to compare with; give one of {known}")
+        if Path(self.images).exists() and not Path(self.images).is_dir():
+            raise ValueError(f"--images {self.images} is a file; give a folder of JPEGs (made if empty or missing)")
 
 
 def run_bench(args: BenchSettings) -> str:

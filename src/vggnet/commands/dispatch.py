@@ -138,7 +138,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ..reproduce.cost import measure_cost, plan_table, power_plan
     from ..reproduce.plan import Settings, plan, with_paper_defaults
     from ..reproduce.report import write_report
-    from ..reproduce.runs import execute
+    from ..reproduce.runs import check_folder, execute
 
     actions, values = build(ReproduceActions, args), typed(args, Settings)
     settings = Settings(**(with_paper_defaults(values) if actions.paper else values))
@@ -153,7 +153,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(plan_table(settings, runs, measure_cost(settings)))
         return 0
     with folder_lock(settings.out, "reproduction folder"):
-        if not actions.report_only:
+        if actions.report_only:
+            check_folder(settings)  # a report of this folder's runs, made with these settings
+        else:
             execute(settings, runs)
         for path in write_report(settings, runs):
             print(f"wrote {path}")
@@ -198,6 +200,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench.run import BenchSettings, run_bench
 
     s = build(BenchSettings, args)
+    s.check()
     pick_device(s.device)
     run_bench(s)
     return 0

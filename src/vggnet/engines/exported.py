@@ -29,6 +29,51 @@ METADATA = (
     "precision",
 )
 REQUIRED = ("classes", "mean", "std", "crop", "in_channels", "num_classes")
+# What each entry must be: a whole number at least this large, a list of numbers or names, or words.
+COUNTS = {"crop": 1, "scale": 1, "pad": 0, "in_channels": 1, "num_classes": 1, "min_size": 1}
+
+
+def decode_metadata(path: str | os.PathLike, raw: dict[str, str]) -> dict[str, Any]:
+    """vggnet's metadata entries of an exported file (each a JSON text), read and checked: one sentence naming the
+    file and the entry where one does not read or is not what vggnet wrote."""
+    import json
+
+    found = {}
+    for key, text in raw.items():
+        try:
+            found[key] = json.loads(text)
+        except ValueError:
+            raise ValueError(
+                f"{path}: its vggnet metadata entry {key!r} does not read ({text[:40]!r} is not JSON)"
+            ) from None
+    for key, value in found.items():
+        problem = _metadata_problem(key, value)
+        if problem:
+            raise ValueError(f"{path}: its vggnet metadata entry {key!r} is {str(value)[:40]!r}, not {problem}")
+    return found
+
+
+def _metadata_problem(key: str, value: Any) -> str | None:
+    """What is wrong with one metadata entry, or None."""
+    if key in COUNTS:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= COUNTS[key]
+        return None if ok else f"a whole number of at least {COUNTS[key]}"
+    if key in ("mean", "std"):
+        ok = (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        )
+        return (
+            None
+            if ok and (key == "mean" or all(v > 0 for v in value))
+            else f"a list of {'positive ' * (key == 'std')}numbers"
+        )
+    if key == "classes":
+        return (
+            None if isinstance(value, list) and value and all(isinstance(v, str) for v in value) else "a list of names"
+        )
+    return None if isinstance(value, str) else "text"
 
 
 class ExportedModel:
@@ -43,6 +88,8 @@ class ExportedModel:
         missing = [k for k in REQUIRED if k not in meta]
         if missing:
             raise ValueError(f"{path} was not exported by vggnet: its metadata lacks {', '.join(missing)}")
+        if len(meta["classes"]) != meta["num_classes"] or len(meta["mean"]) != len(meta["std"]):
+            raise ValueError(f"{path}: its vggnet metadata disagrees with itself (classes, num_classes, mean, std)")
         self.meta = meta
         self.num_classes = int(meta["num_classes"])
         self.in_channels = int(meta["in_channels"])

@@ -75,7 +75,7 @@ def fix_batches(
 def decide(model: Any, shape: tuple[int, ...], measure: bool, deadline: float) -> FixedBatch:
     """Keep a copy for ``shape`` where it is remembered or measured faster by :data:`MARGIN`."""
     n, key = shape[0], cache_key(model, shape)
-    known, compiled = recall(key), None
+    known, compiled = recall(key, {"speedup": (int, float)}), None
     if known is not None:
         speedup, how = float(known["speedup"]), "remembered"
     elif not measure:

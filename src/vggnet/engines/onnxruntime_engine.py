@@ -5,13 +5,12 @@ deployed artefact is what ``vggnet eval`` and ``vggnet predict`` measure. The ON
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import numpy as np
 
-from .exported import METADATA, ExportedModel
+from .exported import METADATA, ExportedModel, decode_metadata
 
 
 class OnnxModel(ExportedModel):
@@ -33,7 +32,9 @@ class OnnxModel(ExportedModel):
         except Exception as err:  # onnxruntime raises its own exception types for unreadable models
             raise ValueError(f"cannot load ONNX model {path}: {str(err).splitlines()[0][:200]}") from None
         props = self.session.get_modelmeta().custom_metadata_map
-        self.take_metadata(path, {k: json.loads(props[f"vggnet_{k}"]) for k in METADATA if f"vggnet_{k}" in props})
+        self.take_metadata(
+            path, decode_metadata(path, {k: props[f"vggnet_{k}"] for k in METADATA if f"vggnet_{k}" in props})
+        )
         self.input = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -48,4 +49,4 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     except Exception as err:  # onnx raises protobuf's decode errors for files that are not ONNX
         raise ValueError(f"cannot load ONNX model {path}: {str(err).splitlines()[0][:200]}") from None
-    return {k: json.loads(props[f"vggnet_{k}"]) for k in METADATA if f"vggnet_{k}" in props}
+    return decode_metadata(path, {k: props[f"vggnet_{k}"] for k in METADATA if f"vggnet_{k}" in props})

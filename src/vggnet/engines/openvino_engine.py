@@ -9,26 +9,65 @@ explicitly either way and says which it ran.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .exported import METADATA, ExportedModel, file_size
+from ..base.files import quiet_stderr
+from .exported import METADATA, ExportedModel, decode_metadata, file_size
 from .onnxruntime_engine import read_onnx_metadata
 
 PRECISIONS = ("f32", "bf16")
 
 
-def read_ir_metadata(model: Any) -> dict[str, Any]:
-    """The ``vggnet`` entries of an OpenVINO model's rt_info."""
-    found = {}
-    for key in METADATA:
-        if model.has_rt_info(["vggnet", key]):
-            found[key] = json.loads(model.get_rt_info(["vggnet", key]).astype(str))
-    return found
+def read_ir_metadata(model: Any, path: str | os.PathLike = "the model") -> dict[str, Any]:
+    """The ``vggnet`` entries of an OpenVINO model's rt_info, read and checked."""
+    raw = {k: str(model.get_rt_info(["vggnet", k]).astype(str)) for k in METADATA if model.has_rt_info(["vggnet", k])}
+    return decode_metadata(path, raw)
+
+
+def check_ir(xml: Path) -> None:
+    """An IR's two files as OpenVINO needs them, said in a sentence where they are not: the .xml is XML, the .bin
+    beside it is there and holds every byte the .xml's constants point into."""
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.parse(xml).getroot()  # expat: no external entities, no entity expansion bombs
+    except ElementTree.ParseError as err:
+        raise ValueError(f"{xml} is not an OpenVINO IR: it is not XML ({err})") from None
+    if root.tag != "net":
+        raise ValueError(f"{xml} is not an OpenVINO IR: its XML is a <{root.tag}>, not a <net>")
+    weights = xml.with_suffix(".bin")
+    try:
+        spans = [int(d.get("offset", 0)) + int(d.get("size")) for d in root.iter("data") if d.get("size")]
+    except ValueError:
+        raise ValueError(f"{xml} is not an OpenVINO IR: a constant's offset or size is not a number") from None
+    if not weights.is_file():
+        raise ValueError(f"{xml}'s weights {weights} are missing: an IR is the .xml and the .bin beside it")
+    have, needed = weights.stat().st_size, max(spans, default=0)
+    if have < needed:
+        raise ValueError(f"{weights} holds {have:,} bytes where {xml} needs {needed:,}: it is truncated")
+
+
+def read_model(core: Any, path: Path) -> Any:
+    """OpenVINO's model of an IR (checked first: :func:`check_ir`) or an ONNX file; a sentence where it does not
+    read, and none of OpenVINO's log lines."""
+    if path.suffix == ".xml":
+        check_ir(path)
+    try:
+        with quiet_stderr():  # its plugins' log lines: the sentence below says what went wrong
+            return core.read_model(str(path))
+    except Exception as err:  # OpenVINO raises its own exception types for unreadable models
+        raise ValueError(f"cannot load model {path} with OpenVINO: {_reason(err)}") from None
+
+
+def _reason(err: BaseException) -> str:
+    """OpenVINO's message without its source locations: the line that says what is wrong."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Exception from", "Check '", "src/", "[ GENERAL_ERROR ]"))]
+    return (useful or lines or [type(err).__name__])[0][:200]
 
 
 class OpenVinoModel(ExportedModel):
@@ -47,14 +86,9 @@ class OpenVinoModel(ExportedModel):
 
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-        core = ov.Core()
-        try:
-            model = core.read_model(str(path))
-        except Exception as err:  # OpenVINO raises its own exception types for unreadable models
-            raise ValueError(f"cannot load model {path} with OpenVINO: {str(err).splitlines()[0][:200]}") from None
-        self.take_metadata(
-            path, read_ir_metadata(model) if Path(str(path)).suffix == ".xml" else read_onnx_metadata(path)
-        )
+        core, file = ov.Core(), Path(str(path))
+        model = read_model(core, file)
+        self.take_metadata(path, read_ir_metadata(model, path) if file.suffix == ".xml" else read_onnx_metadata(path))
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": precision}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads

@@ -78,9 +78,9 @@ def kind_of(meta: dict[str, Any], size: int, precision: str) -> str:
 def _ir_meta(path: Path) -> dict[str, Any]:
     import openvino as ov
 
-    from .openvino_engine import read_ir_metadata
+    from .openvino_engine import read_ir_metadata, read_model
 
-    return read_ir_metadata(ov.Core().read_model(str(path)))
+    return read_ir_metadata(read_model(ov.Core(), path), path)
 
 
 def cache_file() -> Path:
@@ -101,7 +101,7 @@ def choose(path: str | os.PathLike, precision: str = "f32", refresh: bool = Fals
     if len(candidates) == 1:
         return candidates[0]
     key = f"{MEASUREMENT} || {hardware.cpu_signature()} || {model_kind(path, precision)}"
-    known = recall(key)
+    known = recall(key, {"engine": str, "candidates": list})
     if not refresh and known and known["engine"] in candidates and set(candidates) <= set(known["candidates"]):
         return known["engine"]
     rates = measure_all(path, candidates, precision)
@@ -110,9 +110,24 @@ def choose(path: str | os.PathLike, precision: str = "f32", refresh: bool = Fals
     return best
 
 
-def recall(key: str) -> dict[str, Any] | None:
-    """What was measured under ``key`` on this machine, if anything."""
-    return read_cache().get(key)
+def recall(key: str, fields: dict[str, type | tuple[type, ...]] | None = None) -> dict[str, Any] | None:
+    """What was measured under ``key`` on this machine, if anything. An entry that does not read as ``fields`` say
+    (edited by hand, written by another version, damaged) is not a reason to fail: it is said in one line and
+    measured again (the caller's :func:`remember` then rewrites it)."""
+    entry = read_cache().get(key)
+    if entry is None:
+        return None
+    wrong = not isinstance(entry, dict) or any(
+        not isinstance(entry.get(name), kind) or isinstance(entry.get(name), bool)
+        for name, kind in (fields or {}).items()
+    )
+    if wrong:
+        print(
+            f"vggnet: an entry of the engines' cache {cache_file()} does not read ({str(entry)[:60]}); measuring again",
+            file=sys.stderr,
+        )
+        return None
+    return entry
 
 
 def remember(key: str, entry: dict[str, Any]) -> None:
@@ -124,10 +139,27 @@ def remember(key: str, entry: dict[str, Any]) -> None:
 
 
 def read_cache() -> dict[str, Any]:
+    """The engines' cache; one that does not read (not JSON, not an object of entries) is set aside beside itself,
+    said in one line, and the measurements start afresh."""
+    path = cache_file()
     try:
-        return json.loads(cache_file().read_text())
-    except (OSError, ValueError):
+        found = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as err:
+        return _set_aside(path, f"{type(err).__name__}: {str(err)[:80]}")
+    return found if isinstance(found, dict) else _set_aside(path, f"a JSON {type(found).__name__}, not an object")
+
+
+def _set_aside(path: Path, why: str) -> dict[str, Any]:
+    aside = path.with_name(path.name + ".unreadable")
+    with contextlib.suppress(OSError):
+        os.replace(path, aside)
+        print(
+            f"vggnet: the engines' cache {path} does not read ({why}); set aside as {aside}, measuring afresh",
+            file=sys.stderr,
+        )
+    return {}
 
 
 def measure(path: str | os.PathLike, engine: str, precision: str = "f32", batch: int = 8, repeats: int = 3) -> float:

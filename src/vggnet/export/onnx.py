@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base.extras import require
 from ..base.files import Staging, folder_lock
 from ..base.settings import AT_LEAST_ONE, setting
 from ..engines.onnxruntime_engine import OnnxModel
@@ -125,11 +126,11 @@ def check_options(formats: tuple[str, ...], opset: int, int8: Int8Settings | Non
     for f in formats:
         if f not in ("torchscript", "onnx", "openvino"):
             raise ValueError(f"unknown export format {f!r}; expected torchscript, onnx or openvino")
+    if {"onnx", "openvino"} & set(formats) or int8 is not None:  # ONNX is written, and checked in onnxruntime
+        for module in ("onnx", "onnxscript", "onnxruntime"):
+            require(module, "export to ONNX")
     if "openvino" in formats:
-        from ..engines.select import installed
-
-        if "openvino" not in installed():
-            raise ValueError("--openvino needs OpenVINO (pip install 'vggnet[openvino]')")
+        require("openvino", "--openvino")
     works = opset_range(int8 is not None)
     if opset not in works:
         raise ValueError(

@@ -68,10 +68,10 @@ class Cell:
 class Results:
     """The posteriors of every evaluated run, by split, model and seed."""
 
-    def __init__(self, settings: Settings, runs: list[RunSpec]) -> None:
+    def __init__(self, settings: Settings, runs: list[RunSpec], splits: tuple[str, ...] = SPLITS) -> None:
         self.settings, self.runs, self.geometry = settings, runs, Geometry(settings.crop)
         self.saved: dict[str, dict[str, dict[str, Any]]] = {split: {} for split in SPLITS}
-        for split in SPLITS:
+        for split in splits:
             for spec, found in evaluated(settings, runs, split):
                 self.saved[split][spec.name] = found
         self.models = sorted({r.model for r in runs}, key=lambda m: [r.model for r in runs].index(m))

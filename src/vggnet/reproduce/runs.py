@@ -6,7 +6,9 @@ posteriors per protocol and Q, the labels, the run's history and settings) is al
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,18 +19,15 @@ import torch
 from ..base.files import atomic_write_text, save_safetensors
 from ..base.settings import RESULT, names
 from .plan import RunSpec, Settings, plan, train_config, wanted
-from .saved import read_split
+from .saved import DamagedFile, read_split, split_keys
 
 
 def missing(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> dict[str, list[int]]:
     """What :func:`wanted` lists that the run's file for ``split`` does not hold yet."""
-    from safetensors import safe_open
-
-    path = Path(settings.out) / spec.name / f"{split}.safetensors"
-    have: set[str] = set()
-    if path.is_file():
-        with safe_open(str(path), framework="pt") as f:
-            have = set(f.keys())  # noqa: SIM118 (safe_open is not a dict)
+    try:
+        have = split_keys(Path(settings.out) / spec.name, split)
+    except DamagedFile:  # evaluated again, from the run's weights
+        have = set()
     gaps = {m: [q for q in qs if f"{m}@{q}" not in have] for m, qs in wanted(spec, settings, split, chosen).items()}
     return {m: qs for m, qs in gaps.items() if qs}
 
@@ -55,7 +54,7 @@ def check_folder(settings: Settings) -> None:
     mine = {k: getattr(settings, k) for k in names(Settings, RESULT)}
     saved_path = out / "reproduce_settings.json"
     if saved_path.is_file():
-        saved = json.loads(saved_path.read_text())
+        saved = saved_settings(saved_path)
         changed = [
             f"--{k.replace('_', '-')} {mine[k]!r} (the folder's runs have {saved.get(k)!r})"
             for k in mine
@@ -66,16 +65,56 @@ def check_folder(settings: Settings) -> None:
                 f"{out} holds a reproduction with other settings: " + "; ".join(changed) + ". Use the same settings "
                 "to continue it, or another --out"
             )
-    else:
-        atomic_write_text(saved_path, json.dumps(mine, indent=1))
+
+
+def saved_settings(path: Path) -> dict[str, Any]:
+    """The settings a folder's runs were made with; a sentence naming the file where it does not read."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        reason = f"{type(err).__name__}: {str(err)[:80]}"
+        raise ValueError(
+            f"{path} does not read ({reason}): it cannot say which settings this folder's runs were made with; "
+            "restore it (every run's config.json holds them), or continue in another --out"
+        ) from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} holds a JSON {type(saved).__name__}, not the settings of a reproduction")
+    return saved
+
+
+def record_settings(settings: Settings, runs: list[RunSpec]) -> None:
+    """Record the folder's settings once they are accepted: every dataset of the plan opens with them (a validation
+    split larger than the data, a subset it cannot fill ... are refused first, and nothing is written then)."""
+    from ..data.folders import ImageFolder
+    from ..data.opening import open_raw
+
+    path = Path(settings.out) / "reproduce_settings.json"
+    if path.is_file():
+        return
+    for spec in {r.dataset: r for r in runs}.values():
+        open_raw(train_config(spec, settings), ImageFolder)
+    atomic_write_text(path, json.dumps({k: getattr(settings, k) for k in names(Settings, RESULT)}, indent=1))
 
 
 def execute(settings: Settings, runs: list[RunSpec] | None = None, log: Callable[[str], Any] = print) -> dict[str, str]:
     """Train and validate every run not yet done, then test them all; returns each run's final state. A run whose
-    initialisation failed is not started; an interrupted run stops the reproduction (run it again to resume)."""
+    initialisation failed is not started. Ctrl-C (or SIGTERM) at any moment stops the reproduction with what it has
+    finished kept, saying how to continue."""
+    try:
+        return _execute(settings, runs, log)
+    except KeyboardInterrupt as err:
+        said = f"{err}; " if str(err) else ""
+        raise KeyboardInterrupt(
+            f"{said}every finished run is kept: run the same command again to continue (an interrupted run resumes "
+            "from its last checkpoint)"
+        ) from None
+
+
+def _execute(settings: Settings, runs: list[RunSpec] | None, log: Callable[[str], Any]) -> dict[str, str]:
     settings.check()
     runs = plan(settings) if runs is None else runs
     check_folder(settings)
+    record_settings(settings, runs)
     states: dict[str, str] = {}
     for i, spec in enumerate(runs, 1):
         states[spec.name] = train_and_validate(spec, settings, states, f"[{i}/{len(runs)}] {spec.name}", log)
@@ -95,7 +134,7 @@ def chosen_on_validation(settings: Settings, runs: list[RunSpec]) -> set[str]:
     jittered nets, the only ones the test set evaluates with multi-crop."""
     from .results import Results, decisions
 
-    chosen = decisions(Results(settings, runs))
+    chosen = decisions(Results(settings, runs, splits=("val",)))  # the test set is not read to decide
     better = {c["chosen"] for c in chosen["better_fixed_s"].values() if c["chosen"]}
     return better | set(chosen["ensemble"]["pair"])
 
@@ -119,7 +158,7 @@ def train_and_validate(
         log(f"{tag}: {'resuming' if state == 'interrupted' else 'training'} {spec.model} ({start})")
         result = train(replace(train_config(spec, settings), resume=state == "interrupted"))
         if result.status == "interrupted":
-            raise KeyboardInterrupt(f"{spec.name} interrupted; run the same command again to resume it")
+            raise KeyboardInterrupt(f"stopped while training {spec.name}")
         if result.status != "finished":
             failure = json.dumps({"status": result.status, "message": result.message})
             atomic_write_text(folder / "failed.json", failure)
@@ -146,7 +185,11 @@ def evaluate_run(spec: RunSpec, settings: Settings, split: str, chosen: set[str]
     loaded = load_model(folder / "model.safetensors")
     source = split_source(train_config(spec, settings), split, settings.eval_limit, loaded.model.in_channels)
     device = pick_device(settings.device)
-    earlier = read_split(folder, split) or {"tensors": {}, "meta": {}}
+    try:
+        earlier = read_split(folder, split) or {"tensors": {}, "meta": {}}
+    except DamagedFile as err:
+        print(f"{spec.name}: {str(err).split(';')[0]}: evaluating it again", file=sys.stderr)
+        earlier = {"tensors": {}, "meta": {}}
     tensors, timings = dict(earlier["tensors"]), dict(earlier["meta"].get("eval_seconds", {}))
     for method, scales in missing(spec, settings, split, chosen).items():  # only what an earlier evaluation lacks
         probs, seconds, labels = collect([loaded], source, scales, [method], loaded.crop, device)
@@ -180,9 +223,15 @@ def run_record(folder: Path) -> dict[str, Any]:
     """What a run did: its settings (config.json) and each epoch's learning rate and validation error."""
     from ..training.checkpoint import load_checkpoint
 
-    last = folder / "last.pt"
-    history = list(load_checkpoint(last).get("history", [])) if last.is_file() else []
-    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    history, config = [], {}
+    with contextlib.suppress(ValueError):  # a checkpoint that does not read: no history to record, said below
+        history = list(load_checkpoint(folder / "last.pt").get("history", []))
+    with contextlib.suppress(OSError, ValueError):
+        config = json.loads((folder / "config.json").read_text())
+    if not history:
+        print(
+            f"{folder.name}: its last.pt does not read, or is gone: its per-epoch record is left out", file=sys.stderr
+        )
     keep = ("epoch", "lr", "train_loss", "train_top1_err", "val_top1_err", "seconds")
     return {
         "history": [{k: row[k] for k in keep if k in row} for row in history],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,11 +177,11 @@ def encode_response(model: str, request: Request, found: list[Output]) -> tuple[
             blobs.append(blob)
         elif out.strings is not None:
             entry["data"] = [s.decode() for s in out.strings]
-        else:
-            entry["data"] = out.values.ravel().tolist()
+        else:  # JSON has no NaN or infinity (RFC 8259): a non-finite score is null there (binary keeps it)
+            entry["data"] = [v if math.isfinite(v) else None for v in out.values.ravel().tolist()]
         entries.append(entry)
     head = {"model_name": model, "model_version": "1", "outputs": entries}
     if request.id is not None:
         head["id"] = request.id
-    text = json.dumps(head).encode()
+    text = json.dumps(head, allow_nan=False).encode()
     return (text + b"".join(blobs), len(text)) if blobs else (text, None)

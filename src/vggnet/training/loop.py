@@ -80,9 +80,21 @@ def train(cfg: TrainConfig, given: set[str] | None = None) -> RunResult:
                         return outcome
                     if end_epoch(run, epoch, outcome):
                         break
-            return finish(run)
+                result = finish(run)
+            return result if stop.signal is None else stopped_at_the_end(result, stop.signal)
     finally:
         dist_utils.teardown()
+
+
+def stopped_at_the_end(result: RunResult, signum: int) -> RunResult:
+    """A stop asked for while the last epoch ended (its validation, the final weights): the run is complete and
+    saved, and the stop is still honoured, so that whoever runs it (a reproduction's next run) stops too."""
+    result.status, result.exit_code = "interrupted", 128 + signum
+    result.message = (
+        f"{result.message}\nreceived {signal.Signals(signum).name} as the run ended: it is complete and saved, and "
+        "nothing more is started"
+    )
+    return result
 
 
 # -- setting a run up -----------------------------------------------------------------------------------------------

@@ -1,0 +1,260 @@
+"""Bad state on the newer surfaces, met as a careless or unlucky user meets it: an optional package not installed,
+OpenVINO IR files that are damaged, the engines' cache edited by hand, a flag that cannot be honoured, vggnet bench's
+arguments, a reproduction's folder with damaged files or a refused first attempt, Ctrl-C as a run ends, NaN in the
+service's JSON. Each: exit status not 0 for what cannot be done, one sentence on stderr naming the file or flag (no
+traceback, no "unexpected error", no library log), and nothing already saved lost or changed."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import png
+
+import vggnet
+from vggnet.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def vggnet_command(args: list[str], cwd: Path, block: str | None = None, env: dict | None = None):
+    """``vggnet ARGS`` in a subprocess as a user runs it; ``block``: an optional package made not installed."""
+    prelude = f"import sys; sys.modules[{block!r}] = None; " if block else "import sys; "
+    code = prelude + "from vggnet.cli import main; sys.exit(main(sys.argv[1:]))"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+    )
+
+
+def one_sentence(proc, *words: str) -> str:
+    """The stderr of a refused command: exit 2, one line naming ``words``, no traceback or plea to report."""
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and "unexpected error" not in err and "please report" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A small model, its weights, and its export as ONNX and as OpenVINO IR."""
+    root = tmp_path_factory.mktemp("bad_state")
+    model = vggnet.build("vgg11_bn", width=1 / 16, num_classes=3, pool_size=1, fc_width=16).eval()
+    meta = {"classes": '["a", "b", "c"]', "mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]", "crop": "32",
+            "scale": "32"}  # fmt: skip
+    vggnet.save_weights(model, root / "w.safetensors", metadata=meta)
+    (root / "cat.png").write_bytes(png(40, 40, 1))
+    proc = vggnet_command(["export", "--weights", "w.safetensors", "--out", "exp", "--openvino"], root)
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("block", "args", "extra"),
+    [
+        ("onnxruntime", ["predict", "--weights", "exp/model.onnx", "--engine", "onnxruntime", "cat.png"], "export"),
+        ("onnxruntime", ["export", "--weights", "w.safetensors", "--out", "exp"], "export"),
+        ("onnx", ["export", "--weights", "w.safetensors", "--out", "exp"], "export"),
+        ("openvino", ["export", "--weights", "w.safetensors", "--out", "exp", "--openvino"], "openvino"),
+        ("openvino", ["predict", "--weights", "exp/model.xml", "--engine", "openvino", "cat.png"], "openvino"),
+    ],
+)
+def test_an_optional_package_not_installed_is_named_with_its_extra(exported, block, args, extra):
+    before = digests(exported / "exp")
+    proc = vggnet_command(args, exported, block=block)
+    one_sentence(proc, block, f"pip install 'vggnet[{extra}]'")
+    assert digests(exported / "exp") == before  # earlier outputs kept
+
+
+@pytest.mark.slow
+def test_damaged_openvino_files_are_one_sentence_naming_the_file(exported):
+    ir, bad = exported / "exp", exported / "bad"
+    bad.mkdir(exist_ok=True)
+    xml, weights = (ir / "model.xml").read_text(), (ir / "model.bin").read_bytes()
+    cases = {
+        "nobin": (xml, None, "are missing"),
+        "short": (xml, weights[:1000], "truncated"),
+        "notxml": ("this is not XML <", weights, "not XML"),
+        "other": ("<html><body/></html>", weights, "not a <net>"),
+        "crop": (xml.replace('<crop value="32"', '<crop value="thirty-two"'), weights, "'crop' does not read"),
+        "classes": (xml.replace('<classes value="[&quot;a', '<classes value="7" was="[&quot;a'), weights, "'classes'"),
+    }
+    for name, (text, data, says) in cases.items():
+        (bad / f"{name}.xml").write_text(text)
+        if data is not None:
+            (bad / f"{name}.bin").write_bytes(data)
+        for engine in ("openvino", "auto"):
+            proc = vggnet_command(["predict", "--weights", f"bad/{name}.xml", "--engine", engine, "cat.png"], exported)
+            one_sentence(proc, f"{name}.", says)
+    assert "thirty-two" in (bad / "crop.xml").read_text() and "7" in (bad / "classes.xml").read_text()
+
+
+@pytest.mark.slow
+def test_the_engines_cache_is_never_a_reason_to_fail(exported, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    args = ["predict", "--weights", "exp/model.onnx", "cat.png"]
+    first = vggnet_command(args, exported, env={"VGGNET_CACHE": str(cache)})
+    assert first.returncode == 0, first.stderr
+    good = json.loads((cache / "engines.json").read_text())
+    (key,) = good
+    for damaged, says in (
+        ("[1, 2, 3]", "set aside"),  # a list instead of an object
+        ("{not json", "set aside"),
+        (json.dumps({key: "onnxruntime"}), "measuring again"),  # an entry that is a string
+        (json.dumps({key: {"engine": "openvino"}}), "measuring again"),  # an entry without candidates
+        (json.dumps({key: {"engine": 3, "candidates": "all"}}), "measuring again"),
+    ):
+        (cache / "engines.json").write_text(damaged)
+        proc = vggnet_command(args, exported, env={"VGGNET_CACHE": str(cache)})
+        assert proc.returncode == 0, proc.stderr
+        said = [line for line in proc.stderr.splitlines() if "engines' cache" in line]
+        assert len(said) == 1 and says in said[0] and "engines.json" in said[0], proc.stderr
+        rewritten = json.loads((cache / "engines.json").read_text())
+        assert isinstance(rewritten, dict) and set(rewritten[key]) >= {"engine", "candidates"}
+    assert (cache / "engines.json.unreadable").is_file()
+
+
+def test_a_flag_that_cannot_be_honoured_is_refused_not_dropped(exported, capsys):
+    code = main(["predict", "--weights", str(exported / "w.safetensors"), "--precision", "bf16", "x.png"])
+    assert code == 2 and "--precision bf16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--arch", "vgg99"], "vgg11, vgg11_bn"),
+        (["--arch", "C"], "torchvision has no such VGG"),
+        (["--arch", "vgg11_lrn"], "torchvision has no such VGG"),
+        (["--images", "README.md"], "is a file; give a folder"),
+    ],
+)
+def test_bench_names_what_it_needs(flags, says, capsys):
+    cwd = Path.cwd()
+    os.chdir(ROOT)
+    try:
+        assert main(["bench", *flags]) == 2
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1 and "unexpected" not in err
+
+
+# -- the reproduction's folder ----------------------------------------------------------------------------------------
+COMMON = ["--dataset", "synthetic", "--width", "0.0625", "--epochs", "1", "--seeds", "1", "--scale-seeds", "0"]
+COMMON += ["--eval-limit", "24", "--no-progress"]
+TINY = [*COMMON, "--nets", "A"]
+
+
+def test_a_refused_first_attempt_records_nothing(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["reproduce", *TINY, "--val-split", "100000", "--out", str(out)]) == 2
+    assert "validation split" in capsys.readouterr().err
+    assert not (out / "reproduce_settings.json").exists()
+    assert main(["reproduce", *TINY, "--val-split", "48", "--out", str(out)]) == 0  # the corrected command runs
+    assert json.loads((out / "reproduce_settings.json").read_text())["val_split"] == 48
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduced") / "r"
+    assert main(["reproduce", *TINY, "--val-split", "48", "--out", str(out)]) == 0
+    return out
+
+
+def test_a_damaged_result_file_is_evaluated_again_or_named(reproduced, capsys):
+    run = reproduced / "A_256_seed0"
+    intact = (run / "val.safetensors").read_bytes()
+    for split in ("val", "test"):
+        report = (reproduced / "reproduce.json").read_text()
+        good = (run / f"{split}.safetensors").read_bytes()
+        (run / f"{split}.safetensors").write_bytes(good[: len(good) // 2])  # a full disk, a copy cut short
+        assert main(["reproduce", *TINY, "--val-split", "48", "--out", str(reproduced), "--report-only"]) == 2
+        err = capsys.readouterr().err
+        assert f"{split}.safetensors does not read" in err and "Traceback" not in err
+        assert (reproduced / "reproduce.json").read_text() == report  # never a report from a damaged file
+        assert main(["reproduce", *TINY, "--val-split", "48", "--out", str(reproduced)]) == 0
+        assert "evaluating it again" in capsys.readouterr().err
+        assert len((run / f"{split}.safetensors").read_bytes()) >= len(good) // 2 + 1
+    assert len((run / "val.safetensors").read_bytes()) == len(intact)
+
+
+def test_damaged_settings_of_the_folder_are_named(reproduced, capsys):
+    path = reproduced / "reproduce_settings.json"
+    good = path.read_text()
+    try:
+        for damaged in (good[: len(good) // 2], "[1, 2]"):
+            path.write_text(damaged)
+            for extra in ([], ["--report-only"]):
+                assert main(["reproduce", *TINY, "--val-split", "48", "--out", str(reproduced), *extra]) == 2
+                err = capsys.readouterr().err.strip()
+                assert "reproduce_settings.json" in err and len(err.splitlines()) == 1 and "Expecting" not in err[:40]
+            assert path.read_text() == damaged  # nothing overwritten
+    finally:
+        path.write_text(good)
+
+
+@pytest.mark.slow
+def test_ctrl_c_as_a_run_ends_stops_the_reproduction_and_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    import vggnet.training.loop as loop
+
+    real = loop.finish
+
+    def interrupted_while_finishing(run):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the last epoch ends
+        return real(run)
+
+    monkeypatch.setattr(loop, "finish", interrupted_while_finishing)
+    out = tmp_path / "r"
+    args = ["reproduce", *COMMON, "--nets", "A", "B", "--val-split", "48"]
+    assert main([*args, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "run the same command again to continue" in err and "A_256_seed0" in err
+    assert (out / "A_256_seed0" / "model.safetensors").is_file() and not (out / "B_256_seed0").exists()
+    monkeypatch.setattr(loop, "finish", real)
+
+    def interrupted_while_testing(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    import vggnet.reproduce.runs as runs
+
+    monkeypatch.setattr(runs, "evaluate_run", interrupted_while_testing)
+    assert main([*args, "--out", str(out)]) == 130
+    assert "run the same command again to continue" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main([*args, "--out", str(out)]) == 0 and (out / "B_256_seed0" / "test.safetensors").is_file()
+
+
+# -- the service's JSON ---------------------------------------------------------------------------------------------
+def test_a_non_finite_score_is_null_in_the_services_json(weights):
+    from fastapi.testclient import TestClient
+
+    from vggnet.serving.app import create_app
+    from vggnet.serving.engine import Engine
+    from vggnet.serving.settings import ServeSettings
+
+    x = torch.rand(2, 3, 32, 32)
+    x[1, 0, 5, 5] = float("nan")
+    body = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [2, 3, 32, 32], "data": x.flatten().tolist()}]}
+
+    def strict(token):
+        raise AssertionError(f"{token} is not JSON")
+
+    with TestClient(create_app(Engine.load(str(weights)), ServeSettings(max_batch=2))) as client:
+        answer = client.post("/v2/models/vggnet/infer", content=json.dumps(body))
+        assert answer.status_code == 200, answer.text
+        data = json.loads(answer.text, parse_constant=strict)["outputs"][0]["data"]
+        assert all(v is not None for v in data[:3]) and data[3:] == [None, None, None]
