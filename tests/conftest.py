@@ -1,5 +1,13 @@
+import os
+
 import pytest
 import torch
+
+# Ray on loopback only, and no usage report, for every Ray process any test starts: set before Ray is imported,
+# which reads them once (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: bind and connect on 127.0.0.1, not the machine's
+# other address).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 
 @pytest.fixture(autouse=True)

@@ -312,3 +312,17 @@ def test_a_run_that_never_left_chance_is_left_out_with_the_runs_that_start_from_
     histories["D_256_seed0"][-1]["val_top1_err"] = 0.75
     assert not results.trained("D_384_seed0")  # fine-tuned from a net that never trained
     assert "B_256_seed0" in results.stuck() and not results.posteriors("B_256", "center@1", "test").get(0)
+
+
+def test_a_plan_on_n_nodes_is_bounded_by_its_longest_chain():
+    from vggnet.reproduce.schedule import longest_chain, makespan
+
+    settings = Settings(seeds=3, scale_seeds=0, nets=["A", "A-LRN", "B"], scratch_nets=[])
+    runs = plan(settings)  # per seed A, A-LRN, B (from A)
+    minutes = {r.name: {"A": 10.0, "A-LRN": 5.0, "B": 20.0}[r.letter] for r in runs}
+    assert makespan(runs, minutes, 1) == sum(minutes.values()) == 105
+    assert longest_chain(runs, minutes) == 30  # A then B
+    assert makespan(runs, minutes, 3) == 35  # the three chains at once, the A-LRN runs fitted in after
+    assert makespan(runs, minutes, 100) == 30 and makespan(runs, minutes, 2) >= 105 / 2
+    with pytest.raises(ValueError, match="at least one node"):
+        makespan(runs, minutes, 0)

@@ -153,7 +153,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, suppress: bool = Fa
         if kind is bool:
             parser.add_argument(*name, action=argparse.BooleanOptionalAction, **common)
             continue
-        parser.add_argument(*name, **_how(kind, meta, positional and default is None), **common)
+        parser.add_argument(*name, **_how(kind, meta, positional and default in (None, [])), **common)
 
 
 def _how(kind: Any, meta: Any, optional: bool) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def _how(kind: Any, meta: Any, optional: bool) -> dict[str, Any]:
             item = typing.get_args(item)[0]
             return {"type": arg(item, allowed), "nargs": "+", "action": "append", "choices": choices}
         parse = arg(item, allowed) if item in (int, float) else item
-        many = {"action": "append"} if meta.get("repeat") else {"nargs": "+"}
+        many = {"action": "append"} if meta.get("repeat") else {"nargs": "*" if optional else "+"}
         return {"type": parse, "choices": choices, **many}
     extra = {"nargs": "?"} if optional else {}
     if kind in (int, float):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..base.files import folder_lock
-from ..base.settings import setting, typed
+from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, setting, typed
 
 
 @dataclass
@@ -32,11 +32,31 @@ class ReproduceActions:
         False, "print the runs, their estimated cost, the tables and each decision's data; run nothing"
     )
     report_only: bool = setting(False, "write the report from the runs already done")
+    ray: str | None = setting(
+        None,
+        "run the plan on a Ray cluster: auto (the one this machine belongs to), local (start Ray here) or its head's "
+        "HOST:PORT; each run one task, its files written into --out as a serial run writes them",
+        metavar="ADDRESS",
+    )
+    run_cpus: int = setting(1, "with --ray: CPUs each run needs (its threads)", AT_LEAST_ONE)
+    run_gpus: float = setting(0.0, "with --ray: GPUs each run needs", NON_NEGATIVE)
     power: str | None = setting(
         None,
         "with --plan: a finished (or pilot) reproduction's folder; print, per finding, the seeds that 80 percent "
         "power at the paper's effect needs with that folder's per-seed spreads, and what they would cost here",
     )
+
+
+@dataclass
+class CollectionFlags:
+    ray: str | None = setting(
+        None,
+        "run over a whole collection on a Ray cluster (auto, local, or its head's HOST:PORT): a pool of actors, each "
+        "loading the model once; rows written as Parquet into --out, an unreadable image a row with its reason",
+        metavar="ADDRESS",
+    )
+    actors: int = setting(2, "with --ray: actors running the model", AT_LEAST_ONE)
+    actor_cpus: float = setting(1.0, "with --ray: CPUs of each actor (its threads)", POSITIVE)
 
 
 def build(cls: type, args: argparse.Namespace) -> Any:
@@ -90,7 +110,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import PredictSettings, run_predict
 
-    s = build(PredictSettings, args)
+    s, ray = build(PredictSettings, args), build(CollectionFlags, args)
+    if ray.ray:
+        from ..cluster.collection import Job
+
+        job = Job("predict", scales=[s.scale] if s.scale else None, top=s.top, protocol=s.protocol)
+        return on_ray(s, ray, s.data, None, None, job)
     for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)):
         if value and len(s.images) != 1:
             raise ValueError(f"{flag} draws one image; give a single IMAGE")
@@ -113,12 +138,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from ..features import FeatureSettings, run_features
 
-    s = build(FeatureSettings, args)
+    s, ray = build(FeatureSettings, args), build(CollectionFlags, args)
+    if ray.ray:
+        from ..cluster.collection import Job
+
+        job = Job("features", s.layer, s.scales, s.flip, s.l2, threads=max(1, round(ray.actor_cpus)))
+        return on_ray(s, ray, s.data, s.split, s.limit, job)
     if not s.out.endswith(".safetensors"):
         raise ValueError(f"--out must end in .safetensors, got {s.out}")
     (loaded,) = s.load(one="features")
     with folder_lock(s.out, "feature file"):
         run_features(s, loaded)
+    return 0
+
+
+def on_ray(s: Any, ray: CollectionFlags, data: str | None, split: str | None, limit: int | None, job: Any) -> int:
+    """``vggnet features --ray`` and ``vggnet predict --ray``: the collection through a pool of actors on the
+    cluster, its rows written as Parquet into --out."""
+    from ..cluster.collection import collection_rows, run_collection
+
+    if not data or not s.out:
+        raise ValueError("--ray runs over a collection: give --data (a folder, a list of paths, Parquet) and --out DIR")
+    if s.out.endswith(".safetensors") or (os.path.exists(s.out) and not os.path.isdir(s.out)):
+        raise ValueError(f"--out {s.out}: with --ray the rows are Parquet files in a folder; give a folder")
+    if len(s.weights) != 1:
+        raise ValueError("--ray runs one model: give one --weights")
+    job.threads = max(1, round(ray.actor_cpus))
+    rows = collection_rows(data, split, limit)
+    with folder_lock(s.out, "output folder"):
+        path = run_collection(ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, ray.actors, ray.actor_cpus)
+    print(f"wrote {len(rows)} rows ({job.kind}) to {path}")
     return 0
 
 
@@ -138,7 +187,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ..reproduce.cost import measure_cost, plan_table, power_plan
     from ..reproduce.plan import Settings, plan, with_paper_defaults
     from ..reproduce.report import write_report
-    from ..reproduce.runs import check_folder, execute
+    from ..reproduce.runs import check_folder, execute, stopping
 
     actions, values = build(ReproduceActions, args), typed(args, Settings)
     settings = Settings(**(with_paper_defaults(values) if actions.paper else values))
@@ -152,9 +201,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if actions.plan:
         print(plan_table(settings, runs, measure_cost(settings)))
         return 0
+    if actions.ray and not actions.report_only:
+        from ..cluster.connect import connect
+
+        connect(actions.ray)  # nothing is started or written where there is no cluster to run on
     with folder_lock(settings.out, "reproduction folder"):
         if actions.report_only:
             check_folder(settings)  # a report of this folder's runs, made with these settings
+        elif actions.ray:
+            from ..cluster.runs import execute_on_ray
+
+            stopping(execute_on_ray, settings, runs, actions.ray, actions.run_cpus, actions.run_gpus)
         else:
             execute(settings, runs)
         for path in write_report(settings, runs):
@@ -248,7 +305,7 @@ def flag_classes(command: str) -> list[type]:  # noqa: C901  (one case per comma
         case "predict":
             from .predict import PredictSettings
 
-            return [PredictSettings]
+            return [PredictSettings, CollectionFlags]
         case "export":
             from ..export import ExportSettings, Int8Settings
 
@@ -256,7 +313,7 @@ def flag_classes(command: str) -> list[type]:  # noqa: C901  (one case per comma
         case "features":
             from ..features import FeatureSettings
 
-            return [FeatureSettings]
+            return [FeatureSettings, CollectionFlags]
         case "probe":
             from .probe import ProbeSettings
 

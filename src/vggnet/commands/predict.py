@@ -44,6 +44,8 @@ class PredictSettings(ModelChoice):
     heatmap: str | None = setting(None, "draw the dense score map of the top class over the image", metavar="OUT.png")
     cam: str | None = setting(None, "draw the Grad-CAM map of the top class over the image", metavar="OUT.png")
     cam_layer: str = setting("relu5_3", "Grad-CAM's layer (or the last ReLU where the net has no relu5_3)")
+    data: str | None = setting(None, "with --ray: a collection (an image folder, a list of paths, Parquet)")
+    out: str | None = setting(None, "with --ray: the folder of the Parquet rows (path, class, top classes)")
 
 
 def image_posteriors(loaded: Loaded, net: torch.nn.Module, x: torch.Tensor, protocol: str = "center") -> torch.Tensor:

@@ -102,7 +102,7 @@ def files_source(
                 source.skipped.append(str(path))
                 continue
             source.files.append(str(path))
-            yield _channels(img[None], channels), torch.tensor([label])
+            yield to_channels(img[None], channels), torch.tensor([label])
 
     source.batches = folder_batches
     return source
@@ -120,12 +120,12 @@ def memory_source(
         originals = images.originals
         for lo in range(0, n, batch_size):
             hi = min(n, lo + batch_size)
-            yield _channels(originals[lo:hi], channels), images.labels[lo:hi]
+            yield to_channels(originals[lo:hi], channels), images.labels[lo:hi]
 
     return Source(images.name, images.classes, memory_batches, n, files=files)
 
 
-def _channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
+def to_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
     """uint8 N x C x H x W with ``channels`` channels (gray from RGB by luminance, RGB from gray by copying)."""
     if channels is None or images.shape[1] == channels:
         return images

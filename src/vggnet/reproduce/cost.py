@@ -11,6 +11,7 @@ import torch
 
 from .geometry import Geometry
 from .plan import LETTERS, NAMES, RunSpec, Settings, judged_by, plan, train_config, wanted
+from .schedule import schedule_lines
 
 
 @dataclass
@@ -114,6 +115,8 @@ def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None
     if cost is not None:
         rates = ", ".join(f"{k} {v:.0f}" for k, v in cost.train_images_per_s.items())
         lines += ["", f"estimated total: {total / 60:.0f} min (measured training images/s: {rates})"]
+        minutes = {r.name: sum(estimate_seconds(r, settings, cost)) / 60 for r in runs}
+        lines += schedule_lines(runs, minutes)
     return "\n".join(lines + ["", *outputs(settings)])
 
 

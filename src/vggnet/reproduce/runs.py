@@ -100,8 +100,13 @@ def execute(settings: Settings, runs: list[RunSpec] | None = None, log: Callable
     """Train and validate every run not yet done, then test them all; returns each run's final state. A run whose
     initialisation failed is not started. Ctrl-C (or SIGTERM) at any moment stops the reproduction with what it has
     finished kept, saying how to continue."""
+    return stopping(_execute, settings, runs, log)
+
+
+def stopping(execute_plan: Callable[..., dict[str, str]], *args: Any) -> dict[str, str]:
+    """Run a plan's executor; Ctrl-C (or SIGTERM) at any moment stops it, saying how to continue."""
     try:
-        return _execute(settings, runs, log)
+        return execute_plan(*args)
     except KeyboardInterrupt as err:
         said = f"{err}; " if str(err) else ""
         raise KeyboardInterrupt(
