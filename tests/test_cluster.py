@@ -7,7 +7,6 @@ cluster as a user's would. Where Ray cannot start here, the tests are skipped, s
 import ipaddress
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -127,30 +126,6 @@ def test_a_reproduction_on_two_nodes_equals_the_serial_one(cluster, serial, tmp_
     same_runs(serial, out)
 
 
-def test_a_node_that_dies_mid_run_loses_nothing(cluster, serial, tmp_path):
-    import ray
-
-    c, worker = cluster
-    ray.init(address=c.address, log_to_driver=False)
-    out = tmp_path / "r"
-    environment = {**os.environ, **LOOPBACK, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "vggnet", "reproduce", *PLAN, "--out", str(out), "--ray", c.address]
-    driver = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    from ray.util.state import list_tasks
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        running = list_tasks(filters=[("state", "=", "RUNNING"), ("node_id", "=", worker.node_id)])
-        if running:
-            break
-        time.sleep(0.2)
-    assert running, "no task ever ran on the second node"
-    os.kill(worker.all_processes["raylet"][0].process.pid, signal.SIGKILL)  # its raylet, by PID
-    stdout, stderr = driver.communicate(timeout=600)
-    assert driver.returncode == 0, stderr
-    same_runs(serial, out)
-
-
 def test_without_ray_or_a_cluster_it_is_a_sentence_and_nothing_starts(tmp_path):
     out = tmp_path / "r"
     code = "import sys; sys.modules['ray'] = None; from vggnet.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -236,3 +211,23 @@ def test_predictions_of_a_collection_equal_the_local_command(cluster, collection
         [100 * p for p in first["top_probabilities"]], abs=0.01
     )
     assert rows[-1]["error"] and rows[-1]["top_classes"] is None
+
+
+def test_a_node_that_dies_mid_run_loses_nothing(cluster, serial, tmp_path):  # last: the cluster loses a node
+    import psutil
+
+    c, worker = cluster
+    out = tmp_path / "r"
+    environment = {**os.environ, **LOOPBACK, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "vggnet", "reproduce", *PLAN, "--out", str(out), "--ray", c.address]
+    driver = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    raylet = psutil.Process(worker.all_processes["raylet"][0].process.pid)
+    deadline, running = time.monotonic() + 180, []
+    while time.monotonic() < deadline and not running:  # a run in progress on the second node
+        running = [p for p in raylet.children(recursive=True) if "ray::run_task" in " ".join(p.cmdline())]
+        time.sleep(0.1)
+    assert running, "no run ever started on the second node"
+    raylet.kill()  # the node dies: its raylet, by PID
+    stdout, stderr = driver.communicate(timeout=600)
+    assert driver.returncode == 0, stderr
+    same_runs(serial, out)

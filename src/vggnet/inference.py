@@ -202,8 +202,14 @@ def _model_for(found: WeightsFile, source: str | os.PathLike, arch: str | None, 
 
 
 def is_exported(source: str | os.PathLike) -> bool:
-    """Whether ``source`` is an exported model: ONNX, or OpenVINO's IR."""
-    return Path(str(source)).suffix in (".onnx", ".xml")
+    """Whether ``source`` is a model vggnet exported, to run through an engine: OpenVINO's IR, or an ONNX file with
+    vggnet's metadata (another ONNX file is a VGG's weights, read by :mod:`vggnet.formats.onnx`)."""
+    path = Path(str(source))
+    if path.suffix == ".xml":
+        return True
+    from .formats.onnx import exported_by_vggnet
+
+    return path.suffix == ".onnx" and path.is_file() and exported_by_vggnet(path)
 
 
 def _load_exported(source: str | os.PathLike, engine: str, precision: str) -> Loaded:

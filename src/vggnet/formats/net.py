@@ -32,6 +32,7 @@ class FoundLayer:
     weight: torch.Tensor | None = None  # conv: O x I x kh x kw; fc: O x I, or O x C x p x p (fc6 as a convolution)
     bias: torch.Tensor | None = None
     name: str | None = None  # its Caffe name (conv1_1, fc6), where the file gives one
+    bn: tuple[torch.Tensor, ...] | None = None  # a convolution's batch norm: weight, bias, running mean and variance
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Assembled:
     num_classes: int | None  # None: the file holds the convolutional trunk only
     pool_size: int
     fc_width: int
+    batch_norm: bool = False
 
     @property
     def arch(self) -> str | None:
@@ -88,7 +90,7 @@ class Assembled:
             "config": self.config,
             "num_classes": self.num_classes or 1000,
             "in_channels": self.in_channels,
-            "batch_norm": False,
+            "batch_norm": self.batch_norm,
             "pool_size": self.pool_size,
             "fc_width": self.fc_width,
             "arch": self.arch,
@@ -102,12 +104,15 @@ def assemble(net: ForeignNet, source: str) -> Assembled:
     config = _config(trunk, net.named, source)
     convs = [layer for layer in trunk if layer.kind == "conv"]
     in_channels = _check_chain(convs, source)
-    paths = module_paths(config)
+    batch_norm = _batch_norm(convs, source)
+    paths = module_paths(config, batch_norm)
     names = [n for n in trunk_names(config) if n.startswith("conv")]
     state: dict[str, torch.Tensor] = {}
     rows: list[Mapped] = []
     for name, layer in zip(names, convs):
         _put(state, rows, layer, name, paths[name], layer.weight)
+        if batch_norm:
+            _put_bn(state, rows, layer, f"bn{name[4:]}", paths[f"bn{name[4:]}"])
     num_classes, pool, width = None, 7, 4096
     if head:
         pool, fcs = _head(head, convs[-1].weight.shape[0], source)
@@ -116,7 +121,23 @@ def assemble(net: ForeignNet, source: str) -> Assembled:
         width, num_classes = fcs[0][1].shape[0], fcs[2][1].shape[0]
     if net.classes is not None and num_classes is not None and len(net.classes) != num_classes:
         raise ValueError(f"{source} names {len(net.classes):,} classes but its fc8 holds {num_classes:,}")
-    return Assembled(config, state, rows, in_channels, num_classes, pool, width)
+    return Assembled(config, state, rows, in_channels, num_classes, pool, width, batch_norm)
+
+
+def _batch_norm(convs: list[FoundLayer], source: str) -> bool:
+    """Whether the trunk has a batch norm after every convolution (a BN net), none (a plain one), or some: refused."""
+    found = [layer.bn is not None for layer in convs]
+    if any(found) and not all(found):
+        missing = ", ".join(layer.source for layer in convs if layer.bn is None)
+        raise ValueError(f"{source}: a batch norm follows some convolutions and not {missing}; a VGG has one or none")
+    return all(found) and bool(found)
+
+
+def _put_bn(state: dict[str, torch.Tensor], rows: list[Mapped], layer: FoundLayer, name: str, path: str) -> None:
+    weight, bias, mean, var = (t.float().reshape(-1).contiguous() for t in layer.bn)
+    state.update({f"{path}.weight": weight, f"{path}.bias": bias, f"{path}.running_mean": mean})
+    state.update({f"{path}.running_var": var, f"{path}.num_batches_tracked": torch.tensor(0)})
+    rows.append(Mapped(f"{layer.source} (batch norm)", name, path, tuple(weight.shape)))
 
 
 def _put(

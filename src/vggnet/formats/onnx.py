@@ -1,0 +1,329 @@
+"""VGGs in ONNX graphs, read with ``onnx`` and never run: the ONNX Model Zoo's (converted from MXNet Gluon, names
+like ``vgg0_conv0_weight``), what ``torch.onnx.export`` writes from torchvision's VGG (``features.0.weight`` or
+anonymous ``onnx::Conv_...`` initialisers, BN folded into the convolutions or not), and Keras models through
+tf2onnx (NHWC input behind a ``Transpose``, dense layers as ``MatMul`` + ``Add`` in (in, out) order, fc1's input
+flattened H x W x C), often with a head of the user's own.
+
+The graph is walked along its main path, from the image input to the output: convolutions, batch norms, pools and
+LRNs make the trunk; after the flatten, fully connected layers (``Gemm``, ``MatMul`` + ``Add``, or convolutions over
+pool5's map) make the head. Side computations (shapes for a ``Reshape``) are passed over. A head that is not VGG's
+fc6-fc8 is described in one line and left out: the file loads as a trunk. A ``Sub``/``Mul``/``Div`` on the input
+before the first convolution is the normalisation the graph carries; without one, it is assumed and said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..base.extras import require
+from ..base.normalization import NAMED_NORMALIZATIONS, Normalization
+from .net import ForeignNet, FoundLayer
+
+# Operators of quantised graphs (QDQ, QOperator, integer ops): their weights are not the float VGG's.
+QUANTISED = {
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd",
+    "QLinearMul", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConcat", "QLinearSigmoid",
+    "ConvInteger", "MatMulInteger", "QGemm",
+}  # fmt: skip
+PASSING = {"Relu", "Dropout", "Identity", "Cast"}  # on the main path: nothing to read
+ACTIVATIONS = {"Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Softplus", "Gelu", "HardSigmoid"}
+EXTERNAL = 1  # onnx.TensorProto.EXTERNAL: an initialiser whose bytes are in another file
+
+
+def read(path: Path) -> ForeignNet:
+    """The VGG in an ONNX graph (see the module's docstring); ``ValueError`` in a sentence for a file that is not
+    ONNX, whose external weights are missing, that is quantised, or that holds another network."""
+    require("onnx", f"reading {path}")
+    model = _load(path)
+    graph = model.graph
+    quantised = sorted({n.op_type for n in graph.node} & QUANTISED)
+    if quantised:
+        raise ValueError(
+            f"{path} is a quantised ONNX graph ({', '.join(quantised)}): its weights are integers, not the float "
+            "VGG's; give the float file it was quantised from"
+        )
+    walk = Walk(path, _constants(graph))
+    walk.run(graph)
+    producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown producer"
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return walk.net(f"ONNX graph (opset {opset}, from {producer})")
+
+
+def exported_by_vggnet(path: Path) -> bool:
+    """Whether an ONNX file is one vggnet exported (it carries vggnet's metadata): a model to run through an engine,
+    not weights to read."""
+    try:
+        import onnx
+
+        props = onnx.load(str(path), load_external_data=False).metadata_props
+    except Exception:  # noqa: BLE001  (a file that does not read is said by read())
+        return False
+    return any(p.key.startswith("vggnet_") for p in props)
+
+
+def _load(path: Path) -> Any:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as err:
+        raise ValueError(f"cannot read {path} as ONNX: truncated or not an ONNX file ({str(err)[:120]})") from None
+    if not model.graph.node:
+        raise ValueError(f"{path} holds no ONNX graph (no nodes): truncated or not an ONNX file")
+    for init in model.graph.initializer:
+        if init.data_location == EXTERNAL:
+            where = dict((e.key, e.value) for e in init.external_data).get("location", "?")
+            if not (path.parent / where).is_file():
+                raise ValueError(
+                    f"{path} keeps its weights in an external file, {where}, that is not beside it; copy it next to "
+                    "the .onnx file"
+                )
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}'s external weights do not read ({str(err)[:120]}): truncated?") from None
+    return model
+
+
+def _constants(graph: Any) -> dict[str, np.ndarray]:
+    """Every tensor whose value the graph fixes: initialisers, Constant nodes, and Identity or Cast of either."""
+    from onnx import numpy_helper
+
+    found = {}
+    for init in graph.initializer:
+        try:
+            found[init.name] = numpy_helper.to_array(init)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"the ONNX initialiser {init.name} does not read ({str(err)[:80]}): truncated?") from None
+    for node in graph.node:
+        if node.op_type == "Constant":
+            value = next((a for a in node.attribute if a.name == "value"), None)
+            if value is not None:
+                found[node.output[0]] = numpy_helper.to_array(value.t)
+        elif node.op_type in ("Identity", "Cast") and node.input and node.input[0] in found:
+            found[node.output[0]] = found[node.input[0]]
+    return found
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+@dataclass
+class Walk:
+    """The main path's layers, as the walk along the graph finds them."""
+
+    path: Path
+    consts: dict[str, np.ndarray]
+    layers: list[FoundLayer] = field(default_factory=list)
+    head: list[str] = field(default_factory=list)  # what the head is made of, for its one-line description
+    head_is_vgg: bool = True
+    flattened: bool = False
+    nhwc: bool = False
+    hwc_flatten: bool = False  # fc1's inputs in H x W x C order (a Transpose back to NHWC before the flatten)
+    ceil_mode: bool = False
+    scale: np.ndarray | None = None  # the input's normalisation, as x * scale + shift
+    shift: np.ndarray | None = None
+    softmax: bool = False
+
+    def run(self, graph: Any) -> None:
+        main = next((i.name for i in graph.input if i.name not in self.consts), None)
+        if main is None:
+            raise ValueError(f"{self.path}: its graph has no input for images")
+        for node in graph.node:
+            if main not in node.input or node.op_type == "Constant":
+                continue  # a side computation (a shape, a constant), off the path of the image
+            self.step(node, [i for i in node.input if i and i != main])
+            main = node.output[0]
+        if not any(layer.kind == "conv" for layer in self.layers):
+            raise ValueError(f"{self.path} holds no convolutions along its main path: not a VGG")
+
+    def step(self, node: Any, others: list[str]) -> None:
+        op, a = node.op_type, _attrs(node)
+        if op in PASSING:
+            return
+        if op == "Softmax":
+            self.softmax = True
+        elif op == "Transpose":
+            self.transpose(list(a.get("perm", [])))
+        elif op in ("Sub", "Add", "Mul", "Div") and all(o in self.consts for o in others):
+            self.arithmetic(op, self.consts[others[0]] if others else None, node)
+        elif op == "Conv":
+            self.conv(node, a)
+        elif op == "BatchNormalization":
+            self.batch_norm(node, a)
+        elif op == "MaxPool":
+            self.max_pool(node, a)
+        elif op == "LRN":
+            self.layers.append(FoundLayer("lrn", node.name or "LRN"))
+        elif op in ("AveragePool", "GlobalAveragePool", "ReduceMean") and self.layers:  # pool5 to the head's map
+            self.head.append("AveragePool" if op == "AveragePool" else "GlobalAveragePool")
+        elif op in ("Flatten", "Reshape"):
+            self.flattened = True
+        elif op in ("Gemm", "MatMul"):
+            self.dense(node, a)
+        elif op in ACTIVATIONS and self.flattened:
+            self.head.append(op)
+            self.head_is_vgg = False
+        else:
+            joins = op in ("Add", "Concat", "Sum", "Mul")
+            why = " joining branches (a ResNet's or an Inception's)" if joins else ""
+            raise ValueError(f"{self.path} is not a VGG: it has a {op} node ({node.name or node.output[0]}){why}")
+
+    def transpose(self, perm: list[int]) -> None:
+        if perm == [0, 3, 1, 2] and not self.layers:
+            self.nhwc = True  # channels-last images, made channels-first for the convolutions
+        elif perm == [0, 2, 3, 1] and self.layers and not self.flattened:
+            self.hwc_flatten = True  # back to channels-last before the flatten: fc1 reads H x W x C
+        elif perm != [0, 1, 2, 3]:
+            raise ValueError(f"{self.path}: a Transpose {perm} on the image's path is not one of a VGG's layouts")
+
+    def arithmetic(self, op: str, value: np.ndarray | None, node: Any) -> None:
+        """Normalisation before the first convolution; a bias or a scale after a layer (tf2onnx's Add of a bias,
+        a batch norm folded into Mul and Add)."""
+        if value is None:
+            raise ValueError(f"{self.path}: {op} node {node.name} has no constant to apply")
+        v = np.asarray(value, dtype=np.float64).reshape(-1)
+        if not self.layers:
+            scale = np.ones_like(v) if self.scale is None else self.scale
+            shift = np.zeros_like(v) if self.shift is None else self.shift
+            if op == "Sub":
+                shift = shift - v
+            elif op == "Add":
+                shift = shift + v
+            else:
+                factor = v if op == "Mul" else 1 / v
+                scale, shift = scale * factor, shift * factor
+            self.scale, self.shift = scale, shift
+            return
+        layer = self.layers[-1]
+        if layer.kind not in ("conv", "fc") or op in ("Sub", "Div"):
+            raise ValueError(f"{self.path}: a {op} node after {layer.source} is not part of a VGG")
+        t = torch.from_numpy(v).float()
+        bias = layer.bias if layer.bias is not None else torch.zeros(layer.weight.shape[0])
+        if op == "Add":
+            layer.bias = bias + t
+        else:
+            shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+            layer.weight, layer.bias = layer.weight * t.reshape(shape), bias * t
+
+    def conv(self, node: Any, a: dict[str, Any]) -> None:
+        weight = self.weight(node, 1)
+        bias = self.weight(node, 2) if len(node.input) > 2 and node.input[2] else None
+        kernel = tuple(weight.shape[2:])
+        if a.get("group", 1) != 1:
+            raise ValueError(f"{self.path} is not a VGG: {node.name or 'a convolution'} is grouped ({a['group']})")
+        if set(a.get("dilations", [1, 1])) != {1} or set(a.get("strides", [1, 1])) != {1}:
+            first = " its first convolution" if not self.layers else ""
+            raise ValueError(
+                f"{self.path} is not a VGG:{first} {node.name or 'a convolution'} is {kernel[0]}x{kernel[1]} with "
+                f"stride {a.get('strides')} and dilation {a.get('dilations', [1, 1])}"
+                + (" (AlexNet's first layer)" if kernel == (11, 11) else "")
+            )
+        if self.flattened or (self.layers and kernel not in ((3, 3), (1, 1))) or self.head_started():
+            self.layers.append(FoundLayer("fc", node.name or node.input[1], weight, bias))  # fc6-fc8 as convolutions
+            self.head.append(f"Conv {weight.shape[0]}")
+            return
+        self.layers.append(FoundLayer("conv", node.name or node.input[1], weight, bias))
+
+    def head_started(self) -> bool:
+        return any(layer.kind == "fc" for layer in self.layers)
+
+    def batch_norm(self, node: Any, a: dict[str, Any]) -> None:
+        gamma, beta, mean, var = (self.weight(node, i) for i in (1, 2, 3, 4))
+        eps = float(a.get("epsilon", 1e-5))
+        layer = self.layers[-1] if self.layers else None
+        if layer is None or layer.kind != "conv" or layer.bn is not None:
+            self.head.append("BatchNorm")
+            self.head_is_vgg = False
+            if layer is None or layer.kind == "conv":
+                raise ValueError(f"{self.path}: a batch norm ({node.name}) where a VGG has none")
+            return
+        if abs(eps - 1e-5) > 1e-9:  # PyTorch's BatchNorm2d keeps 1e-5: fold this one into the convolution
+            factor = gamma / torch.sqrt(var + eps)
+            bias = layer.bias if layer.bias is not None else torch.zeros_like(mean)
+            layer.weight, layer.bias = layer.weight * factor.reshape(-1, 1, 1, 1), (bias - mean) * factor + beta
+            return
+        layer.bn = (gamma, beta, mean, var)
+
+    def max_pool(self, node: Any, a: dict[str, Any]) -> None:
+        if list(a.get("kernel_shape", [])) != [2, 2] or list(a.get("strides", [])) != [2, 2]:
+            raise ValueError(
+                f"{self.path} is not a VGG: its max-pool {node.name} is {a.get('kernel_shape')} with stride "
+                f"{a.get('strides')}, where a VGG's are 2x2 with stride 2"
+            )
+        self.ceil_mode = self.ceil_mode or bool(a.get("ceil_mode", 0)) or any(a.get("pads", [0]))
+        self.layers.append(FoundLayer("pool", node.name or "MaxPool"))
+
+    def dense(self, node: Any, a: dict[str, Any]) -> None:
+        weight = self.weight(node, 1)
+        if node.op_type == "MatMul" or not a.get("transB", 0):
+            weight = weight.T  # (in, out) as Keras and MatMul keep it
+        if float(a.get("alpha", 1.0)) != 1.0:
+            weight = weight * float(a["alpha"])
+        bias = self.weight(node, 2) * float(a.get("beta", 1.0)) if len(node.input) > 2 and node.input[2] else None
+        self.layers.append(FoundLayer("fc", node.name or node.input[1], weight.contiguous(), bias))
+        self.head.append(f"Dense {weight.shape[0]}")
+
+    def weight(self, node: Any, i: int) -> torch.Tensor:
+        name = node.input[i] if len(node.input) > i else ""
+        if name not in self.consts:
+            raise ValueError(f"{self.path}: {node.op_type} {node.name}'s input {i} ({name}) is not a constant weight")
+        return torch.from_numpy(np.array(self.consts[name], dtype=np.float32))
+
+    def net(self, kind: str) -> ForeignNet:
+        layers, notes = list(self.layers), []
+        if self.nhwc:
+            notes.append("the graph takes NHWC images behind a Transpose; vggnet's model takes NCHW")
+        fcs = [layer for layer in layers if layer.kind == "fc"]
+        if fcs and (len(fcs) != 3 or not self.head_is_vgg or not _vgg_widths(fcs)):
+            notes.append("head not loaded: " + self.describe_head())
+            layers = [layer for layer in layers if layer.kind != "fc"]
+        elif fcs and self.hwc_flatten:
+            fcs[0].weight = _hwc_to_chw(fcs[0].weight, _channels(layers))
+        return ForeignNet(kind, layers, self.normalization(notes), self.ceil_mode, notes=notes)
+
+    def describe_head(self) -> str:
+        parts = ["Flatten", *self.head]
+        if parts[-1].startswith(("Dense", "Conv")):
+            parts[-1] = parts[-1].split()[-1]
+        return " → ".join(parts) + (", softmax" if self.softmax else "")
+
+    def normalization(self, notes: list[str]) -> Normalization:
+        if self.scale is None:
+            named = NAMED_NORMALIZATIONS["caffe" if self.nhwc else "imagenet"]
+            origin = "Keras's caffe mode" if self.nhwc else "ImageNet's, as torchvision's and Gluon's models"
+            notes.append(f"the graph carries no normalisation of its input: {origin} assumed")
+            return Normalization(named.mean, named.std, named.channel_order, named.pixel_range, f"assumed: {origin}")
+        mean, std = -self.shift / self.scale, 1 / self.scale
+        channels = max(len(mean), 1)
+        mean, std = np.broadcast_to(mean, (channels,)), np.broadcast_to(std, (channels,))
+        pixels = 255.0 if np.abs(mean).max() > 1.5 else 1.0  # means in 0-255 units: the graph takes 0-255 pixels
+        notes.append(f"normalisation read from the graph: mean {np.round(mean, 4).tolist()}, std "
+                     f"{np.round(std, 4).tolist()}, pixels 0-{pixels:g}")  # fmt: skip
+        return Normalization(tuple(mean), tuple(std), "RGB", pixels, "the ONNX graph's own Sub/Mul/Div")
+
+
+def _channels(layers: list[FoundLayer]) -> int:
+    return int(next(layer.weight.shape[0] for layer in reversed(layers) if layer.kind == "conv"))
+
+
+def _vgg_widths(fcs: list[FoundLayer]) -> bool:
+    """fc6, fc7, fc8 chained, fc6 and fc7 as wide as each other."""
+    flat = [f.weight.reshape(f.weight.shape[0], -1) for f in fcs]
+    chained = all(b.shape[1] == a.shape[0] for a, b in zip(flat, flat[1:]))
+    return chained and flat[0].shape[0] == flat[1].shape[0]
+
+
+def _hwc_to_chw(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """fc6's columns from Keras's H x W x C flatten to PyTorch's C x H x W."""
+    side = int(round((weight.shape[1] // channels) ** 0.5))
+    return weight.reshape(weight.shape[0], side, side, channels).permute(0, 3, 1, 2).reshape(weight.shape[0], -1)

@@ -1,0 +1,252 @@
+"""VGGs in ONNX graphs load as vggnet models, checked against onnxruntime running the same file on the same images:
+torchvision's VGG through both of torch.onnx.export's exporters (BN folded and not), a Keras-style NHWC graph (a
+Transpose in front, MatMul + Add dense layers, fc1 flattened H x W x C) with a VGG head and with a head of its own,
+and an MXNet-Gluon graph as the ONNX Model Zoo has them (its names, opset 7). Bad files are one sentence."""
+
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torchvision
+from onnx import TensorProto, helper, numpy_helper
+
+import vggnet
+from vggnet.cli import main
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def session_outputs(path, x: np.ndarray) -> list[np.ndarray]:
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return s.run(None, {s.get_inputs()[0].name: x})
+
+
+def torchvision_vgg(name: str, classes: int = 10) -> torch.nn.Module:
+    """torchvision's VGG with a compact head (pool5 averaged to 1 x 1, fc 64): small enough to export in a test."""
+    m = getattr(torchvision.models, name)(num_classes=classes)
+    m.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+    layers = [torch.nn.Linear(512, 64), torch.nn.ReLU(True), torch.nn.Dropout(), torch.nn.Linear(64, 64)]
+    m.classifier = torch.nn.Sequential(*layers, torch.nn.ReLU(True), torch.nn.Dropout(), torch.nn.Linear(64, classes))
+    for module in m.modules():  # statistics of a trained net, so that a batch norm is not the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2), module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5), module.bias.data.uniform_(-0.2, 0.2)
+    return m.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg11", "vgg16_bn"])
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript", "torchscript, BN kept"])
+def test_torch_onnx_export_of_torchvisions_vgg_loads_and_agrees_with_onnxruntime(tmp_path, name, exporter):
+    model, path = torchvision_vgg(name), tmp_path / f"{name}.onnx"
+    x = torch.rand(2, 3, 32, 32)
+    options = {"dynamo": exporter == "dynamo", "do_constant_folding": "kept" not in exporter}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, x[:1], str(path), input_names=["image"], dynamic_axes=None if options["dynamo"] else
+                          {"image": {0: "n"}}, **options)  # fmt: skip
+    if "kept" in exporter and "bn" in name:
+        assert "BatchNormalization" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    loaded = vggnet.load_model(path)
+    (reference,) = session_outputs(path, x[:1].numpy())
+    with torch.no_grad():
+        got = loaded.model(x[:1])
+    np.testing.assert_allclose(got.numpy(), reference, rtol=1e-4, atol=1e-5)
+    letter = {"vgg11": "A", "vgg16_bn": "D"}[name]
+    assert f"(net {letter})" in loaded.model.describe() and loaded.model.num_classes == 10
+    assert loaded.model.batch_norm == ("kept" in exporter and "bn" in name)  # folded BN loads as plain convolutions
+
+
+# -- graphs built by hand, as tf2onnx and the Model Zoo's MXNet converter write them ---------------------------------
+def vgg_weights(config, channels=3, fc=(32, 32, 4), seed=0):
+    """Random weights of a small VGG: convolutions O x I x 3 x 3 (or 1 x 1) and biases, fc layers (out, in)."""
+    g = torch.Generator().manual_seed(seed)
+    convs, c = [], channels
+    for item in config:
+        if item != "M":
+            convs.append(
+                (torch.randn(item, c, 3, 3, generator=g) * (2 / (9 * c)) ** 0.5, 0.1 * torch.randn(item, generator=g))
+            )
+            c = item
+    fcs, width = [], c
+    for out in fc:
+        fcs.append((torch.randn(out, width, generator=g) * (2 / width) ** 0.5, 0.1 * torch.randn(out, generator=g)))
+        width = out
+    return convs, fcs
+
+
+def const(nodes, inits, name, value):
+    inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+    return name
+
+
+def keras_style_graph(path, config, convs, fcs, custom_head=False, side=32, normalise=False):
+    """An NHWC graph as tf2onnx writes a Keras VGG: Transpose to NCHW, Conv + Relu, MaxPool, Transpose back, Flatten,
+    MatMul + Add (weights in (in, out) order, fc1's inputs H x W x C); pool5 also a graph output."""
+    nodes, inits, t = [], [], "input"
+    if normalise:  # Keras caffe mode in the graph: 0-255 RGB pixels minus the mean
+        nodes.append(helper.make_node("Sub", [t, const(nodes, inits, "mean", [123.68, 116.78, 103.94])], ["sub"]))
+        t = "sub"
+    nodes.append(helper.make_node("Transpose", [t], ["nchw"], perm=[0, 3, 1, 2]))
+    t, i, block = "nchw", 0, 1
+    for item in config:
+        if item == "M":
+            nodes.append(helper.make_node("MaxPool", [t], [f"pool{block}"], kernel_shape=[2, 2], strides=[2, 2]))
+            t, block = f"pool{block}", block + 1
+            continue
+        w, b = convs[i]
+        ws, bs = const(nodes, inits, f"conv{i}/kernel", w), const(nodes, inits, f"conv{i}/bias", b)
+        nodes.append(helper.make_node("Conv", [t, ws, bs], [f"c{i}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        t, i = f"r{i}", i + 1
+    pool5 = t
+    nodes.append(helper.make_node("Transpose", [t], ["nhwc_out"], perm=[0, 2, 3, 1]))
+    nodes.append(helper.make_node("Flatten", ["nhwc_out"], ["flat"], axis=1))
+    t, channels, map_side = "flat", convs[-1][0].shape[0], side // 2 ** config.count("M")
+    head = list(fcs)
+    for j, (w, b) in enumerate(head):
+        if j == 0:  # Keras flattens H x W x C: fc1's columns in that order
+            w = w.reshape(w.shape[0], channels, map_side, map_side).permute(0, 2, 3, 1).reshape(w.shape[0], -1)
+        nodes.append(helper.make_node("MatMul", [t, const(nodes, inits, f"dense{j}/kernel", w.T)], [f"m{j}"]))
+        nodes.append(helper.make_node("Add", [f"m{j}", const(nodes, inits, f"dense{j}/bias", b)], [f"d{j}"]))
+        t = f"d{j}"
+        if custom_head and j == 0:
+            n = w.shape[0]
+            names = [const(nodes, inits, f"bn/{k}", v) for k, v in (("g", np.ones(n)), ("b", np.zeros(n)),
+                                                                   ("m", np.zeros(n)), ("v", np.ones(n)))]  # fmt: skip
+            nodes.append(helper.make_node("BatchNormalization", [t, *names], ["bn"]))
+            t = "bn"
+        if j < len(head) - 1:
+            nodes.append(helper.make_node("Relu", [t], [f"dr{j}"]))
+            t = f"dr{j}"
+    nodes.append(helper.make_node("Softmax", [t], ["probabilities"], axis=1))
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", side, side, 3])]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("probabilities", pool5)]
+    model = helper.make_model(helper.make_graph(nodes, "keras_vgg", inputs, outputs, inits), producer_name="tf2onnx",
+                              opset_imports=[helper.make_opsetid("", 13)])  # fmt: skip
+    onnx.save(model, str(path))
+    return path
+
+
+CONFIG = [8, "M", 16, "M", 16, 16, "M", 32, 32, "M", 32, 32, "M"]  # net A's layout at 1/8 width
+
+
+def test_a_keras_nhwc_graph_with_a_vgg_head_loads_and_agrees_with_onnxruntime(tmp_path):
+    convs, fcs = vgg_weights(CONFIG)
+    path = keras_style_graph(tmp_path / "keras_vgg.onnx", CONFIG, convs, fcs)
+    loaded = vggnet.load_model(path)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    probabilities, pool5 = session_outputs(path, x)
+    assert "Keras's caffe mode assumed" in " ".join(vggnet.weights.read_weights(str(path)).notes)
+    with torch.no_grad():  # the graph's images are BGR (Keras's caffe mode), vggnet's model takes RGB: reversed
+        scores = loaded.model(torch.from_numpy(x).permute(0, 3, 1, 2).flip(1))
+    np.testing.assert_allclose(torch.softmax(scores, 1).numpy(), probabilities, rtol=1e-4, atol=1e-6)
+    assert loaded.model.describe().startswith("VGG-11 (net A)") and loaded.model.num_classes == 4
+
+
+def test_a_keras_graph_with_a_head_of_its_own_loads_as_a_trunk_and_says_what_the_head_was(tmp_path, capsys):
+    convs, fcs = vgg_weights(CONFIG, fc=(64, 128, 4))
+    path = keras_style_graph(tmp_path / "transfer.onnx", CONFIG, convs, fcs, custom_head=True, normalise=True)
+    x = 255 * np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
+    _, pool5 = session_outputs(path, x)
+    found = vggnet.weights.read_weights(str(path))
+    assert "head not loaded: Flatten → Dense 64 → BatchNorm → Dense 128 → 4, softmax" in found.notes
+    assert (
+        found.trunk_only
+        and found.normalization.pixel_range == 255
+        and found.normalization.mean[0] == pytest.approx(123.68)
+    )
+    loaded = vggnet.load_model(path)
+    rgb = torch.from_numpy(x).permute(0, 3, 1, 2) / 255  # vggnet's input: RGB on [0, 1], normalised as the graph did
+    with torch.no_grad():
+        got = loaded.model.extract(loaded.model.normalization(rgb), ["pool5"])["pool5"]
+    np.testing.assert_allclose(got.numpy(), pool5, rtol=1e-4, atol=1e-5)
+    assert main(["info", str(path)]) == 0 and "head not loaded" in capsys.readouterr().out
+
+
+def gluon_zoo_graph(path, config, convs, fcs, side=32):
+    """An MXNet Gluon VGG as the ONNX Model Zoo has it: opset 7, names vgg0_conv0_weight ..., Flatten, Gemm with
+    transB, Dropout."""
+    nodes, inits, t = [], [], "data"
+    i = 0
+    for item in config:
+        if item == "M":
+            nodes.append(helper.make_node("MaxPool", [t], [f"vgg0_pool{i}_fwd"], kernel_shape=[2, 2], strides=[2, 2]))
+            t = f"vgg0_pool{i}_fwd"
+            continue
+        w, b = convs[i]
+        names = [const(nodes, inits, f"vgg0_conv{i}_weight", w), const(nodes, inits, f"vgg0_conv{i}_bias", b)]
+        nodes.append(
+            helper.make_node("Conv", [t, *names], [f"vgg0_conv{i}_fwd"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        )
+        nodes.append(helper.make_node("Relu", [f"vgg0_conv{i}_fwd"], [f"vgg0_relu{i}_fwd"]))
+        t, i = f"vgg0_relu{i}_fwd", i + 1
+    nodes.append(helper.make_node("Flatten", [t], ["vgg0_flatten0_reshape0"]))
+    t = "vgg0_flatten0_reshape0"
+    for j, (w, b) in enumerate(fcs):
+        names = [const(nodes, inits, f"vgg0_dense{j}_weight", w), const(nodes, inits, f"vgg0_dense{j}_bias", b)]
+        nodes.append(helper.make_node("Gemm", [t, *names], [f"vgg0_dense{j}_fwd"], alpha=1.0, beta=1.0, transA=0,
+                                      transB=1))  # fmt: skip
+        t = f"vgg0_dense{j}_fwd"
+        if j < len(fcs) - 1:
+            nodes.append(helper.make_node("Relu", [t], [f"vgg0_dense{j}_relu_fwd"]))
+            nodes.append(helper.make_node("Dropout", [f"vgg0_dense{j}_relu_fwd"], [f"vgg0_dropout{j}_fwd"], ratio=0.5))
+            t = f"vgg0_dropout{j}_fwd"
+    inputs = [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, side, side])]
+    outputs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, fcs[-1][0].shape[0]])]
+    model = helper.make_model(helper.make_graph(nodes, "vgg0", inputs, outputs, inits), producer_name="MXNet",
+                              opset_imports=[helper.make_opsetid("", 7)])  # fmt: skip
+    model.ir_version = 3
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_mxnet_gluon_zoo_graph_loads_and_agrees_with_onnxruntime(tmp_path):
+    config = [8, 8, "M", 16, 16, "M", 16, 16, 16, "M", 32, 32, 32, "M", 32, 32, 32, "M"]  # net D's layout
+    convs, fcs = vgg_weights(config)
+    path = gluon_zoo_graph(tmp_path / "vgg16.onnx", config, convs, fcs)
+    x = np.random.default_rng(2).random((1, 3, 32, 32), dtype=np.float32)
+    (reference,) = session_outputs(path, x)
+    loaded = vggnet.load_model(path)
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded.model(torch.from_numpy(x)).numpy(), reference, rtol=1e-4, atol=1e-5)
+    assert loaded.model.describe().startswith("VGG-16 (net D)")
+
+
+# -- bad files -----------------------------------------------------------------------------------------------------
+def refused(path, capsys, *words):
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "unexpected" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_bad_onnx_files_are_one_sentence(tmp_path, capsys):
+    convs, fcs = vgg_weights(CONFIG)
+    good = keras_style_graph(tmp_path / "good.onnx", CONFIG, convs, fcs)
+    data = good.read_bytes()
+    (tmp_path / "short.onnx").write_bytes(data[: len(data) // 3])
+    refused(tmp_path / "short.onnx", capsys, "short.onnx", "truncated or not an ONNX file")
+    model = onnx.load(str(good))
+    onnx.save(model, str(tmp_path / "external.onnx"), save_as_external_data=True, location="external.data",
+              size_threshold=0)  # fmt: skip
+    (tmp_path / "external.data").unlink()
+    refused(tmp_path / "external.onnx", capsys, "external.data", "not beside it")
+    quantised = onnx.load(str(good))
+    quantised.graph.node.insert(0, helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]))
+    onnx.save(quantised, str(tmp_path / "int8.onnx"))
+    refused(tmp_path / "int8.onnx", capsys, "quantised", "float file")
+
+
+def test_onnx_graphs_of_other_networks_are_named_by_what_they_have(tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torchvision.models.resnet18(num_classes=3).eval(), torch.rand(1, 3, 64, 64),
+                          str(tmp_path / "resnet.onnx"), dynamo=False)  # fmt: skip
+        torch.onnx.export(torchvision.models.alexnet(num_classes=3).eval(), torch.rand(1, 3, 224, 224),
+                          str(tmp_path / "alexnet.onnx"), dynamo=False)  # fmt: skip
+    refused(tmp_path / "resnet.onnx", capsys, "resnet.onnx", "not a VGG")
+    refused(tmp_path / "alexnet.onnx", capsys, "alexnet.onnx", "not a VGG", "11x11")
