@@ -29,6 +29,14 @@ def png(width: int, height: int, seed: int = 0, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
+def small_weights(path: Path) -> Path:
+    """A small VGG-11 with BN saved as a vggnet file: classes a, b, c; normalised about 0.5; crop and test scale 32."""
+    model = vggnet.build("vgg11_bn", width=1 / 16, num_classes=3, pool_size=1, fc_width=16).eval()
+    meta = {"classes": '["a", "b", "c"]', "mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]", "crop": "32",
+            "scale": "32"}  # fmt: skip
+    return vggnet.save_weights(model, path, metadata=meta)
+
+
 def tiny(arch="vgg11", **kw):
     """A narrow model (widths 4..32, fc 32) that keeps the paper's 7x7 head."""
     opts = dict(width=1 / 16, fc_width=32, num_classes=10)

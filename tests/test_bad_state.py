@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import png
+from helpers import png, small_weights
 
-import vggnet
 from vggnet.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,10 +50,7 @@ def digests(folder: Path) -> dict[str, str]:
 def exported(tmp_path_factory):
     """A small model, its weights, and its export as ONNX and as OpenVINO IR."""
     root = tmp_path_factory.mktemp("bad_state")
-    model = vggnet.build("vgg11_bn", width=1 / 16, num_classes=3, pool_size=1, fc_width=16).eval()
-    meta = {"classes": '["a", "b", "c"]', "mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]", "crop": "32",
-            "scale": "32"}  # fmt: skip
-    vggnet.save_weights(model, root / "w.safetensors", metadata=meta)
+    small_weights(root / "w.safetensors")
     (root / "cat.png").write_bytes(png(40, 40, 1))
     proc = vggnet_command(["export", "--weights", "w.safetensors", "--out", "exp", "--openvino"], root)
     assert proc.returncode == 0, proc.stderr
@@ -140,6 +136,7 @@ def test_a_flag_that_cannot_be_honoured_is_refused_not_dropped(exported, capsys)
         (["--arch", "C"], "torchvision has no such VGG"),
         (["--arch", "vgg11_lrn"], "torchvision has no such VGG"),
         (["--images", "README.md"], "is a file; give a folder"),
+        (["--out", "docs"], "is a folder; give the Markdown file"),
     ],
 )
 def test_bench_names_what_it_needs(flags, says, capsys):

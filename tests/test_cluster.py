@@ -143,15 +143,10 @@ def test_without_ray_or_a_cluster_it_is_a_sentence_and_nothing_starts(tmp_path):
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     """A small model, and a folder of images in two class folders, one of them not an image."""
-    from helpers import png
-
-    import vggnet
+    from helpers import png, small_weights
 
     root = tmp_path_factory.mktemp("collection")
-    model = vggnet.build("vgg11_bn", width=1 / 16, num_classes=3, pool_size=1, fc_width=16).eval()
-    meta = {"classes": '["a", "b", "c"]', "mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]", "crop": "32",
-            "scale": "32"}  # fmt: skip
-    vggnet.save_weights(model, root / "w.safetensors", metadata=meta)
+    small_weights(root / "w.safetensors")
     for i in range(3):
         for kind in ("cat", "dog"):
             (root / "images" / kind).mkdir(parents=True, exist_ok=True)

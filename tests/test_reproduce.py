@@ -326,3 +326,16 @@ def test_a_plan_on_n_nodes_is_bounded_by_its_longest_chain():
     assert makespan(runs, minutes, 100) == 30 and makespan(runs, minutes, 2) >= 105 / 2
     with pytest.raises(ValueError, match="at least one node"):
         makespan(runs, minutes, 0)
+
+
+@pytest.mark.slow
+def test_plan_for_power_reads_a_folders_spreads_and_prices_the_seeds_each_finding_needs(tiny_run, all_trained, capsys):
+    settings, _, _, _, _ = tiny_run
+    args = ["reproduce", "--dataset", "synthetic", "--width", "0.0625", "--plan", "--power", settings.out]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 seed(s) of the nets" in out and "| depth helps: B (13 layers) beats A (11) | nets | 2 |" in out
+    assert "--seeds" in out and "hours here" in out and "min per seed here" in out
+    assert main([*args[:-2], "--power", str(Path(settings.out) / "A_256_seed0")]) == 2  # not a reproduction's folder
+    assert "no reproduce_settings.json" in capsys.readouterr().err
+    assert main(["reproduce", "--power", settings.out]) == 2 and "goes with --plan" in capsys.readouterr().err

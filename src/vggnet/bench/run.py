@@ -53,6 +53,8 @@ class BenchSettings:
             raise ValueError(f"--arch {self.arch} is not a VGG; bench compares with torchvision's: {known}") from None
         if self.arch not in TORCHVISION:
             raise ValueError(f"--arch {self.arch}: torchvision has no such VGG to compare with; give one of {known}")
+        if self.out and Path(self.out).is_dir():
+            raise ValueError(f"--out {self.out} is a folder; give the Markdown file to write the table to")
         if Path(self.images).exists() and not Path(self.images).is_dir():
             raise ValueError(f"--images {self.images} is a file; give a folder of JPEGs (made if empty or missing)")
 

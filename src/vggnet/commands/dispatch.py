@@ -1,5 +1,6 @@
 """What each ``vggnet`` command does: its function (``cmd_*``, a few lines over the Python API), the dataclasses of
-its flags (imported as code when the parser is made) and its line in ``vggnet --help``. :mod:`vggnet.cli` makes the
+its flags (imported here, as code; what a command needs to run it imports when it runs) and its line in ``vggnet
+--help``. :mod:`vggnet.cli` makes the
 parser from :data:`COMMANDS` and turns every outcome into an exit status."""
 
 from __future__ import annotations
@@ -14,6 +15,19 @@ from typing import Any
 
 from ..base.files import folder_lock
 from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, setting, typed
+from ..bench.run import BenchSettings
+from ..evaluate import EvalSettings
+from ..export import ExportSettings, Int8Settings
+from ..features import FeatureSettings
+from ..inference import ModelChoice
+from ..inside.settings import InsideSettings
+from ..reproduce.plan import Settings
+from ..serving.settings import ServeSettings
+from ..training.settings import TrainConfig
+from .convert import ConvertSettings
+from .info import InfoSettings
+from .predict import PredictSettings
+from .probe import ProbeSettings
 
 
 @dataclass
@@ -24,7 +38,19 @@ class Recipe:
 
 
 @dataclass
-class ReproduceActions:
+class OnRay:
+    ray: str | None = setting(
+        None,
+        "run on a Ray cluster: auto (the one this machine belongs to), local (start Ray here) or its head's HOST:PORT "
+        "(a reproduction: each run one task, its files written into --out as a serial run writes them; a collection: "
+        "a pool of actors loading the model once each, Parquet rows into --out, an unreadable image a row with its "
+        "reason)",
+        metavar="ADDRESS",
+    )
+
+
+@dataclass
+class ReproduceActions(OnRay):
     paper: bool = setting(
         False, "the paper's runs exactly: crop 224, full width, 74 epochs, N(0, 0.01), batch 256, C D E"
     )
@@ -32,12 +58,6 @@ class ReproduceActions:
         False, "print the runs, their estimated cost, the tables and each decision's data; run nothing"
     )
     report_only: bool = setting(False, "write the report from the runs already done")
-    ray: str | None = setting(
-        None,
-        "run the plan on a Ray cluster: auto (the one this machine belongs to), local (start Ray here) or its head's "
-        "HOST:PORT; each run one task, its files written into --out as a serial run writes them",
-        metavar="ADDRESS",
-    )
     run_cpus: int = setting(1, "with --ray: CPUs each run needs (its threads)", AT_LEAST_ONE)
     run_gpus: float = setting(0.0, "with --ray: GPUs each run needs", NON_NEGATIVE)
     power: str | None = setting(
@@ -48,13 +68,7 @@ class ReproduceActions:
 
 
 @dataclass
-class CollectionFlags:
-    ray: str | None = setting(
-        None,
-        "run over a whole collection on a Ray cluster (auto, local, or its head's HOST:PORT): a pool of actors, each "
-        "loading the model once; rows written as Parquet into --out, an unreadable image a row with its reason",
-        metavar="ADDRESS",
-    )
+class CollectionFlags(OnRay):
     actors: int = setting(2, "with --ray: actors running the model", AT_LEAST_ONE)
     actor_cpus: float = setting(1.0, "with --ray: CPUs of each actor (its threads)", POSITIVE)
 
@@ -273,68 +287,11 @@ class Command:
     name: str
     help: str
     run: Callable[[argparse.Namespace], int]
+    flags: tuple[type, ...]  # the settings dataclasses whose fields are its flags
     description: str | None = None
 
     def classes(self) -> list[type]:
-        """The settings dataclasses of its flags."""
-        return flag_classes(self.name)
-
-
-def flag_classes(command: str) -> list[type]:  # noqa: C901  (one case per command)
-    """The dataclasses whose fields are a command's flags, imported when its parser is made (what a command
-    needs to run it imports when it runs)."""
-    from ..inference import ModelChoice
-
-    match command:
-        case "info":
-            from .info import InfoSettings
-
-            return [InfoSettings]
-        case "convert":
-            from .convert import ConvertSettings
-
-            return [ConvertSettings]
-        case "train":
-            from ..training.settings import TrainConfig
-
-            return [Recipe, TrainConfig]
-        case "eval":
-            from ..evaluate import EvalSettings
-
-            return [EvalSettings]
-        case "predict":
-            from .predict import PredictSettings
-
-            return [PredictSettings, CollectionFlags]
-        case "export":
-            from ..export import ExportSettings, Int8Settings
-
-            return [ExportSettings, Int8Settings]
-        case "features":
-            from ..features import FeatureSettings
-
-            return [FeatureSettings, CollectionFlags]
-        case "probe":
-            from .probe import ProbeSettings
-
-            return [ProbeSettings]
-        case "reproduce":
-            from ..reproduce.plan import Settings
-
-            return [ReproduceActions, Settings]
-        case "serve":
-            from ..serving.settings import ServeSettings
-
-            return [ModelChoice, ServeSettings]
-        case "inside":
-            from ..inside.settings import InsideSettings
-
-            return [ModelChoice, InsideSettings]
-        case "bench":
-            from ..bench.run import BenchSettings
-
-            return [BenchSettings]
-    raise ValueError(f"unknown command {command!r}")
+        return list(self.flags)
 
 
 TRAIN_TEXT = (
@@ -354,62 +311,74 @@ COMMANDS = (
         "info",
         "Table 1, parameters, GMACs and memory; or one architecture layer by layer",
         cmd_info,
+        (InfoSettings,),
     ),
     Command(
         "convert",
         "any VGG file (Caffe, Keras, PyTorch ports, torchvision, timm) to a vggnet file, saying what it found",
         cmd_convert,
+        (ConvertSettings,),
     ),
     Command(
         "train",
         "train or fine-tune a VGG (the paper's recipe by default)",
         cmd_train,
+        (Recipe, TrainConfig),
         TRAIN_TEXT,
     ),
     Command(
         "eval",
         "top-1/top-5 error under the paper's test protocols (layout of Tables 3-6)",
         cmd_eval,
+        (EvalSettings,),
     ),
     Command(
         "predict",
         "top-k classes of images, Grad-CAM, and a heat map of the dense class scores",
         cmd_predict,
+        (PredictSettings, CollectionFlags),
     ),
     Command(
         "export",
         "TorchScript and ONNX (dense head, dynamic batch and size), checked",
         cmd_export,
+        (ExportSettings, Int8Settings),
     ),
     Command(
         "features",
         "one descriptor per image (the paper's Appendix B), saved as safetensors",
         cmd_features,
+        (FeatureSettings, CollectionFlags),
     ),
     Command(
         "probe",
         "a linear SVM on feature files: mean class accuracy and a per-class table",
         cmd_probe,
+        (ProbeSettings,),
     ),
     Command(
         "reproduce",
         "the paper's Tables 3-6 in miniature: plan, train, evaluate, report with verdicts",
         cmd_reproduce,
+        (ReproduceActions, Settings),
         REPRODUCE_TEXT,
     ),
     Command(
         "serve",
         "serve a model over HTTP: the Open Inference Protocol (Triton/KServe v2), /predict, a page",
         cmd_serve,
+        (ModelChoice, ServeSettings),
     ),
     Command(
         "inside",
         "a learner's view of an image going through a VGG, block by block (a page, or a folder)",
         cmd_inside,
+        (ModelChoice, InsideSettings),
     ),
     Command(
         "bench",
         "images/s and memory against torchvision's VGG, in one process",
         cmd_bench,
+        (BenchSettings,),
     ),
 )

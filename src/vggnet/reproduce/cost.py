@@ -87,7 +87,8 @@ def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None
     and estimated minutes; then the tables the reproduction writes and what each decision is taken on."""
     geo = Geometry(settings.crop)
     lines = [
-        f"{len(runs)} runs in {settings.out} ({settings.seeds} seeds); crop {settings.crop} (the paper's 224), width "
+        f"{len(runs)} runs in {settings.out} ({settings.seeds} seeds of the nets, {settings.seeds_of_scales} of the "
+        f"scales); crop {settings.crop} (the paper's 224), width "
         f"x{settings.width:g}, fc {settings.head_width}, "
         + ("BN, every net from scratch" if settings.batch_norm else "no BN, the paper's procedure"),
         "",
