@@ -209,7 +209,7 @@ def is_exported(source: str | os.PathLike) -> bool:
         return True
     from .formats.onnx import exported_by_vggnet
 
-    return path.suffix == ".onnx" and path.is_file() and exported_by_vggnet(path)
+    return path.suffix == ".onnx" and (not path.is_file() or exported_by_vggnet(path))
 
 
 def _load_exported(source: str | os.PathLike, engine: str, precision: str) -> Loaded:
@@ -330,3 +330,17 @@ def posteriors(net: nn.Module, x: torch.Tensor, method: str, crop: int, chunk: i
             total = total + F.softmax(net(crops).float(), 1).view(2, x.shape[0], -1, net.num_classes).sum((0, 2))
         return total / (2 * len(boxes))
     raise ValueError(f"unknown protocol {method!r}; expected one of {', '.join(PROTOCOLS)}")
+
+
+PREDICT_PROTOCOLS = ("center", "dense", "multicrop")  # what a prediction of one image may use
+
+
+def image_posteriors(loaded: Loaded, net: torch.nn.Module, x: torch.Tensor, protocol: str = "center") -> torch.Tensor:
+    """Posteriors N x K of images already at the model's test scale. ``center``: the model's own validation, the
+    centre crop and its mirror, posteriors averaged (what its training report measured); ``dense``: the paper's
+    fully convolutional net over the whole image and its mirror; ``multicrop``: 5 x 5 crops x 2 flips."""
+    if protocol not in PREDICT_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PREDICT_PROTOCOLS)}")
+    if protocol != "center":
+        return posteriors(net, x, protocol, loaded.crop)
+    return (posteriors(net, x, "center", loaded.crop) + posteriors(net, x.flip(3), "center", loaded.crop)) / 2

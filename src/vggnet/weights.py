@@ -26,7 +26,7 @@ from .base.files import save_safetensors
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .base.shape import shape_of
 from .formats import ForeignNet, Mapped, assemble, read_foreign
-from .formats.onnx import exported_by_vggnet
+from .formats.onnx import exported_by_vggnet, not_a_vgg
 from .formats.ports import recognise
 
 OFFICIAL = ("torchvision", "imagenet", "default")
@@ -118,7 +118,10 @@ def _read_path(path: Path) -> WeightsFile:
         raise ValueError(f"{path} is an exported ONNX model: it can be evaluated (vggnet eval/predict), not trained")
     foreign = read_foreign(path)
     if foreign is not None:
-        return from_foreign(foreign, str(path))
+        try:
+            return from_foreign(foreign, str(path))
+        except ValueError as err:
+            raise ValueError(not_a_vgg(path, err) if path.suffix == ".onnx" else str(err)) from None
     if path.suffix == ".safetensors":
         try:
             state = load_file(str(path))

@@ -145,7 +145,7 @@ class Runner:
     def predict(self, img: Any) -> dict[str, Any]:
         import torch
 
-        from ..commands.predict import image_posteriors
+        from ..inference import image_posteriors
 
         x = self.loaded.inputs(img, self.scales[0]).contiguous(memory_format=torch.channels_last)
         p = image_posteriors(self.loaded, self.net, x, self.job.protocol)[0]

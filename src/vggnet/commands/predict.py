@@ -14,7 +14,7 @@ from ..base.files import atomic_write
 from ..base.settings import AT_LEAST_ONE, setting
 from ..data.images import read_image
 from ..explain import grad_cam_of_centre
-from ..inference import Loaded, ModelChoice, centre_window, posteriors, prepare
+from ..inference import PREDICT_PROTOCOLS, Loaded, ModelChoice, centre_window, image_posteriors, prepare
 from ..model import VGG
 
 
@@ -23,9 +23,6 @@ def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | t
     img = read_image(path, loaded.model.in_channels)
     x = loaded.inputs(img[None].to(device), q)
     return img, x.contiguous(memory_format=torch.channels_last)
-
-
-PREDICT_PROTOCOLS = ("center", "dense", "multicrop")
 
 
 @dataclass
@@ -46,17 +43,6 @@ class PredictSettings(ModelChoice):
     cam_layer: str = setting("relu5_3", "Grad-CAM's layer (or the last ReLU where the net has no relu5_3)")
     data: str | None = setting(None, "with --ray: a collection (an image folder, a list of paths, Parquet)")
     out: str | None = setting(None, "with --ray: the folder of the Parquet rows (path, class, top classes)")
-
-
-def image_posteriors(loaded: Loaded, net: torch.nn.Module, x: torch.Tensor, protocol: str = "center") -> torch.Tensor:
-    """Posteriors N x K of images already at the model's test scale. ``center``: the model's own validation, the
-    centre crop and its mirror, posteriors averaged (what its training report measured); ``dense``: the paper's
-    fully convolutional net over the whole image and its mirror; ``multicrop``: 5 x 5 crops x 2 flips."""
-    if protocol not in PREDICT_PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PREDICT_PROTOCOLS)}")
-    if protocol != "center":
-        return posteriors(net, x, protocol, loaded.crop)
-    return (posteriors(net, x, "center", loaded.crop) + posteriors(net, x.flip(3), "center", loaded.crop)) / 2
 
 
 @torch.inference_mode()

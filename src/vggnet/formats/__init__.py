@@ -7,7 +7,8 @@ of the classic PyTorch ports; each hands over a :class:`~vggnet.formats.net.Fore
 layout and the input the weights expect), and ``net.assemble`` makes it a configuration and a state dict in
 torchvision's layout. Nothing here executes code from a file: no pickle, no Keras, no Caffe.
 
-This package stands on the base alone (``configs``, ``normalization``); ``weights`` reads every file through it.
+This package imports vggnet's base alone (``configs``, ``normalization``, ``extras``); ``weights`` reads every file
+through it.
 """
 
 from __future__ import annotations

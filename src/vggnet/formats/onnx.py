@@ -48,7 +48,10 @@ def read(path: Path) -> ForeignNet:
             "VGG's; give the float file it was quantised from"
         )
     walk = Walk(path, _constants(graph))
-    walk.run(graph)
+    try:
+        walk.run(graph)
+    except ValueError as err:
+        raise ValueError(not_a_vgg(path, err)) from None
     producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown producer"
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     return walk.net(f"ONNX graph (opset {opset}, from {producer})")
@@ -66,6 +69,15 @@ def exported_by_vggnet(path: Path) -> bool:
     return any(p.key.startswith("vggnet_") for p in props)
 
 
+def not_a_vgg(path: Path, err: Exception) -> str:
+    """The sentence for an ONNX file that is neither vggnet's own export nor a VGG's weights: both said."""
+    reason = str(err).replace(f"{path}: ", "", 1).replace(f"{path}'s ", "its ", 1).replace(f"{path} ", "", 1)
+    return (
+        f"{path} was not exported by vggnet: its metadata lacks classes, mean, std, crop, in_channels and num_classes;"
+        f" and read as a VGG's weights, {reason}"
+    )
+
+
 def _load(path: Path) -> Any:
     import onnx
     from google.protobuf.message import DecodeError
@@ -73,9 +85,9 @@ def _load(path: Path) -> Any:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, OSError, ValueError) as err:
-        raise ValueError(f"cannot read {path} as ONNX: truncated or not an ONNX file ({str(err)[:120]})") from None
+        raise ValueError(f"cannot load ONNX model {path}: truncated or not an ONNX file ({str(err)[:120]})") from None
     if not model.graph.node:
-        raise ValueError(f"{path} holds no ONNX graph (no nodes): truncated or not an ONNX file")
+        raise ValueError(f"cannot load ONNX model {path}: it holds no graph (no nodes); truncated or not an ONNX file")
     for init in model.graph.initializer:
         if init.data_location == EXTERNAL:
             where = dict((e.key, e.value) for e in init.external_data).get("location", "?")
