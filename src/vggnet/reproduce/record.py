@@ -9,7 +9,7 @@ import math
 import statistics
 from typing import Any
 
-from ..base.hardware import cpu_name
+from ..base.hardware import cpu_description
 from .findings import Finding, failures
 from .results import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6, PROTOCOL_LABEL, Cell, Results
 from .stats import EQUIVALENCE, LEVEL, MARGIN, POWER, calibration
@@ -168,7 +168,7 @@ def timing(results: Results) -> dict[str, Any]:
         "eval_minutes": evals / 60,
         "eval_share": evals / (train + evals) if train + evals else 0.0,
         "runs_tested": len(results.saved["test"]),
-        "cpu": cpu_name(),
+        "cpu": cpu_description(),
     }
 
 
