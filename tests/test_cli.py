@@ -134,7 +134,10 @@ CASES = [
     (["eval", "--weights", "torchvision"], r"names torchvision's weights: say which with --arch"),
     (["eval", "--weights", "file:///nowhere/w.pth"], r"no such weights file: /nowhere/w.pth"),
     (["eval", "--weights", "{w}/weights/model.onnx"], r"cannot load ONNX model .*model.onnx"),
-    ([*TRAIN, "--weights", "{w}/weights/model.onnx", "--out", "{w}/o14"], r"cannot load ONNX model .*model.onnx: truncated or not an ONNX file"),
+    (
+        [*TRAIN, "--weights", "{w}/weights/model.onnx", "--out", "{w}/o14"],
+        r"cannot load ONNX model .*model.onnx: truncated or not an ONNX file",
+    ),
     (["eval", "--data", "{w}/data"], r"give the model with --weights"),
     # images and evaluation data
     (["predict", "--weights", "{w}/tiny.safetensors", "{w}/nope.png"], r"no such image: .*nope.png"),

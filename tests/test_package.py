@@ -25,7 +25,13 @@ CORE = [
     ("explain", "losses", "evaluate", "features", "training"),
     ("export",),
 ]
-COMMANDS = [("bench", "reproduce", "serving", "inside"), ("cluster",), ("commands",), ("cli",), ("__main__", "__init__")]
+COMMANDS = [
+    ("bench", "reproduce", "serving", "inside"),
+    ("cluster",),
+    ("commands",),
+    ("cli",),
+    ("__main__", "__init__"),
+]
 LAYER_ORDER = BASE + CORE + COMMANDS
 TIERS = {name: tier for tier, layers in (("base", BASE), ("core", CORE), ("commands", COMMANDS)) for names in layers
          for name in names}  # fmt: skip
