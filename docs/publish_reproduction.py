@@ -1,8 +1,8 @@
 """Publish two finished reproductions: copy their reports into docs/ and put the generated tables into
 REPRODUCTION.md below its marker, so that every table there is the code's own output.
 
-    vggnet reproduce --out runs/reproduce                                      # the paper's procedure
-    vggnet reproduce --out runs/reproduce_bn --batch-norm --epochs 3           # with BN
+    vggnet reproduce --subset 10000 --epochs 24 --patience 2 --seeds 4 --scale-seeds 2 --out runs/reproduce
+    vggnet reproduce --subset 10000 --seeds 10 --scale-seeds 2 --batch-norm --out runs/reproduce_bn
     python docs/publish_reproduction.py runs/reproduce runs/reproduce_bn
 
 The prose above the marker is written by hand; tests/test_reproduction_docs.py checks that every number it quotes

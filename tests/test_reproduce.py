@@ -224,6 +224,8 @@ def test_the_report_judges_every_finding_and_says_what_it_cannot_test(tiny_run, 
     assert "2 x 2 map" in verdicts["3x3 beats 1x1 at equal depth: D beats C"]["reason"]
     stall = verdicts["deep nets without BN stall more often from random weights than from net A's layers"]
     assert stall["kind"] == "failures" and stall["seeds"] == 2
+    if stall["effect"]:  # a seed's share difference is a share: within +-100 points however many nets it pools
+        assert all(-100 <= d <= 100 for d in stall["effect"]["per_seed"])
     assert data["failures"]["D_256_scratch"]["runs"] == 2 and data["failures"]["D_256"]["procedure"].startswith("from")
     assert data["timing"]["eval_minutes"] > 0 and "eval_share" in data["timing"]
     assert "last_epoch_gain" in data["runs"]["A_256_seed0"] and data["power"][0]["claim"] == lrn["claim"]

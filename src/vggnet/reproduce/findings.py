@@ -318,7 +318,7 @@ def failure_finding(results: Results) -> Finding:
             fa, fb = not results.left_chance(spec.name), not results.left_chance(twin)
             scratch = [scratch[0] + fa, scratch[1] + 1]
             preinit = [preinit[0] + fb, preinit[1] + 1]
-            per_seed[spec.seed] = per_seed.get(spec.seed, 0.0) + 100.0 * (fa - fb)
+            per_seed.setdefault(spec.seed, []).append(100.0 * (fa - fb))
     seeds = len(per_seed)
     base.seeds = seeds
     if seeds < 2:
@@ -326,7 +326,8 @@ def failure_finding(results: Results) -> Finding:
         return base
     diff, low, high, p = share_difference(scratch[0], scratch[1], preinit[0], preinit[1])
     method = "share of runs that never left chance: Newcombe's interval, Fisher's exact test"
-    base.effect = Effect(diff, low, high, 0.0, list(per_seed.values()), method, seeds, 0)  # no detectable effect
+    by_seed = [sum(d) / len(d) for d in per_seed.values()]  # points: the seed's nets' shares, scratch less preinit
+    base.effect = Effect(diff, low, high, 0.0, by_seed, method, seeds, 0)  # no detectable effect
     base.p = p
     decisive = p < 1 - LEVEL
     base.verdict = (HOLDS if diff > 0 else CONTRADICTED) if decisive else NOT_RESOLVED
