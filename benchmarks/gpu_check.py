@@ -148,18 +148,8 @@ def run_table3(args: argparse.Namespace, rates: dict[str, float]) -> list[tuple[
     out = Path(args.out) / "reproduce"
     command = [sys.executable, "-m", "vggnet", "reproduce", "--out", str(out), "--no-progress"]
     if args.tiny:
-        command += [
-            "--dataset",
-            "synthetic",
-            "--width",
-            "0.0625",
-            "--epochs",
-            "1",
-            "--seeds",
-            "1",
-            "--eval-limit",
-            "64",
-        ]
+        command += ["--dataset", "synthetic", "--width", "0.0625", "--epochs", "1"]
+        command += ["--seeds", "1", "--eval-limit", "64"]
     else:
         command += ["--device", args.device, "--width", "0.25", "--seeds", "2", "--epochs", "8"]
         command += ["--data", args.data] if Path(args.data).is_dir() else []
