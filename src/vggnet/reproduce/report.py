@@ -177,6 +177,10 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
         "",
         *table_scales(results, family + "@1", suffix),
         "",
+        "A dash here and in Tables 4-6: not on the test set with that protocol, which is spent only on the nets a "
+        "finding is judged on (the jittered nets, the fixed S chosen on validation, the ensemble's pair), or a net "
+        "that never left chance in any seed.",
+        "",
         f"## Table 4: multi-scale testing ({PROTOCOL_LABEL[family]} against {PROTOCOL_LABEL[family + '@1']})",
         "",
         *table_multiscale(results, family, suffix),
