@@ -151,6 +151,13 @@ def build_report(settings: Settings, runs: list[RunSpec]) -> tuple[str, dict[str
     return "\n".join(markdown(results, chosen, found, data)), data, results
 
 
+DASH = (
+    "A dash here and in Tables 4-6: not on the test set with that protocol, which is spent only on the nets a finding "
+    "is judged on (the jittered nets, the fixed S chosen on validation, the ensemble's pair), or a net that never left "
+    "chance in any seed."
+)
+
+
 def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], data: dict[str, Any]) -> list[str]:
     settings = results.settings
     net = judged_by(settings, "nets") + "@1"
@@ -177,9 +184,7 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
         "",
         *table_scales(results, family + "@1", suffix),
         "",
-        "A dash here and in Tables 4-6: not on the test set with that protocol, which is spent only on the nets a "
-        "finding is judged on (the jittered nets, the fixed S chosen on validation, the ensemble's pair), or a net "
-        "that never left chance in any seed.",
+        DASH,
         "",
         f"## Table 4: multi-scale testing ({PROTOCOL_LABEL[family]} against {PROTOCOL_LABEL[family + '@1']})",
         "",
