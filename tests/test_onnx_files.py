@@ -241,6 +241,15 @@ def test_bad_onnx_files_are_one_sentence(tmp_path, capsys):
     refused(tmp_path / "int8.onnx", capsys, "quantised", "float file")
 
 
+def test_an_onnx_file_vggnet_exported_is_a_model_to_run_not_weights_to_train_from(tmp_path):
+    convs, fcs = vgg_weights(CONFIG)
+    model = onnx.load(str(keras_style_graph(tmp_path / "plain.onnx", CONFIG, convs, fcs)))
+    helper.set_model_props(model, {"vggnet_classes": '["a", "b", "c", "d"]'})
+    onnx.save(model, str(tmp_path / "exported.onnx"))
+    with pytest.raises(ValueError, match="exported.onnx is an exported ONNX model: .* not trained"):
+        vggnet.load_weights(vggnet.build(CONFIG, num_classes=4), tmp_path / "exported.onnx")
+
+
 def test_onnx_graphs_of_other_networks_are_named_by_what_they_have(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -26,7 +26,7 @@ from .base.files import save_safetensors
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .base.shape import shape_of
 from .formats import ForeignNet, Mapped, assemble, read_foreign
-from .formats.onnx import exported_by_vggnet, not_a_vgg
+from .formats.onnx import not_a_vgg
 from .formats.ports import recognise
 
 OFFICIAL = ("torchvision", "imagenet", "default")
@@ -114,8 +114,6 @@ def read_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def _read_path(path: Path) -> WeightsFile:
     if not path.is_file():
         raise ValueError(f"no such weights file: {path}")
-    if path.suffix == ".onnx" and exported_by_vggnet(path):
-        raise ValueError(f"{path} is an exported ONNX model: it can be evaluated (vggnet eval/predict), not trained")
     foreign = read_foreign(path)
     if foreign is not None:
         try:

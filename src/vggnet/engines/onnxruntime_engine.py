@@ -43,10 +43,10 @@ class OnnxModel(ExportedModel):
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``vggnet_*`` properties of an ONNX file, decoded."""
-    import onnx
+    from ..formats.onnx import onnx_properties
 
     try:
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        props = onnx_properties(path)
     except Exception as err:  # onnx raises protobuf's decode errors for files that are not ONNX
         raise ValueError(f"cannot load ONNX model {path}: {str(err).splitlines()[0][:200]}") from None
     return decode_metadata(path, {k: props[f"vggnet_{k}"] for k in METADATA if f"vggnet_{k}" in props})

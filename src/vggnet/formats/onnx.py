@@ -13,6 +13,8 @@ before the first convolution is the normalisation the graph carries; without one
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ def read(path: Path) -> ForeignNet:
     ONNX, whose external weights are missing, that is quantised, or that holds another network."""
     require("onnx", f"reading {path}")
     model = _load(path)
+    if _carries_vggnet_metadata(model):
+        raise ValueError(f"{path} is an exported ONNX model: it can be evaluated (vggnet eval/predict), not trained")
     graph = model.graph
     quantised = sorted({n.op_type for n in graph.node} & QUANTISED)
     if quantised:
@@ -61,12 +65,27 @@ def exported_by_vggnet(path: Path) -> bool:
     """Whether an ONNX file is one vggnet exported (it carries vggnet's metadata): a model to run through an engine,
     not weights to read."""
     try:
-        import onnx
-
-        props = onnx.load(str(path), load_external_data=False).metadata_props
+        return any(key.startswith("vggnet_") for key in onnx_properties(path))
     except Exception:  # noqa: BLE001  (a file that does not read is said by read())
         return False
-    return any(p.key.startswith("vggnet_") for p in props)
+
+
+def onnx_properties(path: str | os.PathLike) -> dict[str, str]:
+    """An ONNX file's metadata properties. Reaching them parses the whole file (hundreds of MB for a VGG), so they
+    are kept per file version: deciding what a file is and then reading its metadata parse it once."""
+    found = Path(path).stat()
+    return dict(_properties(str(path), found.st_mtime_ns, found.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _properties(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+    import onnx
+
+    return tuple((p.key, p.value) for p in onnx.load(path, load_external_data=False).metadata_props)
+
+
+def _carries_vggnet_metadata(model: Any) -> bool:
+    return any(p.key.startswith("vggnet_") for p in model.metadata_props)
 
 
 def not_a_vgg(path: Path, err: Exception) -> str:
