@@ -18,7 +18,7 @@ from typing import Any
 
 from ..base.files import atomic_write_bytes
 from ..reproduce.plan import RunSpec, Settings
-from ..reproduce.runs import check_folder, chosen_on_validation, missing, record_settings, state_of
+from ..reproduce.runs import accepted, chosen_on_validation, missing, state_of
 from .connect import connect
 
 RETRIES = 3  # a task whose node dies is run again elsewhere, this many times at most
@@ -84,9 +84,7 @@ def execute_on_ray(
 ) -> dict[str, str]:
     """``vggnet reproduce --ray``: the plan's runs as Ray tasks, then their test evaluations; each run's state."""
     ray = connect(address)
-    settings.check()
-    check_folder(settings)
-    record_settings(settings, runs)
+    runs = accepted(settings, runs)
     out = Path(settings.out)
     options = {"num_cpus": run_cpus, "num_gpus": run_gpus, "max_retries": RETRIES}
     train = ray.remote(run_task).options(**options)
@@ -102,7 +100,7 @@ def execute_on_ray(
         if spec.init_from:
             parent = results.get(spec.init_from)
             if parent is None:
-                done = states.get(spec.init_from, state_of_name(settings, spec.init_from))
+                done = states[spec.init_from] if spec.init_from in states else state_of_name(settings, spec.init_from)
                 parent = ray.put({"state": done, "files": folder_files(out / spec.init_from)})
         ref = train.remote(spec, settings, run_cpus, folder_files(out / spec.name), parent)
         results[spec.name] = ref

@@ -79,14 +79,14 @@ def build(cls: type, args: argparse.Namespace) -> Any:
 
 # -- the commands ----------------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from .info import InfoSettings, run_info
+    from .info import run_info
 
     print(run_info(build(InfoSettings, args)))
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import ConvertSettings, convert
+    from .convert import convert
 
     s = build(ConvertSettings, args)
     with folder_lock(s.out, "weights file"):
@@ -95,7 +95,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..training import TrainConfig, load_recipe, train
+    from ..training import load_recipe, train
 
     given = typed(args, TrainConfig)
     if str(given.get("arch", "")).startswith("["):
@@ -113,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..evaluate import EvalSettings, run_eval
+    from ..evaluate import run_eval
 
     s = build(EvalSettings, args)
     check_out_folder(s.out)
@@ -122,7 +122,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import PredictSettings, run_predict
+    from .predict import run_predict
 
     s, ray = build(PredictSettings, args), build(CollectionFlags, args)
     if ray.ray:
@@ -139,7 +139,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import ExportSettings, Int8Settings, check_options, run_export
+    from ..export import check_options, run_export
 
     s, int8 = build(ExportSettings, args), build(Int8Settings, args)
     check_out_folder(s.out)
@@ -150,13 +150,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from ..features import FeatureSettings, run_features
+    from ..features import run_features
 
     s, ray = build(FeatureSettings, args), build(CollectionFlags, args)
     if ray.ray:
         from ..cluster.collection import Job
 
-        job = Job("features", s.layer, s.scales, s.flip, s.l2, threads=max(1, round(ray.actor_cpus)))
+        job = Job("features", s.layer, s.scales, s.flip, s.l2)
         return on_ray(s, ray, s.data, s.split, s.limit, job)
     if not s.out.endswith(".safetensors"):
         raise ValueError(f"--out must end in .safetensors, got {s.out}")
@@ -187,7 +187,7 @@ def on_ray(s: Any, ray: CollectionFlags, data: str | None, split: str | None, li
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from ..features import load_features
-    from .probe import ProbeSettings, linear_probe
+    from .probe import linear_probe
 
     s = build(ProbeSettings, args)
     report = linear_probe(load_features(s.train), load_features(s.test), s.c)
@@ -199,7 +199,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from ..reproduce.cost import measure_cost, plan_table, power_plan
-    from ..reproduce.plan import Settings, plan, with_paper_defaults
+    from ..reproduce.plan import plan, with_paper_defaults
     from ..reproduce.report import write_report
     from ..reproduce.runs import check_folder, execute, stopping
 
@@ -234,8 +234,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..inference import ModelChoice
-    from ..serving.settings import ServeSettings
 
     model, s = build(ModelChoice, args), build(ServeSettings, args)
     s.check()
@@ -247,8 +245,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_inside(args: argparse.Namespace) -> int:
-    from ..inference import ModelChoice
-    from ..inside.settings import InsideSettings
 
     require_serve_extra("the inside view")
     from ..inside.app import run_inside
@@ -268,7 +264,7 @@ def require_serve_extra(what: str) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..base.devices import pick_device
-    from ..bench.run import BenchSettings, run_bench
+    from ..bench.run import run_bench
 
     s = build(BenchSettings, args)
     s.check()

@@ -115,11 +115,18 @@ def stopping(execute_plan: Callable[..., dict[str, str]], *args: Any) -> dict[st
         ) from None
 
 
-def _execute(settings: Settings, runs: list[RunSpec] | None, log: Callable[[str], Any]) -> dict[str, str]:
+def accepted(settings: Settings, runs: list[RunSpec] | None) -> list[RunSpec]:
+    """The plan's runs, once the settings are checked, the folder holds these settings' runs (or none) and the
+    settings are recorded: what every way of running a plan does first."""
     settings.check()
     runs = plan(settings) if runs is None else runs
     check_folder(settings)
     record_settings(settings, runs)
+    return runs
+
+
+def _execute(settings: Settings, runs: list[RunSpec] | None, log: Callable[[str], Any]) -> dict[str, str]:
+    runs = accepted(settings, runs)
     states: dict[str, str] = {}
     for i, spec in enumerate(runs, 1):
         states[spec.name] = train_and_validate(spec, settings, states, f"[{i}/{len(runs)}] {spec.name}", log)

@@ -32,7 +32,6 @@ def makespan(runs: list[RunSpec], minutes: dict[str, float], nodes: int) -> floa
     priority = chains(runs, minutes)
     parent = {r.name: r.init_from for r in runs}
     waiting = {r.name for r in runs}
-    done: set[str] = set()
     ready = [(-priority[n], n) for n in waiting if not parent[n] or parent[n] not in waiting]
     heapq.heapify(ready)
     waiting -= {n for _, n in ready}
@@ -43,7 +42,6 @@ def makespan(runs: list[RunSpec], minutes: dict[str, float], nodes: int) -> floa
             _, name = heapq.heappop(ready)
             heapq.heappush(running, (clock + minutes[name], name))
         clock, name = heapq.heappop(running)
-        done.add(name)
         for child in [n for n in waiting if parent[n] == name]:
             waiting.discard(child)
             heapq.heappush(ready, (-priority[child], child))
