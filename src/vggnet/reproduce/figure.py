@@ -59,5 +59,8 @@ def draw_group(ax: Any, results: Results, models: list[str]) -> None:
                 hi.append(max(c.top1) - mean)
         if xs:
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, capsize=3, label=PROTOCOL_LABEL[protocol])
-    labels = [f"{s.letter}/{results.geometry.label(s.kind)}" for s in (results.specs(m)[0] for m in models)]
+    labels = [
+        f"{s.letter}/{results.geometry.label(s.kind)}{', from scratch' if m.endswith('_scratch') else ''}"
+        for m, s in ((m, results.specs(m)[0]) for m in models)
+    ]  # the deep nets trained from random weights beside those started from net A
     ax.set_xticks(range(len(models)), labels, rotation=45, ha="right", fontsize=8)
