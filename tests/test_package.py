@@ -147,6 +147,20 @@ def test_every_module_fits_and_every_folder_says_what_it_holds():
         assert TIERS[folder.name] and len(ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))) > 150
 
 
+def test_the_readmes_layout_names_every_folder_and_module():
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([\w/]+(?:\.py)?)`", layout))
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if path.name in ("__init__.py", "__main__.py", "version.py") or "recipes" in rel.parts:
+            continue
+        folder = f"{rel.parts[0]}/" if len(rel.parts) > 1 else None
+        if (folder or path.name) not in named or (folder and path.name not in named and path.stem not in named):
+            missing.append(rel.as_posix())
+    assert not missing, f"README's layout does not say what these hold: {missing}"
+
+
 def test_each_concept_is_defined_in_one_place():
     sources = {p: p.read_text() for p in PACKAGE.rglob("*.py")}
     where = [p.name for p, text in sources.items() if "/proc/cpuinfo" in text.replace('"/proc/cpuinfo")', "")]
