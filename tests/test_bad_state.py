@@ -204,6 +204,17 @@ def test_damaged_settings_of_the_folder_are_named(reproduced, capsys):
         path.write_text(good)
 
 
+def test_an_interrupted_runs_checkpoint_that_does_not_read_is_named_with_what_to_do(tmp_path, capsys):
+    out, args = tmp_path / "r", ["reproduce", *TINY, "--val-split", "48"]
+    (out / "A_256_seed0").mkdir(parents=True)
+    (out / "A_256_seed0" / "last.pt").write_bytes(b"PK\x03\x04 cut short")  # a zip's first bytes, then nothing
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "A_256_seed0/last.pt" in err and "delete it" in err, err
+    (out / "A_256_seed0" / "last.pt").unlink()
+    assert main([*args, "--out", str(out)]) == 0 and (out / "A_256_seed0" / "test.safetensors").is_file()
+
+
 @pytest.mark.slow
 def test_ctrl_c_as_a_run_ends_stops_the_reproduction_and_says_how_to_continue(tmp_path, monkeypatch, capsys):
     import vggnet.training.loop as loop

@@ -93,8 +93,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}") from None
+    except Exception as err:  # torch's reasons for a cut file are paragraphs about its zip reader
+        reason = str(err).splitlines()[0]
+        reason = "truncated or not a PyTorch checkpoint" if "zip archive" in reason else reason[:200]
+        raise ValueError(f"cannot read checkpoint {path}: {reason}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path} is not a vggnet training checkpoint")
     return state

@@ -68,7 +68,12 @@ class Run:
 def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = None) -> Run:
     """Open the data, build (or restore) the model and optimizer, and say what the run is."""
     last = Path(cfg.out) / "last.pt"
-    saved = load_checkpoint(last) if cfg.resume else None
+    try:
+        saved = load_checkpoint(last) if cfg.resume else None
+    except ValueError as err:
+        if not last.is_file():
+            raise
+        raise ValueError(f"{err}; delete it to train this run again from its first epoch") from None
     if saved is not None:
         cfg = cfg.resumed_from(saved["config"], given)
     elif ctx.main and last.exists():
