@@ -124,6 +124,32 @@ def test_the_engines_cache_is_never_a_reason_to_fail(exported, tmp_path):
     assert (cache / "engines.json.unreadable").is_file()
 
 
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("exp/model.torchscript.pt", "TorchScript program"),
+        ("exp/model.xml", "OpenVINO model"),
+        ("exp/model.bin", "not a PyTorch weights file, or truncated"),
+        ("exp/model.onnx", "exported ONNX model"),
+    ],
+)
+def test_an_exported_file_given_as_weights_says_what_it_is(exported, name, says, capsys):
+    for args in (["info", name], ["convert", name, "--out", "c.safetensors"], ["predict", "--weights", name]):
+        cwd = Path.cwd()
+        os.chdir(exported)
+        try:
+            code = main([*args, "cat.png"] if args[0] == "predict" else args)
+        finally:
+            os.chdir(cwd)
+        err = capsys.readouterr().err.strip()
+        if args[0] == "predict" and name.endswith((".xml", ".onnx")):
+            assert code == 0  # an exported model is what predict runs
+            continue
+        assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
+        assert "Weights only load failed" not in err and "warn" not in err.lower()
+    assert not (exported / "c.safetensors").exists()
+
+
 def test_a_flag_that_cannot_be_honoured_is_refused_not_dropped(exported, capsys):
     code = main(["predict", "--weights", str(exported / "w.safetensors"), "--precision", "bf16", "x.png"])
     assert code == 2 and "--precision bf16" in capsys.readouterr().err

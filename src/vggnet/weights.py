@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -97,12 +98,19 @@ def download(url: str) -> Path:
 
 def _torch_load(path: Path) -> Any:
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of a TorchScript archive before refusing it: said below
+            warnings.filterwarnings("ignore", "'torch.load' received a zip file that looks like a TorchScript")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
         if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in str(err):
             reason = "it holds pickled Python objects, which are never loaded (only tensors and plain containers)"
+        elif "TorchScript" in first:
+            reason = "it is a TorchScript program (as vggnet export writes), not weights: give the weights it came from"
+        elif first.startswith("Weights only load failed") or "zip archive" in first:  # torch's paragraphs
+            reason = "not a PyTorch weights file, or truncated"
         else:
-            reason = f"not a PyTorch weights file or truncated ({str(err).splitlines()[0][:160]})"
+            reason = f"not a PyTorch weights file or truncated ({first[:160]})"
         raise ValueError(f"cannot read weights from {path}: {reason}") from None
 
 
@@ -114,6 +122,11 @@ def read_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def _read_path(path: Path) -> WeightsFile:
     if not path.is_file():
         raise ValueError(f"no such weights file: {path}")
+    if path.suffix == ".xml":
+        raise ValueError(
+            f"{path} is an OpenVINO model (an exported network): it can be evaluated (vggnet eval/predict), not read "
+            "as weights; give the weights it came from"
+        )
     foreign = read_foreign(path)
     if foreign is not None:
         try:

@@ -65,15 +65,20 @@ class Run:
         return Path(self.cfg.out)
 
 
-def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = None) -> Run:
-    """Open the data, build (or restore) the model and optimizer, and say what the run is."""
-    last = Path(cfg.out) / "last.pt"
+def _resumed(last: Path) -> dict:
+    """The checkpoint a resumed run continues from; where it does not read, a sentence saying what to do."""
     try:
-        saved = load_checkpoint(last) if cfg.resume else None
+        return load_checkpoint(last)
     except ValueError as err:
         if not last.is_file():
             raise
         raise ValueError(f"{err}; delete it to train this run again from its first epoch") from None
+
+
+def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = None) -> Run:
+    """Open the data, build (or restore) the model and optimizer, and say what the run is."""
+    last = Path(cfg.out) / "last.pt"
+    saved = _resumed(last) if cfg.resume else None
     if saved is not None:
         cfg = cfg.resumed_from(saved["config"], given)
     elif ctx.main and last.exists():
