@@ -141,9 +141,11 @@ def test_an_exported_file_given_as_weights_says_what_it_is(exported, name, says,
             code = main([*args, "cat.png"] if args[0] == "predict" else args)
         finally:
             os.chdir(cwd)
-        err = capsys.readouterr().err.strip()
-        if args[0] == "predict" and name.endswith((".xml", ".onnx")):
-            assert code == 0  # an exported model is what predict runs
+        out, err = capsys.readouterr()
+        err = err.strip()
+        if args[0] in ("predict", "info") and name.endswith((".xml", ".onnx")):
+            assert code == 0  # an exported model is what predict runs, and info describes it from its metadata
+            assert args[0] == "predict" or ("a model vggnet exported" in out and "3 classes" in out), out
             continue
         assert code == 2 and says in err and len(err.splitlines()) == 1, (args, err)
         assert "Weights only load failed" not in err and "warn" not in err.lower()

@@ -26,11 +26,14 @@ from torch import nn
 from .base.files import save_safetensors
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .base.shape import shape_of
-from .formats import ForeignNet, Mapped, assemble, read_foreign
+from .formats import SUFFIXES, ForeignNet, Mapped, assemble, read_foreign
 from .formats.onnx import not_a_vgg
 from .formats.ports import recognise
 
 OFFICIAL = ("torchvision", "imagenet", "default")
+# What a file of weights is called: PyTorch's and safetensors' own, the other frameworks' (formats.SUFFIXES), and
+# OpenVINO's .xml, which is refused as weights in a sentence rather than read as an architecture's name.
+FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", *SUFFIXES, ".xml")
 
 
 @dataclass

@@ -11,8 +11,10 @@ import torch
 from ..base.configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
 from ..base.settings import AT_LEAST_ONE, Range, setting
 from ..fields import stacks
+from ..inference import is_exported
 from ..model import VGG, build
 from ..sizes import layer_table, summarize
+from ..weights import FILE_SUFFIXES
 
 
 @dataclass
@@ -43,8 +45,7 @@ class InfoSettings:
         if self.weights:
             return self.weights
         text = self.arch or ""
-        suffixes = (".pth", ".pt", ".bin", ".safetensors", ".caffemodel", ".h5", ".hdf5", ".keras")
-        return text if "://" in text or text.lower().endswith(suffixes) or Path(text).is_file() else None
+        return text if "://" in text or text.lower().endswith(FILE_SUFFIXES) or Path(text).is_file() else None
 
 
 def _describe(item: Layer) -> str:
@@ -160,6 +161,8 @@ def layer_json(model: VGG, size: int = 224) -> dict:
 
 def run_info(s: InfoSettings) -> str:
     """``vggnet info``: a weights file described, one architecture layer by layer, or the family."""
+    if s.file() is not None and is_exported(s.file()):
+        return exported_report(s.file())
     if s.file() is not None:
         from .convert import open_file, report
 
@@ -169,3 +172,27 @@ def run_info(s: InfoSettings) -> str:
     with torch.device("meta"):
         model = build(s.arch, num_classes=s.num_classes)
     return json.dumps(layer_json(model, s.size), indent=1) if s.json else layer_report(model, s.size)
+
+
+def exported_report(path: str) -> str:
+    """What a model vggnet exported says about itself (its metadata), read without running it."""
+    from ..engines.select import exported_metadata
+
+    if not Path(path).is_file():
+        raise ValueError(f"no such exported model: {path}")
+    meta = exported_metadata(path)
+    classes = list(meta["classes"])
+    shown = ", ".join(map(str, classes[:8])) + (f" ... ({len(classes)} in all)" if len(classes) > 8 else "")
+    scale = f"shorter side resized to {meta['scale']}, then " if meta.get("scale") else ""
+    return "\n".join(
+        [
+            f"file: {path}",
+            f"format: a model vggnet exported ({'OpenVINO IR' if path.endswith('.xml') else 'ONNX'}): it runs through "
+            "an engine (vggnet eval, predict, serve --weights it), it is not weights to train from",
+            f"network: {meta['num_classes']} classes, {meta['in_channels']} input channel(s), "
+            f"{meta.get('precision', 'float32')}; exported from {meta.get('source', 'weights it does not name')}",
+            f"classes: {shown}",
+            f"input: {scale}a centre crop of {meta['crop']}, normalised with mean {meta['mean']} and std "
+            f"{meta['std']} (vggnet's commands do this)",
+        ]
+    )

@@ -60,11 +60,15 @@ def open_exported(
 
 def model_kind(path: str | os.PathLike, precision: str) -> str:
     """What makes engines rank differently: the exported precision, input, classes, size, the asked arithmetic."""
+    return kind_of(exported_metadata(path), file_size(Path(str(path))), precision)
+
+
+def exported_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """What an exported model (ONNX, or OpenVINO's IR) says about itself, read and checked without running it."""
     from .onnxruntime_engine import read_onnx_metadata
 
     p = Path(str(path))
-    meta = read_onnx_metadata(p) if p.suffix == ".onnx" else _ir_meta(p)
-    return kind_of(meta, file_size(p), precision)
+    return read_onnx_metadata(p) if p.suffix == ".onnx" else _ir_meta(p)
 
 
 def kind_of(meta: dict[str, Any], size: int, precision: str) -> str:
