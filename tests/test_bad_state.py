@@ -7,6 +7,7 @@ traceback, no "unexpected error", no library log), and nothing already saved los
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -215,6 +216,17 @@ def test_a_damaged_result_file_is_evaluated_again_or_named(reproduced, capsys):
         assert "evaluating it again" in capsys.readouterr().err
         assert len((run / f"{split}.safetensors").read_bytes()) >= len(good) // 2 + 1
     assert len((run / "val.safetensors").read_bytes()) == len(intact)
+
+
+def test_a_report_of_an_unfinished_plan_says_what_is_missing(reproduced, tmp_path, capsys):
+    out = tmp_path / "r"
+    shutil.copytree(reproduced, out)
+    args = ["reproduce", *COMMON, "--nets", "A", "--val-split", "48", "--out", str(out), "--report-only"]
+    assert main(args) == 0 and capsys.readouterr().err == ""  # the plan is done
+    assert main([*args, "--seeds", "2"]) == 0  # a second seed asked for, not run yet
+    err = capsys.readouterr().err.strip()
+    assert "1 of the plan's 2 runs are not done (A_256_seed1)" in err and "without --report-only" in err
+    assert not (out / "A_256_seed1").exists()
 
 
 def test_damaged_settings_of_the_folder_are_named(reproduced, capsys):

@@ -222,6 +222,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     with folder_lock(settings.out, "reproduction folder"):
         if actions.report_only:
             check_folder(settings)  # a report of this folder's runs, made with these settings
+            _say_unfinished(settings, runs)
         elif actions.ray:
             from ..cluster.runs import execute_on_ray
 
@@ -231,6 +232,20 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         for path in write_report(settings, runs):
             print(f"wrote {path}")
     return 0
+
+
+def _say_unfinished(settings: Any, runs: list) -> None:
+    """A report of a folder whose plan is not done yet says so, and how to finish it."""
+    from ..reproduce.runs import state_of
+
+    todo = [spec.name for spec in runs if state_of(spec, settings) not in ("validated", "failed")]
+    if todo:
+        names = ", ".join(todo[:4]) + (" ..." if len(todo) > 4 else "")
+        print(
+            f"{len(todo)} of the plan's {len(runs)} runs are not done ({names}): the report covers the others; the "
+            "same command without --report-only finishes them",
+            file=sys.stderr,
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
