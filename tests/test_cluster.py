@@ -138,6 +138,12 @@ def test_without_ray_or_a_cluster_it_is_a_sentence_and_nothing_starts(tmp_path):
     proc = vggnet(["reproduce", *PLAN, "--out", str(out), "--ray", "127.0.0.1:9"], timeout=120)
     assert proc.returncode == 2 and "nothing answers there" in proc.stderr and time.monotonic() - started < 60
     assert not out.exists()
+    other = tmp_path / "other"  # a folder of other settings is refused before Ray is looked for
+    other.mkdir()
+    (other / "reproduce_settings.json").write_text(json.dumps({"val_split": 1}))
+    proc = subprocess.run([sys.executable, "-c", code, "reproduce", *PLAN, "--out", str(other), "--ray", "local"],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and "other settings" in proc.stderr and "pip install" not in proc.stderr
 
 
 @pytest.fixture(scope="module")

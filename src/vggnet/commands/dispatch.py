@@ -218,6 +218,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if actions.ray and not actions.report_only:
         from ..cluster.connect import connect
 
+        check_folder(settings)  # a folder of other settings is refused before Ray starts
         connect(actions.ray)  # nothing is started or written where there is no cluster to run on
     with folder_lock(settings.out, "reproduction folder"):
         if actions.report_only:
