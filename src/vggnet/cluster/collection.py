@@ -4,7 +4,7 @@ each actor loading it once from the weights the driver sends (no shared filesyst
 actors' nodes, or through pyarrow's filesystems for URIs), and the rows are written as Parquet: the image's path, its
 class folder where it has one, and the feature vector (or the top classes and probabilities). An image that does not
 read is a row with the reason, not a failed job. The rows and values are those of the local command on the same
-images, in the same order.
+images, in the same order: files of ``--rows-per-file`` rows whose names sort in that order.
 
 A collection is an image folder (``DIR/<class>/*``, or ``DIR/SPLIT/...`` as the local commands read it), a text file
 of paths or URIs (one a line), or a Parquet file with a ``path`` column (and a ``class`` one where there are
@@ -23,6 +23,9 @@ import numpy as np
 from ..base.files import Staging
 
 COLUMNS = ("path", "class", "error")
+# A collection of millions is written by many tasks at once, never gathered into one block; the files' names sort in
+# the collection's order (Ray names them by write task), so a folder reads as one table.
+ROWS_PER_FILE = 4096
 
 
 @dataclass
@@ -163,14 +166,16 @@ def run_collection(
     out: str,
     actors: int = 2,
     actor_cpus: float = 1.0,
+    rows_per_file: int = ROWS_PER_FILE,
 ) -> Path:
-    """The rows through a pool of ``actors`` actors on the cluster at ``address``; Parquet files in ``out``."""
+    """The rows through a pool of ``actors`` actors on the cluster at ``address``; Parquet files in ``out``, of
+    ``rows_per_file`` rows each, whose names sort in the collection's order."""
     from .connect import connect
 
-    ray = connect(address)
     source = Path(weights)
     if not source.is_file():
         raise ValueError(f"--weights {weights}: --ray sends a weights file to the cluster; give one that is here")
+    ray = connect(address)
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # rows in the collection's order
     dataset = ray.data.from_items(rows)
     found = dataset.map_batches(
@@ -183,7 +188,7 @@ def run_collection(
     )
     target = Path(out)
     with Staging(target) as stage:  # the earlier rows stay whole until the new ones are all written
-        found.repartition(1).write_parquet(str(stage.folder))
+        found.write_parquet(str(stage.folder), min_rows_per_file=rows_per_file)
         written = sorted(p.name for p in stage.folder.iterdir() if p.is_file())
         stage.commit(written, [p.name for p in target.glob("*.parquet")])
     return target

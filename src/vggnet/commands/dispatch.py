@@ -16,6 +16,7 @@ from typing import Any
 from ..base.files import folder_lock
 from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, setting, typed
 from ..bench.run import BenchSettings
+from ..cluster.collection import ROWS_PER_FILE
 from ..evaluate import EvalSettings
 from ..export import ExportSettings, Int8Settings
 from ..features import FeatureSettings
@@ -71,6 +72,11 @@ class ReproduceActions(OnRay):
 class CollectionFlags(OnRay):
     actors: int = setting(2, "with --ray: actors running the model", AT_LEAST_ONE)
     actor_cpus: float = setting(1.0, "with --ray: CPUs of each actor (its threads)", POSITIVE)
+    rows_per_file: int = setting(
+        ROWS_PER_FILE,
+        "with --ray: rows of each Parquet file (written in parallel, named to sort in the collection's order)",
+        AT_LEAST_ONE,
+    )
 
 
 def build(cls: type, args: argparse.Namespace) -> Any:
@@ -180,7 +186,9 @@ def on_ray(s: Any, ray: CollectionFlags, data: str | None, split: str | None, li
     job.threads = max(1, round(ray.actor_cpus))
     rows = collection_rows(data, split, limit)
     with folder_lock(s.out, "output folder"):
-        path = run_collection(ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, ray.actors, ray.actor_cpus)
+        path = run_collection(
+            ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, ray.actors, ray.actor_cpus, ray.rows_per_file
+        )
     print(f"wrote {len(rows)} rows ({job.kind}) to {path}")
     return 0
 
