@@ -130,7 +130,7 @@ def test_the_engines_cache_is_never_a_reason_to_fail(exported, tmp_path):
     [
         ("exp/model.torchscript.pt", "TorchScript program"),
         ("exp/model.xml", "OpenVINO model"),
-        ("exp/model.bin", "not a PyTorch weights file, or truncated"),
+        ("exp/model.bin", "not a PyTorch weights file or truncated"),
         ("exp/model.onnx", "exported ONNX model"),
     ],
 )

@@ -111,7 +111,7 @@ def _torch_load(path: Path) -> Any:
         elif "TorchScript" in first:
             reason = "it is a TorchScript program (as vggnet export writes), not weights: give the weights it came from"
         elif first.startswith("Weights only load failed") or "zip archive" in first:  # torch's paragraphs
-            reason = "not a PyTorch weights file, or truncated"
+            reason = "not a PyTorch weights file or truncated"
         else:
             reason = f"not a PyTorch weights file or truncated ({first[:160]})"
         raise ValueError(f"cannot read weights from {path}: {reason}") from None
