@@ -49,6 +49,17 @@ def test_files_take_the_users_umask_whatever_the_writer(tmp_path):
     assert {oct(p.stat().st_mode & 0o777) for p in (weights, text, checkpoint)} == {"0o644"}
 
 
+def test_copying_a_file_again_over_its_own_link_leaves_no_temporary(tmp_path):
+    (tmp_path / "a.json").write_text("{}")
+    for _ in range(2):  # the second copy finds the target already a link to the source
+        atomic_copy(tmp_path / "a.json", tmp_path / "out" / "b.json")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.json"]
+    (tmp_path / "a.json").write_text('{"new": 1}')  # a source rewritten in place (the link sees it)
+    (tmp_path / "c.json").write_text("[]")
+    atomic_copy(tmp_path / "c.json", tmp_path / "out" / "b.json")  # another file over the link: replaced
+    assert (tmp_path / "out" / "b.json").read_text() == "[]" and (tmp_path / "a.json").read_text() == '{"new": 1}'
+
+
 def test_a_full_disk_is_one_sentence_naming_the_file_and_loses_nothing(tmp_path):
     with small_disk(tmp_path / "disk") as disk:
         save_checkpoint({"model": {"w": torch.ones(10)}}, disk / "last.pt")

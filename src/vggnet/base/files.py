@@ -137,6 +137,8 @@ def atomic_copy(source: str | os.PathLike, path: str | os.PathLike) -> Path:
     file's data is not written twice), or a copied file where links are not possible."""
     target = Path(path)
     _parent_folder(target)
+    if target.exists() and os.path.samefile(source, target):
+        return target  # already a link to it: a rename between two links of one file would leave the temporary
     tmp = target.parent / f".{target.name}.{os.getpid()}.link.tmp"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
