@@ -9,6 +9,7 @@ import math
 import statistics
 from typing import Any
 
+from ..base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
 from ..base.hardware import cpu_description
 from .findings import Finding, failures
 from .results import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6, PROTOCOL_LABEL, Cell, Results
@@ -35,7 +36,11 @@ def report_data(results: Results, chosen: dict[str, Any], found: list[Finding]) 
         "findings": [f.to_dict() for f in found],
         "rule": rule(results),
         "deviations": deviations(results),
-        "lrn": {"constant_ratio": LRN_CONSTANT, "runs": lrn_runs(results)},
+        "lrn": {
+            "constants": {"size": LRN_SIZE, "alpha": LRN_ALPHA, "beta": LRN_BETA, "k": LRN_K},  # Caffe's, pixel units
+            "constant_ratio": LRN_CONSTANT,
+            "runs": lrn_runs(results),
+        },
         "plateau": plateau(results),
         "stuck": {n: 100 * results.history(n)[-1]["val_top1_err"] for n in results.stuck() if results.history(n)},
         "failures": failures(results),
