@@ -1,7 +1,7 @@
 """Publish two finished reproductions: copy their reports into docs/ and put the generated tables into
 REPRODUCTION.md below its marker, so that every table there is the code's own output.
 
-    vggnet reproduce --subset 10000 --epochs 24 --patience 2 --seeds 6 --scale-seeds 2 --out runs/reproduce
+    vggnet reproduce --subset 10000 --epochs 24 --patience 2 --seeds 8 --scale-seeds 2 --out runs/reproduce
     vggnet reproduce --subset 10000 --seeds 10 --scale-seeds 2 --batch-norm --out runs/reproduce_bn
     python docs/publish_reproduction.py runs/reproduce runs/reproduce_bn
 
