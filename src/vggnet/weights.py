@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from .base.files import save_safetensors
+from .base.files import load_torch, save_safetensors
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .base.shape import shape_of
 from .formats import SUFFIXES, ForeignNet, Mapped, assemble, read_foreign
@@ -101,20 +99,9 @@ def download(url: str) -> Path:
 
 def _torch_load(path: Path) -> Any:
     try:
-        with warnings.catch_warnings():  # torch warns of a TorchScript archive before refusing it: said below
-            warnings.filterwarnings("ignore", "'torch.load' received a zip file that looks like a TorchScript")
-            return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in str(err):
-            reason = "it holds pickled Python objects, which are never loaded (only tensors and plain containers)"
-        elif "TorchScript" in first:
-            reason = "it is a TorchScript program (as vggnet export writes), not weights: give the weights it came from"
-        elif first.startswith("Weights only load failed") or "zip archive" in first:  # torch's paragraphs
-            reason = "not a PyTorch weights file or truncated"
-        else:
-            reason = f"not a PyTorch weights file or truncated ({first[:160]})"
-        raise ValueError(f"cannot read weights from {path}: {reason}") from None
+        return load_torch(path, "PyTorch weights file")
+    except ValueError as err:
+        raise ValueError(f"cannot read weights from {path}: {err}") from None
 
 
 def read_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

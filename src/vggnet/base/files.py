@@ -125,6 +125,32 @@ def save_torch(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, write)
 
 
+def load_torch(path: str | os.PathLike, what: str = "PyTorch file") -> Any:
+    """``torch.load`` on the CPU of tensors and plain containers only (``weights_only``: nothing in the file runs). A
+    file that does not load is a ``ValueError`` whose text is the reason in a few words (``what`` names the kind of
+    file expected); torch's own reasons are paragraphs."""
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns of a TorchScript archive before refusing it: said below
+            warnings.filterwarnings("ignore", "'torch.load' received a zip file that looks like a TorchScript")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in str(err):
+            reason = "it holds pickled Python objects, which are never loaded (only tensors and plain containers)"
+        elif "TorchScript" in first:
+            reason = "it is a TorchScript program (as vggnet export writes), not weights: give the weights it came from"
+        elif first.startswith("Weights only load failed") or "zip archive" in first:
+            reason = f"not a {what} or truncated"
+        else:
+            reason = f"not a {what} or truncated ({first[:160]})"
+        raise ValueError(reason) from None
+
+
 def save_safetensors(tensors: dict[str, Any], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
     """Tensors (and string metadata) as a safetensors file, written atomically."""
     from safetensors.torch import save

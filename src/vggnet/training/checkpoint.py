@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..base.files import save_torch
+from ..base.files import load_torch, save_torch
 from ..weights import model_metadata
 
 # The parts of a TrainState that are live objects; a checkpoint holds their state dicts.
@@ -92,11 +92,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch's reasons for a cut file are paragraphs about its zip reader
-        reason = str(err).splitlines()[0]
-        reason = "truncated or not a PyTorch checkpoint" if "zip archive" in reason else reason[:200]
-        raise ValueError(f"cannot read checkpoint {path}: {reason}") from None
+        state = load_torch(path, "PyTorch checkpoint")
+    except ValueError as err:
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path} is not a vggnet training checkpoint")
     return state
