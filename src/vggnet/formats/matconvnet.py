@@ -407,7 +407,7 @@ class _Inflating:
 
     def __init__(self, f: Any, limit: int) -> None:
         self.f, self.left, self.pos = f, limit, 0
-        self.z, self.buffer = zlib.decompressobj(), b""
+        self.z, self.buffer, self.at = zlib.decompressobj(), b"", 0  # inflated bytes, and how far they are read
 
     def _more(self) -> None:
         compressed = self.z.unconsumed_tail
@@ -416,19 +416,18 @@ class _Inflating:
             self.left -= len(compressed)
             if not compressed:
                 raise EOFError
-        self.buffer += self.z.decompress(compressed, self.PIECE)
+        self.buffer, self.at = self.buffer[self.at :] + self.z.decompress(compressed, self.PIECE), 0
 
     def read(self, n: int) -> bytes:
-        while len(self.buffer) < n:
+        while len(self.buffer) - self.at < n:
             self._more()
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        self.pos += n
+        data, self.at, self.pos = self.buffer[self.at : self.at + n], self.at + n, self.pos + n
         return data
 
     def skip(self, n: int) -> None:
         self.pos += n
-        while n > len(self.buffer):
-            n -= len(self.buffer)
-            self.buffer = b""
+        while n > len(self.buffer) - self.at:
+            n -= len(self.buffer) - self.at
+            self.buffer, self.at = b"", 0
             self._more()
-        self.buffer = self.buffer[n:]
+        self.at += n
