@@ -165,6 +165,20 @@ def test_a_fashion_mnist_model_on_folders_named_as_folders_can_be(tmp_path, caps
     assert eval_top1(capsys, tmp_path / "p", *by_position) == (0, pytest.approx(60.0))  # 6 of 10 folders elsewhere
 
 
+def test_a_model_that_names_no_classes_is_taken_by_position_and_says_so(tmp_path, capsys):
+    meta = {"mean": "[0, 0, 0]", "std": "[1, 1, 1]", "crop": "16", "scale": "16"}
+    weights = str(vggnet.save_weights(colour_model(FRUIT), tmp_path / "unnamed.safetensors", metadata=meta))
+    data = colour_folder(tmp_path / "data", ["a_red", "b_green", "c_blue"])
+    assert eval_top1(capsys, tmp_path / "e", "--weights", weights, "--data", str(data)) == (0, 0.0)
+    code = main(["eval", "--weights", weights, "--data", str(data), "--out", str(tmp_path / "e"), "--protocols",
+                 "center", "--scales", "16"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0 and err.count("unnamed.safetensors names no classes: its 3 outputs are taken as") == 1
+    two = colour_folder(tmp_path / "two", ["a", "b"])
+    code, err = eval_top1(capsys, tmp_path / "e2", "--weights", weights, "--data", str(two))
+    assert code == 2 and "which names none (its 3 outputs)" in err
+
+
 def test_eval_on_a_folder_with_a_class_the_model_lacks_is_a_sentence(tmp_path):
     weights = str(save_colour_model(tmp_path / "fruit.safetensors", FRUIT))
     data = colour_folder(tmp_path / "data", [*FRUIT, "zebra"][::-1])
