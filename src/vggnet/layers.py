@@ -1,8 +1,8 @@
 """The layers a VGG is made of and how they start: the convolutional trunk built from a configuration list
 (:func:`make_features`), A-LRN's normalisation in the paper's units (:class:`CaffeLRN`), the initialisation
 schemes (the paper's N(0, 0.01), Glorot's, torchvision's Kaiming; a head other than the paper's scaled for its
-width) and the paper's pre-initialisation of a deeper
-net from a trained net A (:func:`preinit_from`); and how to tell that the layers are being traced or exported."""
+width) and the paper's pre-initialisation of a deeper net from a trained net A (:func:`preinit_from`); and how to
+tell that the layers are being traced or exported."""
 
 from __future__ import annotations
 

@@ -163,8 +163,8 @@ def check_agreement(loaded: Loaded, runner, source: Source, count: int, q: int) 
     else:  # by name only: folders of other names say nothing of accuracy
         try:
             truth_of, note = label_map(loaded, source)
-        except ValueError as err:
-            note = str(err).split(" by name:")[0]
+        except ValueError:
+            note = f"{source.name}'s classes ({', '.join(source.classes[:4])}) are not the model's"
     agree = right_float = right_int8 = seen = 0
     for images, labels in source.batches():
         images, labels = images[: count - seen], labels[: count - seen]
