@@ -162,6 +162,11 @@ def cmd_features(args: argparse.Namespace) -> int:
     if ray.ray:
         from ..cluster.collection import Job
 
+        if s.class_map or s.classes_by_position:
+            raise ValueError(
+                "with --ray each row carries its folder's class name; --class-map and "
+                "--classes-by-position label a local features file"
+            )
         job = Job("features", s.layer, s.scales, s.flip, s.l2)
         return on_ray(s, ray, s.data, s.split, s.limit, job)
     if not s.out.endswith(".safetensors"):
@@ -198,7 +203,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from .probe import linear_probe
 
     s = build(ProbeSettings, args)
-    report = linear_probe(load_features(s.train), load_features(s.test), s.c)
+    from ..base.classes import ClassMatching
+
+    report = linear_probe(load_features(s.train), load_features(s.test), s.c, ClassMatching.of(s))
     print(report.table())
     print(f"accuracy: {100 * report.accuracy:.2f}%")
     print(f"mean class accuracy: {100 * report.mean_class_accuracy:.2f}%")
