@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,4 +182,6 @@ def run_features(s: FeatureSettings, loaded: Loaded) -> Path:
     path = save_features(found, s.out)
     shape = found.features.shape
     print(f"wrote {path}: {shape[0]} images x {shape[1]} ({s.layer}), {len(found.classes)} classes")
+    if source.skipped:
+        print(f"warning: {source.skipped_sentence()}", file=sys.stderr)
     return path
