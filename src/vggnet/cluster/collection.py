@@ -167,8 +167,8 @@ def schema(job: Job) -> Any:
     text = [pa.field(name, pa.string()) for name in COLUMNS]
     if job.kind == "features":
         return pa.schema([*text, pa.field("feature", pa.list_(pa.float64()))])
-    return pa.schema([*text, pa.field("top_classes", pa.list_(pa.string())), pa.field("top_probabilities",
-                      pa.list_(pa.float64()))])  # fmt: skip
+    scores = [pa.field("top_classes", pa.list_(pa.string())), pa.field("top_probabilities", pa.list_(pa.float64()))]
+    return pa.schema([*text, *scores])
 
 
 @dataclass

@@ -189,10 +189,8 @@ def on_ray(s: Any, ray: CollectionFlags, data: str | None, split: str | None, li
     job.threads = max(1, round(ray.actor_cpus))
     rows = collection_rows(data, split, limit)
     with folder_lock(s.out, "output folder"):
-        done = run_collection(
-            ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, ray.actors, ray.actor_cpus,
-            ray.rows_per_file, ray.ray_log,
-        )  # fmt: skip
+        pool = (ray.actors, ray.actor_cpus, ray.rows_per_file, ray.ray_log)
+        done = run_collection(ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, *pool)
     print(f"wrote {done.rows} rows ({job.kind}) to {done.path}")
     if done.failed:
         print(f"warning: {done.summary()}", file=sys.stderr)

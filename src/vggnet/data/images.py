@@ -231,7 +231,7 @@ def read_image(path: str | os.PathLike, channels: int = 3) -> torch.Tensor:
     """An image file as uint8 C x H x W with ``channels`` (1: gray, 3: RGB); ``ValueError`` naming the file and what
     is wrong with it otherwise."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() or path.is_dir():  # a FIFO or a device goes on, to be refused by name
         raise ValueError(f"no such image: {path}")
     try:
         img = decode_image(path)
