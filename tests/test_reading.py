@@ -90,8 +90,8 @@ def test_local_commands_skip_what_does_not_read_and_say_so_at_the_end(odd_files)
     (images / "a.png").write_bytes(png(40, 36, 1))
     os.link(odd_files / "huge.png", images / "huge.png")  # the same sparse file, no disk
     os.mkfifo(images / "fifo.png")  # not a file: not listed at all
-    code, out, err, seconds = run(["features", "--weights", "w.safetensors", "--data", "images", "--out", "f.safetensors"],
-                                  odd_files)  # fmt: skip
+    args = ["features", "--weights", "w.safetensors", "--data", "images", "--out", "f.safetensors"]
+    code, out, err, seconds = run(args, odd_files)
     assert code == 0, err
     assert "1 of 2 images did not read (first: images/cat/huge.png: not an image" in err and seconds < 120
     # predict: an unreadable image of many is skipped and counted; where none reads, an error in a sentence
