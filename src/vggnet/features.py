@@ -198,4 +198,6 @@ def run_features(s: FeatureSettings, loaded: Loaded) -> Path:
     path = save_features(found, s.out)
     shape = found.features.shape
     print(f"wrote {path}: {shape[0]} images x {shape[1]} ({s.layer}), {len(found.classes)} classes")
+    if source.skipped:
+        print(f"warning: {source.skipped_sentence()}", file=sys.stderr)
     return path

@@ -48,6 +48,9 @@ class OnRay:
         "reason)",
         metavar="ADDRESS",
     )
+    ray_log: bool = setting(
+        False, "with --ray: show Ray's own log here (by default it goes to the files of the cluster's session)"
+    )
 
 
 @dataclass
@@ -191,10 +194,11 @@ def on_ray(s: Any, ray: CollectionFlags, data: str | None, split: str | None, li
     job.threads = max(1, round(ray.actor_cpus))
     rows = collection_rows(data, split, limit)
     with folder_lock(s.out, "output folder"):
-        path = run_collection(
-            ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, ray.actors, ray.actor_cpus, ray.rows_per_file
-        )
-    print(f"wrote {len(rows)} rows ({job.kind}) to {path}")
+        pool = (ray.actors, ray.actor_cpus, ray.rows_per_file, ray.ray_log)
+        done = run_collection(ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, *pool)
+    print(f"wrote {done.rows} rows ({job.kind}) to {done.path}")
+    if done.failed:
+        print(f"warning: {done.summary()}", file=sys.stderr)
     return 0
 
 
@@ -234,7 +238,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from ..cluster.connect import connect
 
         check_folder(settings)  # a folder of other settings is refused before Ray starts
-        connect(actions.ray)  # nothing is started or written where there is no cluster to run on
+        connect(actions.ray, show_log=actions.ray_log)  # nothing is started or written without a cluster to run on
     with folder_lock(settings.out, "reproduction folder"):
         if actions.report_only:
             check_folder(settings)  # a report of this folder's runs, made with these settings
