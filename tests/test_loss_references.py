@@ -177,3 +177,18 @@ def test_srgan_rescales_the_features_by_1_over_12_75(variant):
     assert relative(PerceptualLoss.srgan(variant, model=model)(x, y), expected) < RTOL
     with pytest.raises(ValueError, match="unknown SRGAN loss 'VGG33'"):
         PerceptualLoss.srgan("VGG33", model=model)
+
+
+@pytest.mark.slow  # importing monai takes seconds
+def test_volumes_equal_monais_2_5_d_perceptual_loss(stubbed):
+    """MONAI's PerceptualLoss(spatial_dims=3, is_fake_3d=True) on lpips's VGG: slices across each axis, a random
+    share drawn (torch's global generator there, a generator seeded alike here), the axes' means summed."""
+    losses = pytest.importorskip("monai.losses")
+    g = torch.Generator().manual_seed(4)
+    x, y = (torch.rand(1, 1, 32, 33, 34, generator=g) * 2 - 1 for _ in range(2))
+    theirs = losses.PerceptualLoss(spatial_dims=3, network_type="vgg", is_fake_3d=True, fake_3d_ratio=0.25)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        expected = theirs(x, y)
+    ours = LPIPS(shared_vgg(), fake_3d_ratio=0.25, seed=5, reduction="mean")
+    assert relative(ours(x, y), expected) < RTOL
