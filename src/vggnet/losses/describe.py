@@ -10,9 +10,24 @@ import torch
 from ..version import __version__
 
 ORDER = (
-    "metric", "definition", "reference", "version", "vggnet", "trunk", "weights", "weights_sha256", "taps",
-    "pooling", "input_range", "normalization", "channels", "volumes", "patches", "reduction", "precision",
-)  # fmt: skip
+    "metric",
+    "definition",
+    "reference",
+    "version",
+    "vggnet",
+    "trunk",
+    "weights",
+    "weights_sha256",
+    "taps",
+    "pooling",
+    "input_range",
+    "normalization",
+    "channels",
+    "volumes",
+    "patches",
+    "reduction",
+    "precision",
+)
 
 
 class Description(dict):

@@ -47,8 +47,10 @@ def dists_weights(source: str | os.PathLike | None = None) -> tuple[torch.Tensor
     state = read_file(source)
     total = sum(DISTS_CHANNELS)
     if "alpha" not in state or "beta" not in state or state["alpha"].numel() != total != state["beta"].numel():
-        raise ValueError(f"{source} holds no DISTS weights ('alpha' and 'beta' of {total} values); it has "
-                         f"{', '.join(f'{k} {tuple(v.shape)}' for k, v in list(state.items())[:6])}")  # fmt: skip
+        raise ValueError(
+            f"{source} holds no DISTS weights ('alpha' and 'beta' of {total} values); it has "
+            f"{', '.join(f'{k} {tuple(v.shape)}' for k, v in list(state.items())[:6])}"
+        )
     return state["alpha"].reshape(-1).float(), state["beta"].reshape(-1).float()
 
 

@@ -154,8 +154,11 @@ class TapMetric(nn.Module):
     def _samples(self, x: torch.Tensor, y: torch.Tensor | None, mask: torch.Tensor | None) -> list[Batch]:
         """The batches the trunk runs: one for images, one per spatial axis for volumes."""
         whole = Batch.of(x, y, None if mask is None else as_mask(mask, x))
-        parts = [whole] if x.dim() == 4 else [volume_slices(whole, a, self.fake_3d_ratio, self.generator)
-                                              for a in SPATIAL_AXES]  # fmt: skip
+        parts = (
+            [whole]
+            if x.dim() == 4
+            else [volume_slices(whole, a, self.fake_3d_ratio, self.generator) for a in SPATIAL_AXES]
+        )
         out = []
         for part in parts:
             if self.patch_size is not None:
@@ -300,8 +303,12 @@ class TapMetric(nn.Module):
         layers = {}
         with torch.autocast(x.device.type, enabled=False):
             for name, weight in self.layer_weights.items():
-                m = F.interpolate(self.position_map(name, mine[name], target[name]), size=x.shape[-2:],
-                                  mode="bilinear", align_corners=False)  # fmt: skip
+                m = F.interpolate(
+                    self.position_map(name, mine[name], target[name]),
+                    size=x.shape[-2:],
+                    mode="bilinear",
+                    align_corners=False,
+                )
                 m = group_mean(weight * m, part.owner, part.count)
                 layers[name] = m if part.mask is None else m * part.mask
         return sum(layers.values()), layers
