@@ -76,6 +76,23 @@ def lpips_layers(source: str | os.PathLike | None = None, version: str = "0.1") 
     return found
 
 
+class _WeightedSquares(torch.autograd.Function):
+    """Per position, sum_c w_c (a_c - b_c)^2, keeping only a - b for the backward (autograd would keep its square
+    as well: one map more per layer)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        d = a - b
+        ctx.save_for_backward(d, w)
+        return (d * d * w).sum(1, keepdim=True)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        d, w = ctx.saved_tensors
+        da = 2 * d * w * grad
+        return da, (-da if ctx.needs_input_grad[1] else None), None
+
+
 class LPIPS(TapMetric):
     """LPIPS (Zhang et al. 2018, VGG-16): the learned perceptual distance between images, as the ``lpips``
     package's ``LPIPS(net="vgg", version=...)`` computes it: at relu1_2 ... relu5_3 each activation is scaled to
@@ -129,7 +146,7 @@ class LPIPS(TapMetric):
         return unit_length(activation)
 
     def position_map(self, name: str, mine: Any, target: Any) -> torch.Tensor:
-        return ((mine - target) ** 2 * getattr(self, f"lin_{name}")).sum(1, keepdim=True)
+        return _WeightedSquares.apply(mine, target, getattr(self, f"lin_{name}").to(mine.dtype))
 
     def distance(self, name: str, mine: Any, target: Any, mask: torch.Tensor | None) -> torch.Tensor:
         return masked_mean(self.position_map(name, mine, target), mask)

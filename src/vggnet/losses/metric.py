@@ -4,7 +4,7 @@ image and per layer, and :meth:`TapMetric.describe`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -129,10 +129,6 @@ class TapMetric(nn.Module):
     def shape_output(self, value: torch.Tensor) -> torch.Tensor:
         return value
 
-    def compared(self) -> list[str]:
-        """The taps compared, in order (the image itself first where the metric compares it)."""
-        return ["image", *self.layer_weights] if self.needs_image else list(self.layer_weights)
-
     # -- the input -------------------------------------------------------------------------------------------------
     def _check_shape(self, x: torch.Tensor, what: str = "images") -> None:
         if not isinstance(x, torch.Tensor) or x.dim() not in (4, 5) or not x.is_floating_point():
@@ -175,23 +171,29 @@ class TapMetric(nn.Module):
     # -- features --------------------------------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The taps' activations of samples ``x`` (in ``input_range``, already of the trunk's making)."""
+        return dict(self._activations(x))
+
+    def _activations(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
         unit = self._unit(x)
-        out = self.taps(self._trunk_input(unit))
         if self.needs_image:
-            out = {"image": unit, **out}
-        return out
+            yield "image", unit
+        yield from self.taps.stream(self._trunk_input(unit))
+
+    def _stream(self, x: torch.Tensor, mask: torch.Tensor | None) -> Iterator[tuple[str, Any, Any]]:
+        """(tap, what is compared there, the mask at its resolution), one tap at a time (autocast off only
+        around each representation: a generator must not leave a mode switched across its yields)."""
+        for name, a in self._activations(x):
+            if name in self.layer_weights or name == "image":
+                m = mask_at(mask, a.shape[-2:])
+                with torch.autocast(x.device.type, enabled=False):
+                    rep = self.represent(name, wide(a), m)
+                yield name, rep, m
+                del rep  # before the next segment runs
 
     def _represent_all(self, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[Features, Features]:
         """What is compared at each tap, and the mask at each tap's resolution."""
-        found = self.features(x)
-        masks = {name: mask_at(mask, a.shape[-2:]) for name, a in found.items()}
-        with torch.autocast(x.device.type, enabled=False):
-            reps = {
-                name: self.represent(name, wide(a), masks[name])
-                for name, a in found.items()
-                if name in self.layer_weights or name == "image"
-            }
-        return reps, masks
+        found = list(self._stream(x, mask))
+        return {name: rep for name, rep, _ in found}, {name: m for name, _, m in found}
 
     def _fixed_reps(self, count: int) -> Features:
         """The fixed target's representations for ``count`` samples (its batch of 1 broadcast, or its own)."""
@@ -210,15 +212,25 @@ class TapMetric(nn.Module):
         return {name: fit(rep) for name, rep in reps.items()}
 
     def _layer_values(self, part: Batch) -> dict[str, torch.Tensor]:
-        """Per layer, one value per sample of ``part``."""
-        if part.y is not None:
-            with torch.no_grad():
-                target = self._represent_all(part.y, part.mask)[0]
-        else:
-            target = self._fixed_reps(len(part.x))
-        mine, masks = self._represent_all(part.x, part.mask)
-        with torch.autocast(part.x.device.type, enabled=False):
-            return {name: self.distance(name, mine[name], target[name], masks[name]) for name in self.compared()}
+        """Per layer, one value per sample of ``part``. The target's taps and the image's are computed side by side,
+        the target's segment first, and each layer compared as soon as both stand: neither's representations are
+        all held at once, and the target's largest activations come and go before the image's are kept."""
+        fixed = self._fixed_reps(len(part.x)) if part.y is None else None
+        theirs = None if part.y is None else self._stream(part.y, part.mask)
+        mine = self._stream(part.x, part.mask)
+        values, target_item = {}, None
+        while True:
+            if theirs is not None:
+                with torch.no_grad():
+                    target_item = next(theirs, None)
+            found = next(mine, None)
+            if found is None:
+                return values
+            name, rep, mask = found
+            target = fixed[name] if theirs is None else target_item[1]
+            with torch.autocast(part.x.device.type, enabled=False):
+                values[name] = self.distance(name, rep, target, mask)
+            found = rep = target = target_item = None  # let them go before the next segment runs
 
     # -- the target ------------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,25 @@ def layer_weights(layers: Mapping[str, float] | Sequence[str] | str) -> dict[str
     return {name: float(w) for name, w in found.items()}
 
 
+class _L2Pooling(torch.autograd.Function):
+    """sqrt(conv(x^2, k) + 1e-12), whose backward keeps only x (which the trunk keeps anyway) and the pooled
+    output, not the full-size x^2 that autograd would."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        weight = kernel.expand(c, 1, 3, 3)
+        out = (F.conv2d(x * x, weight, stride=2, padding=1, groups=c) + 1e-12).sqrt()
+        ctx.save_for_backward(x, out, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, out, weight = ctx.saved_tensors
+        spread = torch.nn.grad.conv2d_input(x.shape, weight, grad / out, stride=2, padding=1, groups=x.shape[1])
+        return x * spread, None
+
+
 class L2Pool(nn.Module):
     """L2 pooling: the square root of a Hann-weighted (0.5, 1, 0.5)^2 / 4 average of squares, stride 2, padding 1.
     Computed in float32 (the 1e-12 under the root vanishes in float16)."""
@@ -60,11 +79,9 @@ class L2Pool(nn.Module):
         self.register_buffer("kernel", (kernel / kernel.sum()).float().view(1, 1, 3, 3), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
         with torch.autocast(x.device.type, enabled=False):
             f = wide(x)
-            out = F.conv2d(f * f, self.kernel.to(f.dtype).expand(c, 1, 3, 3), stride=2, padding=1, groups=c)
-            return (out + 1e-12).sqrt().to(x.dtype)
+            return _L2Pooling.apply(f, self.kernel.to(f.dtype)).to(x.dtype)
 
 
 def _pool(module: nn.MaxPool2d, pooling: str) -> nn.Module:
@@ -145,16 +162,18 @@ class FeatureTaps(nn.Module):
                 x = module(x)
         return x
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        grads = torch.is_grad_enabled() and x.requires_grad
+    def stream(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """The taps' activations one at a time, in the trunk's order, each computed when asked for: a loss can
+        compare a tap and let it go before the next is computed."""
         for start, stop in self.segments:
-            if self.checkpoint and grads:
+            if self.checkpoint and torch.is_grad_enabled() and x.requires_grad:
                 x = recompute(self._run, start, stop, x, use_reentrant=False)
             else:
                 x = self._run(start, stop, x)
-            out[self.names[stop - 1]] = x
-        return out
+            yield self.names[stop - 1], x
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(self.stream(x))
 
     def train(self, mode: bool = True) -> FeatureTaps:
         return super().train(False)  # always inference mode
