@@ -73,3 +73,25 @@ def test_the_normalised_network(model, pooling):
         normalize_filters(model, [], IMAGENET)
     with pytest.raises(ValueError, match="LRN"):
         normalize_filters(tiny("vgg11_lrn"), images, IMAGENET)
+
+
+def test_a_style_target_of_another_size_serves_any_picture_and_patches(model):
+    style_image = torch.rand(1, 3, 64, 48)
+    loss = StyleLoss.gatys(model=model)
+    loss.set_target(style_image)
+    x = torch.rand(2, 3, 40, 56)
+    expected = StyleLoss.gatys(model=model, reduction="none")
+    with torch.no_grad():
+        grams = [expected.features(t) for t in (x, style_image)]
+    by_hand = sum(
+        w * ((expected.represent(n, grams[0][n], None) - expected.represent(n, grams[1][n], None)) ** 2).mean((1, 2))
+        for n, w in GATYS_STYLE.items()
+    ).mean()
+    torch.testing.assert_close(loss(x), by_hand, rtol=1e-5, atol=0)
+    patched = StyleLoss.gatys(model=model, patch_size=32, patches=2)
+    patched.set_target(style_image)  # the whole style image's Grams, against the picture's windows
+    assert torch.isfinite(patched(x))
+    content = PerceptualLoss(model)
+    content.set_target(style_image)
+    with pytest.raises(ValueError, match="set a target of the images' size and channels"):
+        content(x)

@@ -65,6 +65,7 @@ class TapMetric(nn.Module):
     default_reduction = "mean"
     default_pooling = "max"
     needs_image = False  # the image itself as a tap named "image" (DISTS)
+    size_free = False  # representations that do not depend on the image's size (Grams): a target of any size
 
     def __init__(
         self,
@@ -236,28 +237,34 @@ class TapMetric(nn.Module):
     @torch.no_grad()
     def set_target(self, y: torch.Tensor | None) -> None:
         """Fix the target once (a style image, say): later calls of ``metric(x)`` compare with it. A batch of one
-        serves any batch. Its representations are computed here, once, where nothing random is drawn per call
-        (no patches, no volume slices); else it is kept and run without autograd at each call."""
+        serves any batch. Its representations are computed here, once, where nothing random is drawn per call (no
+        patches, no volume slices; a Gram of the whole target serves any patches); else it is kept and run without
+        autograd at each call. A Gram target may have any size (a style image need not be the picture's)."""
         self._target, self._target_reps = None, None
         if y is None:
             return
         self._check_shape(y, "targets")
         self.range_check(y)
         self._target = y.detach()
-        if y.dim() == 4 and self.patch_size is None:
+        if y.dim() == 4 and (self.patch_size is None or (self.size_free and len(y) == 1)):
             part = split_channels(Batch.of(self._target, None, None), self.channels, self.channel_mode)
             self._target_reps = self._represent_all(part.x, None)[0]
 
     def _target_for(self, x: torch.Tensor) -> torch.Tensor | None:
         if self._target is None:
             raise ValueError("give a target y, or fix one with set_target(y)")
-        t = self._target
-        if t.shape[1:] != x.shape[1:] or len(t) not in (1, len(x)):
+        t, cached = self._target, self._target_reps is not None
+        if (
+            len(t) not in (1, len(x))
+            or t.shape[1] != x.shape[1]
+            or not (t.shape[1:] == x.shape[1:] or (cached and self.size_free))
+        ):
+            size = "channels" if self.size_free and cached else "size and channels"
             raise ValueError(
                 f"the fixed target is {tuple(t.shape)}, the images {tuple(x.shape)}: set a target of the images' "
-                "size and channels, of one image or as many as the batch"
+                f"{size}, of one image or as many as the batch"
             )
-        return None if self._target_reps is not None else t.expand(len(x), *t.shape[1:])
+        return None if cached else t.expand(len(x), *t.shape[1:])
 
     # -- the metric ------------------------------------------------------------------------------------------------
     def forward(

@@ -86,6 +86,7 @@ class StyleLoss(TapMetric):
     metric_name = "style loss"
     definition = "sum_l w_l criterion(G_l(x), G_l(y)), G the Gram matrix of the tap's activations (Gatys et al. 2016)"
     default_layers = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
+    size_free = True
 
     def __init__(
         self,
