@@ -84,7 +84,10 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", choices=("losses", "lpips", "references"), default=None)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch's CPU threads (on a shared machine 1 is steadiest)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}", flush=True)
     if args.only in (None, "losses"):
         tap_losses(args)
@@ -250,6 +253,34 @@ def reference_metrics(model, x, y, device: torch.device) -> list[tuple[str, dict
     return out
 
 
+def wall_and_cpu(runs: dict, repeats: int, device: torch.device) -> dict[str, tuple[float, float, float, float]]:
+    """Per run: the median and the least wall seconds of a step, its median process CPU seconds (the runs taking
+    turns ``repeats`` times after a warm-up; with one thread CPU time is what other processes on a shared machine
+    disturb least, with more it counts threads spinning at barriers) and its peak MiB."""
+    import statistics
+    import time
+
+    from vggnet.base.timing import synchronize
+
+    peaks = {}
+    for name, fn in runs.items():
+        fn()
+        with bench.PeakMemory(device) as mem:
+            fn()
+        peaks[name] = mem.peak
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            synchronize(device)
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            synchronize(device)
+            wall[name].append(time.perf_counter() - w)
+            cpu[name].append(time.process_time() - c)
+    return {n: (statistics.median(wall[n]), min(wall[n]), statistics.median(cpu[n]), peaks[n]) for n in runs}
+
+
 def references_section(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     trunk = shared_trunk()
@@ -260,20 +291,21 @@ def references_section(args: argparse.Namespace) -> None:
     torch.manual_seed(1)
     x, y = (torch.rand(args.batch, 3, args.size, args.size, device=device) for _ in range(2))
     lines = [
-        f"| metric ({args.size} x {args.size}, batch {args.batch}, forward + backward) | run | ms per step | MiB peak "
-        "| vggnet's time | vggnet's memory |",
-        "|---|---|---|---|---|---|",
+        f"| metric ({args.size} x {args.size}, batch {args.batch}, {torch.get_num_threads()} threads) | run | wall ms "
+        "(median, least) | CPU s | peak MiB | vggnet's speed | vggnet's memory |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, runs in reference_metrics(model.to(device), x, y, device):
-        figures = bench.alternate(runs, args.batch, device, args.repeats)
-        ours = next(f for f in figures if f.name.startswith("vggnet"))
-        for f in figures:
-            ms = 1000 * args.batch / f.images_per_s
-            speed = f"{ours.images_per_s / f.images_per_s:.2f}x"
-            memory = f"{100 * ours.peak_mib / f.peak_mib:.0f}%" if f.peak_mib else "-"
-            mine = f is ours or f.name.startswith("vggnet")
-            lines.append(f"| {label} | {f.name} | {ms:.0f} | {f.peak_mib:.0f} | {'' if mine else speed} | "
-                         f"{'' if mine else memory} |")  # fmt: skip
+        figures = wall_and_cpu(runs, args.repeats, device)
+        ours_wall, _, _, ours_mib = next(v for n, v in figures.items() if n.startswith("vggnet"))
+        for name, (wall, least, cpu, mib) in figures.items():
+            mine = name.startswith("vggnet")
+            ratio = "" if mine else f"{wall / ours_wall:.2f}x"
+            memory = "" if mine else f"{100 * ours_mib / mib:.0f}%"
+            lines.append(
+                f"| {label} | {name} | {1000 * wall:.0f}, {1000 * least:.0f} | {cpu:.2f} | {mib:.0f} | {ratio} | "
+                f"{memory} |"
+            )
         print("\n".join(lines[-len(figures) :]), flush=True)
     print("\n".join(lines))
 

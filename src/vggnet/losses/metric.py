@@ -14,6 +14,7 @@ from torch import nn
 from ..base.normalization import Normalization
 from ..inference import Loaded
 from ..model import VGG
+from ..version import __version__
 from .describe import Description, base_description
 from .inputs import (
     CHANNEL_MODES,
@@ -57,7 +58,7 @@ class TapMetric(nn.Module):
     """
 
     metric_name = "tap metric"
-    metric_version = "1"
+    metric_version = f"as vggnet {__version__} defines it"
     definition = ""
     reference = ""
     default_layers: dict[str, float] = {}

@@ -48,6 +48,7 @@ class PerceptualLoss(TapMetric):
 
     metric_name = "perceptual loss"
     definition = "sum_l w_l criterion(phi_l(x), phi_l(y)) (Johnson et al. 2016)"
+    reference = "Johnson et al. 2016; piq's ContentLoss and BasicSR's PerceptualLoss by their options"
     default_layers = {"relu2_2": 1.0}
 
     def __init__(

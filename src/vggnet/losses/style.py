@@ -84,6 +84,7 @@ class StyleLoss(TapMetric):
     """
 
     metric_name = "style loss"
+    reference = "Gatys et al. 2016; Johnson et al. 2016; piq's StyleLoss with gram='none'"
     definition = "sum_l w_l criterion(G_l(x), G_l(y)), G the Gram matrix of the tap's activations (Gatys et al. 2016)"
     default_layers = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
     size_free = True
