@@ -154,14 +154,6 @@ class LPIPS(TapMetric):
     def shape_output(self, value: torch.Tensor) -> torch.Tensor:
         return value.view(-1, 1, 1, 1) if value.dim() == 1 else value
 
-    def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, per_layer: bool = False
-    ) -> Any:
-        if not self.spatial:
-            return super().forward(x, y, mask, per_layer)
-        total, layers = self.spatial_maps(x, y, mask)
-        return (total, layers) if per_layer else total
-
     def describe(self) -> dict:
         d = super().describe()
         digest = tensor_digest(*(getattr(self, f"lin_{name}") for name in LPIPS_LAYERS))

@@ -66,6 +66,7 @@ class TapMetric(nn.Module):
     default_reduction = "mean"
     default_pooling = "max"
     needs_image = False  # the image itself as a tap named "image" (DISTS)
+    spatial = False  # forward gives N x 1 x H x W maps (set by LPIPS and PerceptualLoss's spatial=True)
     size_free = False  # representations that do not depend on the image's size (Grams): a target of any size
 
     def __init__(
@@ -272,7 +273,10 @@ class TapMetric(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, per_layer: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The metric of images ``x`` against ``y`` (or the fixed target); with ``per_layer`` also each layer's
-        value (before the layer weights), shaped as the metric."""
+        value (before the layer weights), shaped as the metric. Metrics made with ``spatial=True`` give maps."""
+        if self.spatial:
+            total, maps = self.spatial_maps(x, y, mask)
+            return (total, maps) if per_layer else total
         y = self._inputs(x, y)
         totals: list[torch.Tensor] = []
         layers: dict[str, torch.Tensor] = {}

@@ -155,14 +155,6 @@ class PerceptualLoss(TapMetric):
         norms = safe_sqrt(value)  # the perceptual and (where asked) the style term, each a norm
         return norms @ self._term_weights(norms)
 
-    def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None, per_layer: bool = False
-    ) -> Any:
-        if not self.spatial:
-            return super().forward(x, y, mask, per_layer)
-        total, layers = self.spatial_maps(x, y, mask)
-        return (total, layers) if per_layer else total
-
     def describe(self) -> dict:
         d = super().describe()
         d.update(criterion=CRITERIA[self.criterion], feature_scale=self.feature_scale)
