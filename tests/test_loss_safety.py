@@ -114,6 +114,10 @@ def test_0_255_images_are_refused_in_one_sentence_and_0_1_for_minus_1_1_warned_o
     x = torch.rand(2, 3, 32, 32)
     with pytest.warns(UserWarning, match=r"no negative value: if these are \[0, 1\] images, give input_range=\(0, 1\)"):
         signed(x, x.flip(0))
+    with pytest.warns(
+        UserWarning, match=r"goes down to -(1|0.9\d*): if these are \[-1, 1\] images, give input_range=\(-1, 1\)"
+    ):
+        PerceptualLoss(model)(x * 2 - 1, x.flip(0) * 2 - 1)  # [-1, 1] images given to a [0, 1] metric
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         signed(x, x.flip(0))  # once per metric

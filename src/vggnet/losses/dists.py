@@ -73,6 +73,41 @@ def _weighted_stats(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None)
     return mean_a, mean_b, var_a, var_b, avg(a * b) - mean_a * mean_b
 
 
+def _similarities(stats: tuple[torch.Tensor, ...], alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    mean_x, mean_y, var_x, var_y, cov = stats
+    structure = (2 * mean_x * mean_y + C1) / (mean_x**2 + mean_y**2 + C1)
+    texture = (2 * cov + C2) / (var_x + var_y + C2)
+    return (alpha * structure + beta * texture).sum(1)
+
+
+class _Similarity(torch.autograd.Function):
+    """A layer's alpha-and-beta-weighted structure and texture similarities per sample, for an image ``a`` against
+    a target ``b`` without gradient. The backward is one pass over the map from a, b and the per-channel
+    statistics, where autograd would keep the centred map and add four gradients of different layouts."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        stats = _weighted_stats(a, b, None)
+        ctx.save_for_backward(a, b, alpha, beta, *stats)
+        return _similarities(stats, alpha, beta)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        a, b, alpha, beta, mean_x, mean_y, var_x, var_y, cov = ctx.saved_tensors
+        if ctx.needs_input_grad[1]:
+            raise RuntimeError("DISTS's target takes no gradient")
+        d1, n1 = mean_x**2 + mean_y**2 + C1, 2 * mean_x * mean_y + C1
+        d2, n2 = var_x + var_y + C2, 2 * cov + C2
+        scale = grad.view(-1, 1) / (a.shape[2] * a.shape[3])
+        d_mean = alpha * (2 * mean_y * d1 - 2 * n1 * mean_x) / d1**2  # d structure / d mean_x
+        c_b = scale * 2 * beta / d2  # d texture / d a_i = 2 (b_i - mean_y - r (a_i - mean_x)) / (M d2)
+        c_a = -c_b * n2 / d2
+        c_0 = scale * d_mean - c_b * mean_y - c_a * mean_x
+        out = b * c_b[..., None, None]
+        out.addcmul_(a, c_a[..., None, None]).add_(c_0[..., None, None])
+        return out, None, None, None
+
+
 class DISTS(TapMetric):
     """DISTS (Ding et al. 2020): 1 - sum over the image and relu1_2 ... relu5_3 (VGG-16 with L2 pooling) and their
     channels of alpha x (2 mu_x mu_y + c) / (mu_x^2 + mu_y^2 + c) + beta x (2 s_xy + c) / (s_x^2 + s_y^2 + c), the
@@ -117,10 +152,10 @@ class DISTS(TapMetric):
         self.metric_version = "DISTS_pytorch 0.1's alpha and beta"
 
     def distance(self, name: str, mine: Any, target: Any, mask: torch.Tensor | None) -> torch.Tensor:
-        mean_x, mean_y, var_x, var_y, cov = _weighted_stats(mine, target, mask)
-        structure = (2 * mean_x * mean_y + C1) / (mean_x**2 + mean_y**2 + C1)
-        texture = (2 * cov + C2) / (var_x + var_y + C2)
-        return (getattr(self, f"alpha_{name}") * structure + getattr(self, f"beta_{name}") * texture).sum(1)
+        alpha, beta = getattr(self, f"alpha_{name}").to(mine.dtype), getattr(self, f"beta_{name}").to(mine.dtype)
+        if mask is None and not target.requires_grad:
+            return _Similarity.apply(mine, target, alpha, beta)
+        return _similarities(_weighted_stats(mine, target, mask), alpha, beta)
 
     def combine(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
         return 1 - sum(values.values())

@@ -58,14 +58,18 @@ class RangeCheck:
                 f"scale them to [{lo:g}, {hi:g}] (0-255 pixels: {self._advice()}), or declare their range with "
                 f"input_range=({math.floor(low):g}, {math.ceil(high):g})"
             )
-        if lo < 0 <= low and not self.warned:
-            self.warned = True
-            warnings.warn(
-                f"{self.metric} takes images in [{lo:g}, {hi:g}] and this batch holds no negative value: if these "
-                "are [0, 1] images, give input_range=(0, 1) (lpips's normalize=True)",
-                UserWarning,
-                stacklevel=4,
+        if lo < 0 <= low:
+            self._warn(
+                "holds no negative value: if these are [0, 1] images, give input_range=(0, 1) (lpips's normalize=True)"
             )
+        elif lo >= 0 and low < lo - span / 2:
+            self._warn(f"goes down to {low:.3g}: if these are [-1, 1] images, give input_range=(-1, 1)")
+
+    def _warn(self, what: str) -> None:
+        if not self.warned:  # once per metric: a training loop would repeat it every step
+            self.warned = True
+            lo, hi = self.low, self.high
+            warnings.warn(f"{self.metric} takes images in [{lo:g}, {hi:g}] and this batch {what}", UserWarning, 5)
 
     def _advice(self) -> str:
         if (self.low, self.high) == (0.0, 1.0):

@@ -64,7 +64,11 @@ class _L2Pooling(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         x, out, weight = ctx.saved_tensors
-        spread = torch.nn.grad.conv2d_input(x.shape, weight, grad / out, stride=2, padding=1, groups=x.shape[1])
+        # the input's gradient of the depthwise convolution, in x's own memory format (channels_last here: a
+        # gradient in another layout would make every later addition a strided one)
+        spread = torch.ops.aten.convolution_backward(
+            grad / out, x, weight, None, [2, 2], [1, 1], [1, 1], False, [0, 0], x.shape[1], [True, False, False]
+        )[0]
         return x * spread, None
 
 
