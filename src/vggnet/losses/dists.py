@@ -149,7 +149,7 @@ class DISTS(TapMetric):
         for name, lo, hi in zip(("image", *DISTS_LAYERS), bounds, bounds[1:]):
             self.register_buffer(f"alpha_{name}", (alpha[lo:hi] / scale).view(1, -1))
             self.register_buffer(f"beta_{name}", (beta[lo:hi] / scale).view(1, -1))
-        self.metric_version = "DISTS_pytorch 0.1's alpha and beta"
+        self.metric_version = "Ding et al. 2020, as DISTS_pytorch 0.1 computes it"
 
     def distance(self, name: str, mine: Any, target: Any, mask: torch.Tensor | None) -> torch.Tensor:
         alpha, beta = getattr(self, f"alpha_{name}").to(mine.dtype), getattr(self, f"beta_{name}").to(mine.dtype)
