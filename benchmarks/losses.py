@@ -10,7 +10,13 @@ LPIPS (``--only lpips``) against the lpips package's ``LPIPS(net="vgg")`` on the
 (distances of image pairs, no gradients) and as a loss (forward and backward to the image, against a fixed
 reference, which vggnet computes once with ``set_target``).
 
-    python benchmarks/losses.py [--size 256] [--batch 4] [--repeats 3] [--only losses|lpips]
+The reference packages (``--only references``): lpips, DISTS_pytorch and piq against vggnet's LPIPS, DISTS,
+PerceptualLoss (piq's ContentLoss) and StyleLoss, all on one random torchvision VGG-16 trunk (the packages'
+``vgg16(pretrained=True)`` is patched to return it: nothing is downloaded) with the packages' own calibrated
+weights; a training step each (forward and backward to the image, a new target every step), time and peak memory,
+the values checked equal first.
+
+    python benchmarks/losses.py [--size 256] [--batch 4] [--repeats 3] [--only losses|lpips|references]
 """
 
 from __future__ import annotations
@@ -76,13 +82,19 @@ def main() -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--only", choices=("losses", "lpips"), default=None)
+    p.add_argument("--only", choices=("losses", "lpips", "references"), default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch's CPU threads (on a shared machine 1 is steadiest)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads; torch {torch.__version__}", flush=True)
-    if args.only != "lpips":
+    if args.only in (None, "losses"):
         tap_losses(args)
-    if args.only != "losses":
+    if args.only in (None, "lpips"):
         lpips_section(args)
+    if args.only in (None, "references"):
+        references_section(args)
     return 0
 
 
@@ -168,6 +180,133 @@ def tap_losses(args: argparse.Namespace) -> None:
             speed = ours_f.images_per_s / ref.images_per_s
             memory = ours_f.peak_mib / ref.peak_mib
             lines.append(f"| {label} | {name} | {speed:.2f}x faster | {100 * memory:.0f}% of the memory |")
+    print("\n".join(lines))
+
+
+def shared_trunk() -> torch.nn.Module:
+    """One random torchvision VGG-16, which the packages' ``vgg16(pretrained=True)`` returns (a copy each time)."""
+    import copy
+
+    import torchvision
+
+    torch.manual_seed(0)
+    trunk = torchvision.models.vgg16(weights=None).eval()
+
+    def build_stub(*args, **kwargs):
+        return copy.deepcopy(trunk)
+
+    torchvision.models.vgg16 = build_stub
+    torchvision.models.vgg.vgg16 = build_stub
+    import piq.perceptual
+
+    piq.perceptual.vgg16 = build_stub
+    return trunk
+
+
+def reference_metrics(model, x, y, device: torch.device) -> list[tuple[str, dict]]:
+    """Per metric, the steps of each package and of vggnet on the same trunk, after checking their values agree."""
+    import DISTS_pytorch
+    import lpips
+    import piq
+
+    from vggnet.losses import DISTS, lpips_layers
+
+    ours_dists = DISTS(model).to(device)
+    lins = [w.view(1, -1, 1, 1) for w in lpips_layers().values()]
+    alpha_beta = torch.load(ours_dists.source_of_weights, weights_only=True)
+    torch.hub.load_state_dict_from_url = lambda url, **k: lins if "lpips" in url else alpha_beta  # piq's weights
+    style_layers = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    their_lpips, their_dists = lpips.LPIPS(net="vgg", verbose=False).to(device), DISTS_pytorch.DISTS().to(device)
+    content = PerceptualLoss(model, layers=["relu3_3"], channel_reduction="sum", reduction="none").to(device)
+    pairs = {
+        "LPIPS": (
+            {"lpips.LPIPS(net='vgg')": lambda a, b: their_lpips(a, b, normalize=True),
+             "piq.LPIPS": piq.LPIPS(reduction="none")},
+            {"vggnet LPIPS": LPIPS(model, input_range=(0, 1)),
+             "vggnet LPIPS, checkpoint=True": LPIPS(model, input_range=(0, 1), checkpoint=True)},
+        ),
+        "DISTS": (
+            {"DISTS_pytorch.DISTS": lambda a, b: their_dists(a, b, require_grad=True),
+             "piq.DISTS": piq.DISTS(reduction="none")},
+            {"vggnet DISTS": ours_dists},
+        ),
+        "content (relu3_3)": (
+            {"piq.ContentLoss": piq.ContentLoss(reduction="none")},
+            {"vggnet PerceptualLoss": content},
+        ),
+        "style (relu1_2 .. relu4_3)": (
+            {"piq.StyleLoss": piq.StyleLoss(layers=style_layers, weights=[1.0] * 4, reduction="none")},
+            {"vggnet StyleLoss": StyleLoss(model, layers=style_layers, gram="none", reduction="none")},
+        ),
+    }  # fmt: skip
+    out = []
+    for label, (theirs, ours) in pairs.items():
+        for fn in (*theirs.values(), *ours.values()):
+            if isinstance(fn, torch.nn.Module):
+                fn.to(device)
+        reference = next(iter(theirs.values()))(x, y).detach().flatten()
+        for fn in (*theirs.values(), *ours.values()):
+            got = fn(x, y).detach().flatten()
+            torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-6)  # one function, on one trunk
+        runs = {name: step(lambda a, b, f=fn: f(a, b).sum(), x, y) for name, fn in {**theirs, **ours}.items()}
+        out.append((label, runs))
+    return out
+
+
+def wall_and_cpu(runs: dict, repeats: int, device: torch.device) -> dict[str, tuple[float, float, float, float]]:
+    """Per run: the median and the least wall seconds of a step, its median process CPU seconds (the runs taking
+    turns ``repeats`` times after a warm-up; with one thread CPU time is what other processes on a shared machine
+    disturb least, with more it counts threads spinning at barriers) and its peak MiB."""
+    import statistics
+    import time
+
+    from vggnet.base.timing import synchronize
+
+    peaks = {}
+    for name, fn in runs.items():
+        fn()
+        with bench.PeakMemory(device) as mem:
+            fn()
+        peaks[name] = mem.peak
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            synchronize(device)
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            synchronize(device)
+            wall[name].append(time.perf_counter() - w)
+            cpu[name].append(time.process_time() - c)
+    return {n: (statistics.median(wall[n]), min(wall[n]), statistics.median(cpu[n]), peaks[n]) for n in runs}
+
+
+def references_section(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    trunk = shared_trunk()
+    model = build("vgg16", pool_size=1, fc_width=8)
+    model.load_state_dict(
+        {**model.state_dict(), **{f"features.{k}": v for k, v in trunk.features.state_dict().items()}}
+    )
+    torch.manual_seed(1)
+    x, y = (torch.rand(args.batch, 3, args.size, args.size, device=device) for _ in range(2))
+    lines = [
+        f"| metric ({args.size} x {args.size}, batch {args.batch}, {torch.get_num_threads()} threads) | run | wall ms "
+        "(median, least) | CPU s | peak MiB | vggnet's speed | vggnet's memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, runs in reference_metrics(model.to(device), x, y, device):
+        figures = wall_and_cpu(runs, args.repeats, device)
+        ours_wall, _, _, ours_mib = next(v for n, v in figures.items() if n.startswith("vggnet"))
+        for name, (wall, least, cpu, mib) in figures.items():
+            mine = name.startswith("vggnet")
+            ratio = "" if mine else f"{wall / ours_wall:.2f}x"
+            memory = "" if mine else f"{100 * ours_mib / mib:.0f}%"
+            lines.append(
+                f"| {label} | {name} | {1000 * wall:.0f}, {1000 * least:.0f} | {cpu:.2f} | {mib:.0f} | {ratio} | "
+                f"{memory} |"
+            )
+        print("\n".join(lines[-len(figures) :]), flush=True)
     print("\n".join(lines))
 
 

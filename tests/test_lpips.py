@@ -27,7 +27,7 @@ def pair():
 def test_lpips_equals_the_lpips_package_given_the_same_trunk(pair):
     reference, model = pair
     ours = LPIPS(model)
-    x, y = torch.rand(3, 3, 64, 48) * 2 - 1, torch.rand(3, 3, 64, 48) * 2 - 1
+    x, y = torch.rand(3, 3, 32, 40) * 2 - 1, torch.rand(3, 3, 32, 40) * 2 - 1
     with torch.no_grad():
         expected = reference(x, y)
     got = ours(x, y)
@@ -49,7 +49,7 @@ def test_lpips_equals_the_lpips_package_given_the_same_trunk(pair):
 def test_a_fixed_reference_and_gradients_to_the_image_alone(pair):
     reference, model = pair  # in double precision: float32's rounding can flip a ReLU's gradient
     reference, ours = copy.deepcopy(reference).double(), LPIPS(copy.deepcopy(model).double())
-    x, y = torch.rand(2, 3, 48, 48, dtype=torch.float64) * 2 - 1, torch.rand(1, 3, 48, 48, dtype=torch.float64) * 2 - 1
+    x, y = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1, torch.rand(1, 3, 32, 32, dtype=torch.float64) * 2 - 1
     ours.set_target(y)
     xi = x.clone().requires_grad_(True)
     ours(xi).sum().backward()

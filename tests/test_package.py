@@ -97,7 +97,8 @@ def test_no_function_is_longer_than_a_screen():
 
 def test_every_subpackage_is_walked_and_says_what_it_holds():
     found = modules()
-    packages = ("base", "data", "formats", "inside", "training", "reproduce", "serving", "engines", "export", "bench")
+    packages = ("base", "data", "formats", "inside", "training", "reproduce", "serving", "engines", "export", "bench",
+                "losses")  # fmt: skip
     for package in (*packages, "commands"):
         assert package in found, f"{package}/ is not a package"
         doc = ast.get_docstring(found[package][1]) or ""
