@@ -341,3 +341,21 @@ def test_plan_for_power_reads_a_folders_spreads_and_prices_the_seeds_each_findin
     assert main([*args[:-2], "--power", str(Path(settings.out) / "A_256_seed0")]) == 2  # not a reproduction's folder
     assert "no reproduce_settings.json" in capsys.readouterr().err
     assert main(["reproduce", "--power", settings.out]) == 2 and "goes with --plan" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_report_rebuilt_from_its_json_alone_is_the_same_report(tiny_run, all_trained, tmp_path):
+    """docs/publish_reproduction.py --from-json republishes a report from its JSON when the run folders are gone:
+    the same Markdown and JSON as the report written from the runs' posteriors."""
+    from vggnet.reproduce.published import read_report, rebuild
+    from vggnet.reproduce.record import json_safe
+
+    settings, runs, _, _, _ = tiny_run
+    md, data, _ = build_report(settings, runs)
+    path = tmp_path / "reproduce.json"
+    path.write_text(json.dumps(json_safe(data)))
+    again, rebuilt, _ = rebuild(path)
+    assert again == md and json.loads(json.dumps(json_safe(rebuilt))) == json.loads(path.read_text())
+    path.write_text('{"settings": {}}')
+    with pytest.raises(ValueError, match="not a reproduction's report .it lacks runs, cells"):
+        read_report(path)

@@ -99,19 +99,27 @@ class Finding:
 def compare_nets(
     results: Results, claim: str, a: str, b: str, protocol: str, paper: float, no_better=False, broken: str = ""
 ) -> Finding:
-    seeds_a, wrong_a = results.wrong([a], protocol)
-    seeds_b, wrong_b = results.wrong([b], protocol)
-    common = sorted(set(seeds_a) & set(seeds_b))
-    effect = None
-    if common:
-        pick_a = wrong_a[[seeds_a.index(s) for s in common]]
-        pick_b = wrong_b[[seeds_b.index(s) for s in common]]
-        effect = between_nets(pick_a, pick_b)
+    seeds, effect = results.measured((a, b, protocol), lambda: paired(results, [a], protocol, [b], protocol, False))
     outcome = NOT_TESTABLE if broken else verdict(effect, no_better)
     reason = broken or ("" if effect else FEW_SEEDS)
     found = Finding(claim, data_of(results, a), protocol, a, b, "nets", outcome, effect, paper, reason, no_better)
-    found.seeds = len(common)
+    found.seeds = seeds
     return found.judge()
+
+
+def paired(
+    results: Results, models_a: list[str], protocol_a: str, models_b: list[str], protocol_b: str, protocols: bool
+) -> tuple[int, Effect | None]:
+    """The seeds both sides have, and the effect over them: nets against nets, or (``protocols``) protocols on the
+    same nets."""
+    seeds_a, wrong_a = results.wrong(models_a, protocol_a)
+    seeds_b, wrong_b = results.wrong(models_b, protocol_b)
+    common = sorted(set(seeds_a) & set(seeds_b))
+    if not common:
+        return 0, None
+    pick_a = wrong_a[[seeds_a.index(s) for s in common]]
+    pick_b = wrong_b[[seeds_b.index(s) for s in common]]
+    return len(common), (between_protocols if protocols else between_nets)(pick_a, pick_b)
 
 
 def compare_protocols(
@@ -131,13 +139,11 @@ def compare_protocols(
     broken = next((r for m in [*models, other or models[0]] if (r := protocol_breaks(results, m, a, b))), None)
     if broken:
         return judged(NOT_TESTABLE, reason=broken)
-    seeds_a, wrong_a = results.wrong(models, a)
-    seeds_b, wrong_b = results.wrong([other] if other else models, b)
-    common = sorted(set(seeds_a) & set(seeds_b))
-    if not common:
+    key = (label, other or label, f"{a} vs {b}")
+    seeds, effect = results.measured(key, lambda: paired(results, models, a, [other] if other else models, b, True))
+    if not seeds:
         return judged(NOT_TESTABLE, reason="no seed has both sides (a run it needs did not train)")
-    effect = between_protocols(wrong_a[[seeds_a.index(s) for s in common]], wrong_b[[seeds_b.index(s) for s in common]])
-    return judged(verdict(effect), effect, "" if effect else FEW_SEEDS, len(common))
+    return judged(verdict(effect), effect, "" if effect else FEW_SEEDS, seeds)
 
 
 def protocol_breaks(results: Results, model: str, *protocols: str) -> str | None:

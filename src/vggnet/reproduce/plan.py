@@ -367,6 +367,15 @@ def judged_by(settings: Settings, group: str) -> str:
     return "multicrop" if group == "scales" else "center"
 
 
+# Settings a folder's record may lack, because it was made before they existed, with the value they had then.
+BEFORE_THEY_EXISTED: dict[str, Any] = {}
+
+
+def backfilled(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A folder's recorded settings, with those it predates at the value they had before they existed."""
+    return {**BEFORE_THEY_EXISTED, **recorded}
+
+
 def with_paper_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` over the paper's settings (``--paper``): what is typed wins."""
     return {**PAPER, **values}

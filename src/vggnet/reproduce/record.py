@@ -70,7 +70,7 @@ def rule(results: Results) -> dict[str, Any]:
         "margin": MARGIN,
         "equivalence_margin": EQUIVALENCE,
         "adjustment": "Holm's step-down, over the findings of this report",
-        "calibration": calibration(results.settings.seeds, test_images(results), trials=1000),
+        "calibration": calibration(results.settings.seeds, results.test_images(), trials=1000),
     }
 
 
@@ -133,11 +133,6 @@ def still_learning(results: Results, spec: Any) -> bool | None:
     return gain > statistics.stdev(last) / 2
 
 
-def test_images(results: Results) -> int:
-    found = next(iter(results.saved["test"].values()), None)
-    return int(found["tensors"]["labels"].numel()) if found else 10_000
-
-
 def lrn_runs(results: Results) -> dict[str, Any]:
     return {n: f["meta"]["lrn_ratio"] for n, f in results.saved["val"].items() if "lrn_ratio" in f["meta"]}
 
@@ -173,7 +168,7 @@ def timing(results: Results) -> dict[str, Any]:
         "eval_minutes": evals / 60,
         "eval_share": evals / (train + evals) if train + evals else 0.0,
         "runs_tested": len(results.saved["test"]),
-        "cpu": cpu_description(),
+        "cpu": results.cpu or cpu_description(),
     }
 
 

@@ -88,19 +88,28 @@ def across_seeds(diff: torch.Tensor, method: str = "seeds + test images") -> Eff
     n, images = diff.shape
     if n < 2:
         return None
-    per_seed = diff.mean(1)
-    var_seeds = per_seed.var(unbiased=True).item() / n
     var_test = diff.mean(0).var(unbiased=True).item() / images if images > 1 else 0.0
+    return from_per_seed(diff.mean(1).tolist(), images, method, var_test)
+
+
+def from_per_seed(per_seed: list[float], images: int, method: str, var_test: float = 0.0) -> Effect | None:
+    """The effect, its interval and the smallest effect it could find, from the per-seed effects (points) and the
+    test set's sampling error; what a report's JSON records is enough to compute it again."""
+    n = len(per_seed)
+    if n < 2:
+        return None
+    values = torch.tensor(per_seed, dtype=torch.float64)
+    var_seeds = values.var(unbiased=True).item() / n
     se = math.sqrt(var_seeds + var_test)
-    effect = per_seed.mean().item()
+    effect = values.mean().item()
     if se == 0:
-        return Effect(effect, effect, effect, 0.0, per_seed.tolist(), method, n, images)
+        return Effect(effect, effect, effect, 0.0, list(per_seed), method, n, images)
     # Welch-Satterthwaite: the seeds' part has n - 1 degrees of freedom, the images' part images - 1
     df = se**4 / (var_seeds**2 / (n - 1) + var_test**2 / max(1, images - 1))
     half = _t(0.5 + LEVEL / 2, df) * se
     detectable = (_t(0.5 + LEVEL / 2, df) + _t(POWER, df)) * se
     return Effect(
-        effect, effect - half, effect + half, detectable, per_seed.tolist(), method, n, images,
+        effect, effect - half, effect + half, detectable, list(per_seed), method, n, images,
         se=se, df=df, var_seeds=var_seeds, var_test=var_test,
     )  # fmt: skip
 
