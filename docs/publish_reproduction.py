@@ -11,8 +11,9 @@ of the rule or of the report,
 
     python docs/publish_reproduction.py --from-json            # add --figures to draw the figures again
 
-The prose above the marker is written by hand; tests/test_reproduction_docs.py checks that every number it quotes
-is one of docs/reproduce*.json.
+The prose above the marker, and the README's summary, are written from templates (docs/reproduction_prose.md,
+docs/readme_reproduction.md) whose every number is a key of docs/reproduce*.json (docs/prose.py);
+tests/test_reproduction_docs.py checks that the documents are those templates filled in.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # prose.py, beside this script
 MARKER = "<!-- the generated reports follow: python docs/publish_reproduction.py -->"
+README_START = "<!-- the reproduction's summary: docs/readme_reproduction.md, filled in by publish_reproduction.py -->"
+README_END = "<!-- end of the reproduction's summary -->"
 
 
 def demoted(markdown: str, figure: str) -> str:
@@ -71,12 +75,22 @@ def republish(root: Path = ROOT, figures: bool = False) -> list[Path]:
 
 
 def write_document(sections: list[str], root: Path) -> list[Path]:
-    """REPRODUCTION.md: its prose, then the generated reports below the marker."""
+    """REPRODUCTION.md (its prose from docs/reproduction_prose.md, then the generated reports below the marker) and
+    the README's summary of the reproduction (from docs/readme_reproduction.md), every number filled in from
+    docs/reproduce*.json by key."""
+    from prose import render, reports
+
     from vggnet.base.files import atomic_write_text
 
-    doc = root / "REPRODUCTION.md"
-    head = doc.read_text().split(MARKER, 1)[0].rstrip()
-    return [atomic_write_text(doc, "\n\n".join([head, MARKER, *sections]) + "\n")]
+    found = reports(root)
+    head = render((root / "docs" / "reproduction_prose.md").read_text(), found).rstrip()
+    doc = atomic_write_text(root / "REPRODUCTION.md", "\n\n".join([head, MARKER, *sections]) + "\n")
+    readme = (root / "README.md").read_text()
+    before, rest = readme.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    summary = render((root / "docs" / "readme_reproduction.md").read_text(), found).strip()
+    text = f"{before}{README_START}\n{summary}\n{README_END}{after}"
+    return [doc, atomic_write_text(root / "README.md", text)]
 
 
 def main() -> None:

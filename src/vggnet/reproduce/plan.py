@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, validate
+from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, flag_of, validate
 from ..base.settings import setting as s
 from ..data.dataset import DATASETS
 from .geometry import Geometry
@@ -374,6 +374,23 @@ BEFORE_THEY_EXISTED: dict[str, Any] = {}
 def backfilled(recorded: dict[str, Any]) -> dict[str, Any]:
     """A folder's recorded settings, with those it predates at the value they had before they existed."""
     return {**BEFORE_THEY_EXISTED, **recorded}
+
+
+def command_line(settings: Settings) -> str:
+    """The command that runs these settings' plan with today's code: the flags whose values differ from its
+    defaults, and the seeds (``--out`` and the runtime's own left out)."""
+    default = Settings()
+    flags = []
+    for name in Settings.__dataclass_fields__:
+        mine = getattr(settings, name)
+        if name in ("out", "device", "progress", "amp") or mine is None:
+            continue
+        if name in ("seeds", "scale_seeds") or mine != getattr(default, name):
+            if isinstance(mine, bool):
+                flags.append(flag_of(name) if mine else f"--no-{name.replace('_', '-')}")
+            else:
+                flags.append(f"{flag_of(name)} {' '.join(map(str, mine)) if isinstance(mine, list) else mine}")
+    return " ".join(["vggnet reproduce", *flags])
 
 
 def with_paper_defaults(values: dict[str, Any]) -> dict[str, Any]:

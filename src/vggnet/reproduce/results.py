@@ -32,6 +32,7 @@ PAPER_TABLE5 = {
     "E_jitter": {"dense": (24.8, 7.5), "multicrop": (24.6, 7.4), "dense+multicrop": (24.4, 7.1)},
 }
 PAPER_TABLE6 = {"D+E, multi-crop & dense": (23.7, 6.8)}
+PAPER_TABLES = {"table3": PAPER_TABLE3, "table4": PAPER_TABLE4, "table5": PAPER_TABLE5, "table6": PAPER_TABLE6}
 CHANCE_MARGIN = 5.0  # points of top-1 error below chance that a run must reach to count as trained
 DECIDE = "center@1"  # decisions that are not about protocols take the cheapest protocol that answers them
 PROTOCOL_LABEL = {
