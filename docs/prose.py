@@ -90,11 +90,19 @@ def kept(found: dict[str, dict[str, Any]], match: re.Match) -> str:
     return body if same == (op == "==") else ""
 
 
+def decided(template: str, found: dict[str, dict[str, Any]]) -> str:
+    """The template with its ``{{if}}`` blocks kept or left out as the reports say."""
+    return BLOCK.sub(lambda m: kept(found, m), template)
+
+
+def fill(text: str, found: dict[str, dict[str, Any]]) -> str:
+    """Text with its placeholders filled and its ``about`` comments left out."""
+    return PLACEHOLDER.sub(lambda m: value(found, *m.groups()), ABOUT.sub("", text))
+
+
 def render(template: str, found: dict[str, dict[str, Any]]) -> str:
     """The template with its blocks decided, its placeholders filled and its ``about`` comments left out."""
-    text = BLOCK.sub(lambda m: kept(found, m), template)
-    text = ABOUT.sub("", text)
-    return PLACEHOLDER.sub(lambda m: value(found, *m.groups()), text)
+    return fill(decided(template, found), found)
 
 
 def references(paragraph: str) -> set[str]:

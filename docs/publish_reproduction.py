@@ -10,6 +10,7 @@ JSON they published, which holds every run's record, every cell and each finding
 of the rule or of the report,
 
     python docs/publish_reproduction.py --from-json            # add --figures to draw the figures again
+    python docs/publish_reproduction.py --prose                # only the prose, after its templates changed
 
 The prose above the marker, and the README's summary, are written from templates (docs/reproduction_prose.md,
 docs/readme_reproduction.md) whose every number is a key of docs/reproduce*.json (docs/prose.py);
@@ -99,10 +100,15 @@ def main() -> None:
     parser.add_argument("bn", type=Path, nargs="?", help="the folder of `vggnet reproduce --batch-norm`")
     parser.add_argument("--from-json", action="store_true", help="write the reports again from docs/reproduce*.json")
     parser.add_argument("--figures", action="store_true", help="with --from-json: draw the figures again too")
+    parser.add_argument("--prose", action="store_true", help="only fill the prose in again (its templates changed)")
     args = parser.parse_args()
-    if args.from_json == bool(args.plain and args.bn):
-        parser.error("give the two run folders (no BN, BN), or --from-json")
-    for path in republish(figures=args.figures) if args.from_json else publish(args.plain, args.bn):
+    if args.prose:
+        written = write_document([ROOT.joinpath("REPRODUCTION.md").read_text().split(MARKER, 1)[1].strip()], ROOT)
+    elif args.from_json == bool(args.plain and args.bn):
+        parser.error("give the two run folders (no BN, BN), or --from-json, or --prose")
+    else:
+        written = republish(figures=args.figures) if args.from_json else publish(args.plain, args.bn)
+    for path in written:
         print("wrote", path)
 
 

@@ -29,7 +29,7 @@ SECTION = re.compile(r"(Sect\.|Sects\.|Section|Table|Tables|Python|torch|OpenVIN
 # initialisation, the data set's and the number type's names, and the rule's own zero and degrees of freedom.
 LITERAL = re.compile(
     r"Tables? \d+(-\d+)?|Sects?\. [\d.]+|blocks \d-\d|\b[13]x[13]\b|N\(0, 0\.01\)|ILSVRC-2012|float32|"
-    r"excludes 0|n - 1|top-[15]"
+    r"excludes 0|n - 1|top-[15]|sqrt\(2 / fan-in\)"
 )
 TEMPLATES = {"REPRODUCTION.md": "reproduction_prose.md", "README.md": "readme_reproduction.md"}
 
@@ -79,17 +79,19 @@ def test_each_paragraph_quotes_only_the_findings_it_is_about(name):
     """A number quoted for one finding cannot come from another: a paragraph's findings.ID and power.ID keys must
     be among those its ``about`` comment declares, and every effect-with-interval it prints must be one of theirs."""
     found = prose.reports()
-    quoted = 0
-    for paragraph in paragraphs(template(name)):
+    for paragraph in paragraphs(template(name)):  # every block, kept or not
         ids = prose.references(paragraph)
         assert ids <= prose.declared(paragraph), f"quotes {ids - prose.declared(paragraph)}: {paragraph[:120]}"
+    quoted = 0
+    for paragraph in paragraphs(prose.decided(template(name), found)):
+        ids = prose.declared(paragraph)
         theirs = {
             tuple(round(f["effect"][k], 2) for k in ("effect", "low", "high"))
             for r in found.values()
             for f in r["findings"]
             if f.get("effect") and f["id"] in ids and f["effect"]["low"] is not None
         }
-        for effect in intervals(prose.render(paragraph, found)):
+        for effect in intervals(prose.fill(paragraph, found)):
             assert effect in theirs, (effect, paragraph[:120])
             quoted += 1
     assert quoted >= (8 if name == "REPRODUCTION.md" else 4)

@@ -13,7 +13,7 @@ from torch import nn
 
 from .base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, PIXEL_SCALE, Layer, trunk_names
 
-INIT_SCHEMES = ("kaiming", "normal", "xavier")
+INIT_SCHEMES = ("kaiming", "normal", "xavier", "he")
 
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
@@ -100,7 +100,9 @@ def init_weights(model: nn.Module, scheme: str = "kaiming") -> None:
     """Initialise convolutions and linear layers; biases zero, batch-norm scale one.
 
     ``"kaiming"``: torchvision's scheme (He normal, fan-out, on convolutions; N(0, 0.01) on linear layers).
-    ``"normal"``: the paper's, N(0, 0.01) everywhere. ``"xavier"``: Glorot & Bengio (2010), uniform.
+    ``"normal"``: the paper's, N(0, 0.01) everywhere. ``"xavier"``: Glorot & Bengio (2010), uniform. ``"he"``: He
+    et al. (2015), normal with std sqrt(2 / fan-in) on every layer: it keeps the signal's scale through ReLUs, where
+    Glorot's halves its second moment at each layer.
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; expected one of {', '.join(INIT_SCHEMES)}")
@@ -110,6 +112,8 @@ def init_weights(model: nn.Module, scheme: str = "kaiming") -> None:
                 nn.init.xavier_uniform_(m.weight)
             elif scheme == "kaiming" and isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif scheme == "he":
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             else:
                 nn.init.normal_(m.weight, 0.0, 0.01)
             if m.bias is not None:

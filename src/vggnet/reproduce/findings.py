@@ -135,7 +135,7 @@ def net_findings(results: Results) -> list[Finding]:
     net = judged_by(results.settings, "nets") + "@1"
     one_by_one = Geometry(results.settings.crop).one_by_one_breaks() or ""
     lrn = "LRN does not improve net A: A-LRN no better than A"
-    return [
+    found = [
         compare_nets(results, "lrn", lrn, "A-LRN_256", "A_256", net, -0.1, no_better=True),
         compare_nets(results, "B-A", "depth helps: B (13 layers) beats A (11)", "B_256", "A_256", net, 0.9),
         compare_nets(
@@ -148,6 +148,11 @@ def net_findings(results: Results) -> list[Finding]:
             results, "E-D", "depth saturates: E (19 layers) no better than D (16)", "E_256", "D_256", net, -0.3, True
         ),
     ]
+    for x, layers in (("D", 16), ("E", 19)):  # depth beyond B, each against B (the paper's Table 3)
+        paper = round(PAPER_TABLE3["B_256"][0] - PAPER_TABLE3[f"{x}_256"][0], 2)
+        claim = f"depth beyond 13 layers helps: {x} ({layers} layers) beats B (13)"
+        found.append(compare_nets(results, f"{x}-B", claim, f"{x}_256", "B_256", net, paper))
+    return found
 
 
 def scale_findings(results: Results, chosen: dict[str, Any]) -> list[Finding]:

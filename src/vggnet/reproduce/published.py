@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .plan import Settings, backfilled, plan
+from .plan import Settings, plan
+from .recorded import backfilled
 from .results import Cell, Results
 from .stats import Effect, from_per_seed
 
@@ -83,13 +84,23 @@ class Published(Results):
         judged again by today's rule."""
         found = next((f for f in self.data["findings"] if (f["a"], f["b"], f["protocol"]) == key), None)
         if found is None:
-            raise ValueError(f"the report records no finding of {key[0]} against {key[1]} ({key[2]})")
+            return self.from_cells(*key)
         e = found["effect"]
         if not e:
             return found["seeds"], None
         effect = from_per_seed(e["per_seed"], e["images"], e["method"], var_test=e.get("var_test", 0.0))
         effect.per_seed_intervals = e.get("per_seed_intervals", [])
         return found["seeds"], effect
+
+    def from_cells(self, a: str, b: str, protocol: str) -> tuple[int, Effect | None]:
+        """A comparison of nets the report did not judge (a finding added since), from its cells: each seed's
+        effect is the difference of the two nets' top-1 errors on the same test images."""
+        if " vs " in protocol or " + " in a:
+            raise ValueError(f"the report records no finding of {a} against {b} ({protocol})")
+        cell_a, cell_b = self.cell(a, protocol), self.cell(b, protocol)
+        common = sorted(set(cell_a.seeds) & set(cell_b.seeds))
+        per_seed = [cell_b.top1[cell_b.seeds.index(s)] - cell_a.top1[cell_a.seeds.index(s)] for s in common]
+        return len(common), from_per_seed(per_seed, self.test_images(), "seeds (from the report's cells)")
 
 
 def rebuild(path: str | Path) -> tuple[str, dict[str, Any], Published]:

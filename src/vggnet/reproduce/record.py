@@ -13,9 +13,11 @@ from ..base.configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
 from ..base.hardware import cpu_description
 from ..layers import PREINIT_LAYERS
 from .calibration import calibrate, finds_an_effect
+from .deviations import deviations
 from .findings import Finding
 from .geometry import STRIDE_CROPS
-from .plan import DEEP, PAPER, command_line
+from .plan import DEEP, PAPER
+from .recorded import command_line
 from .results import CHANCE_MARGIN, PAPER_TABLES, PROTOCOL_LABEL, Cell, Results
 from .stalls import failures
 from .stats import EQUIVALENCE, LEVEL, MARGIN, MIN_SEEDS, POWER
@@ -318,80 +320,4 @@ def readings(f: Finding) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (f"{f.id}/literal", f"literal: no better by {MARGIN}", vars(f)),
         (f"{f.id}/near-equality", f"near-equality: within {EQUIVALENCE}", f.equivalence or {}),
-    ]
-
-
-def deviations(results: Results) -> list[dict[str, str]]:
-    """Every way this reproduction differs from the paper, from the settings and the runs' own records."""
-    s, geo = results.settings, results.geometry
-    inits = sorted({e for e in (run_entry(results, r)["init"] for r in results.runs) if e})
-    grey = s.main_data in ("fashion-mnist", "fashion-mnist-scaled")
-    rows = [
-        (
-            "data, nets' findings",
-            "ILSVRC-2012: 1.28 M training images, 50 k validation (its test)",
-            f"{s.main_data}: {f'a balanced subset of {s.subset:,}' if s.subset else 'its'} training images (less "
-            f"{s.val_split:,} held out for decisions); its test set",
-        ),
-        ("data, scale findings", "the same", s.scale_data),
-        (
-            "crop, widths",
-            "224; 64-512 channels, fc 4096",
-            f"{s.crop} ({geo.paper(s.crop)}); width x{s.width:g}, fc {s.head_width}",
-        ),
-        ("maps of blocks 3-5", "56, 28, 14 pixels", ", ".join(map(str, geo.block_sizes()[2:])) + " pixels"),
-        (
-            "1x1 against 3x3 (C against D)",
-            "tested",
-            f"not testable: {b}" if (b := geo.one_by_one_breaks()) else "tested",
-        ),
-        (
-            "colour shift",
-            "AlexNet's PCA colour shift",
-            "none: grey images, one channel" if grey else "AlexNet's PCA colour shift (std 0.1)",
-        ),
-        (
-            "initialisation",
-            "net A N(0, 0.01); B-E: A's layers, the rest N(0, 0.01)",
-            f"{', '.join(inits) or s.init_scheme} (net A and every layer not copied)",
-        ),
-    ]
-    return [{"what": w, "paper": p, "here": h} for w, p, h in rows + procedure(results)]
-
-
-def procedure(results: Results) -> list[tuple[str, str, str]]:
-    """The deviations in how the nets were trained, decided on and evaluated."""
-    s = results.settings
-    epochs_a = [len(results.history(r.name)) for r in results.specs("A_256") if results.history(r.name)]
-    rows = [
-        ("batch", "256", str(s.batch_size)),
-        ("epochs", "74", f"at most {s.epochs} ({s.stage_epochs} for the large-S and jittered stages)"),
-        (
-            "schedule",
-            "the rate divided by 10 at plateaus of the validation accuracy, three times",
-            f"the rate divided by 10 after {s.patience} epoch(s) without improvement; a run ends at the plateau "
-            f"after its division number {s.decays}, or at its budget, and one whose rate was never divided ends with "
-            f"{s.final_epochs} epochs at a tenth",
-        ),
-        (
-            "epochs B-E inherit",
-            "those of net A (pre-initialised from it)",
-            f"{statistics.mean(epochs_a):.1f} of net A's (the mean), through its copied layers"
-            if epochs_a and not s.batch_norm
-            else "none (BN nets from scratch)"
-            if s.batch_norm
-            else "net A's",
-        ),
-        (
-            "decisions (plateau, S, ensemble)",
-            "ILSVRC's validation set, also reported on",
-            f"{s.val_split:,} held-out training images, centre crop; test set only reported",
-        ),
-        ("scale nets", "C, D, E", ", ".join(s.scale_nets)),
-        ("seeds", "one net of each", f"{s.seeds} of the nets, {s.seeds_of_scales} of the training scales"),
-        ("batch normalisation", "none", "after every convolution, every net from scratch" if s.batch_norm else "none"),
-    ]
-    breaks = results.dense_breaks("A_256")
-    return rows + [
-        ("dense evaluation", "the crop is 7 strides", f"not testable: {breaks}" if breaks else "as the paper")
     ]

@@ -295,12 +295,19 @@ def failure_lines(failed: dict[str, Any], stuck: dict[str, float]) -> list[str]:
 
 
 def plateau_lines(plateau: dict[str, Any]) -> list[str]:
-    still = plateau["runs_still_learning"]
-    gain = plateau["median_last_epoch_gain"]
+    still, gain = plateau["runs_still_learning"], plateau["median_last_epoch_gain"]
+    budget, last_3 = plateau["first_rate_ended_by_budget"], plateau["median_last_3_gain_at_first_rate_ended_by_budget"]
+    cut = (
+        f"; in {len(budget)} of the {plateau['runs_left_chance']} runs that left chance the budget ended it (the first "
+        f"rate's cap, or the final stage), not the rule: " + ", ".join(budget)
+        if budget
+        else f"; in none of the {plateau['runs_left_chance']} runs that left chance did the budget end it"
+    )
     return [
-        f"How the runs ended: the plateau rule divided the rate in {plateau['runs_decayed_by_the_rule']} of "
-        f"{plateau['runs']} runs; {plateau['runs_decayed_only_at_the_budget']} ended with the final stage at a tenth "
-        "of the rate their budget left them. Their last epochs gained a median "
+        f"How the runs ended: the plateau rule ended the first rate in {plateau['runs_decayed_by_the_rule']} of "
+        f"{plateau['runs']} runs{cut}"
+        + (f" (their last 3 epochs at it gained a median {last_3:+.2f} points)" if last_3 is not None else "")
+        + ". Their last epochs gained a median "
         + (f"{gain:+.2f} points of validation error" if gain is not None else "— (no run)")
         + (
             f"; {len(still)} still gained more than half their seeds' spread: " + ", ".join(still)

@@ -19,6 +19,7 @@ import torch
 from ..base.files import atomic_write_text, save_safetensors
 from ..base.settings import RESULT, names
 from .plan import RunSpec, Settings, plan, train_config, wanted
+from .recorded import backfilled
 from .saved import DamagedFile, read_split, split_keys
 
 
@@ -54,7 +55,7 @@ def check_folder(settings: Settings) -> None:
     mine = {k: getattr(settings, k) for k in names(Settings, RESULT)}
     saved_path = out / "reproduce_settings.json"
     if saved_path.is_file():
-        saved = saved_settings(saved_path)
+        saved = backfilled(saved_settings(saved_path))  # a setting the folder predates: its value then
         changed = [
             f"--{k.replace('_', '-')} {mine[k]!r} (the folder's runs have {saved.get(k)!r})"
             for k in mine

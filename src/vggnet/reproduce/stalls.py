@@ -12,10 +12,14 @@ from .stats import CONTRADICTED, HOLDS, LEVEL, MIN_SEEDS, NOT_RESOLVED, TOO_FEW,
 
 
 def procedure(results: Results, model: str) -> str:
-    spec = results.specs(model)[0]
+    spec, s = results.specs(model)[0], results.settings
+    if spec.init == "finetune":
+        return "fine-tuned"
+    if not s.stall_test:  # plans made before the stall test
+        return "from net A's layers" if spec.init == "preinit" else "from random weights"
     if spec.init == "preinit":
-        return "from net A's layers"
-    return "fine-tuned" if spec.init == "finetune" else "from random weights"
+        return f"from net A's layers, the rest {spec.init_scheme or s.rest_scheme}"
+    return f"from random weights ({spec.init_scheme or s.init_scheme})"
 
 
 def data_of(results: Results, model: str) -> str:
@@ -46,43 +50,94 @@ def failures(results: Results) -> dict[str, dict[str, Any]]:
     return table
 
 
+# The arms of the stall test: (the paper's statement, whether it says the arm stalls).
+ARMS = {
+    "normal": ("deep nets from N(0, 0.01) stall (most of their runs never leave chance)", True),
+    "preinit_normal": ("deep nets from net A's layers, the rest at N(0, 0.01), do not stall", False),
+    "scratch": ("deep nets from Glorot's initialisation do not stall (the paper's footnote)", False),
+}
+ARM_LABEL = {"normal": "from N(0, 0.01)", "preinit_normal": "from A's layers, the rest N(0, 0.01)", "scratch": "Glorot"}
+
+
 def stall_findings(results: Results) -> list[Finding]:
-    """The findings about stalls that the plan tests."""
-    return [failure_finding(results)]
-
-
-def failure_finding(results: Results) -> Finding:
-    """The paper's reason to pre-initialise (Sect. 3.1): deep nets without BN stall more often from random weights
-    than when started from net A's layers. Pooled over the nets trained both ways, one run of each per seed."""
-    claim = "deep nets without BN stall more often from random weights than from net A's layers"
+    """The findings about stalls the plan tests: with the stall test, each arm's statement (does it stall: most
+    of its runs never leave chance) and the paper's reason to pre-initialise (N(0, 0.01) from scratch against net
+    A's layers), all with equal budgets; in plans before it, Glorot's from scratch against the nets from A."""
     s = results.settings
-    pairs = [(f"{x}_256_scratch", f"{x}_256") for x in s.scratch_nets]
-    base = Finding(claim, s.main_data, "never left chance", "from random weights", "from A's layers", "failures", "")
-    base.id = "stall"
     if s.batch_norm:
-        base.verdict, base.reason = BY_DESIGN, "with BN every net is trained from random weights"
+        claim = "deep nets without BN stall more often from random weights than from net A's layers"
+        found = Finding(claim, s.main_data, "never left chance", "from random weights", "from A's layers", "", "")
+        found.id, found.kind, found.verdict = "stall", "failures", BY_DESIGN
+        found.reason = "with BN every net is trained from random weights"
+        return [found]
+    if not s.stall_test:
+        return [compare_starts(results, "scratch", "", "from random weights")]
+    found = [arm_finding(results, arm) for arm in ARMS]
+    return found + [compare_starts(results, "normal", "preinit_normal", "from N(0, 0.01)")]
+
+
+def stalled(results: Results, arm: str, letters: list[str]) -> dict[int, list[bool]]:
+    """seed -> whether each of its validated runs of these nets in this arm never left chance."""
+    per_seed: dict[int, list[bool]] = {}
+    for letter in letters:
+        for spec in results.specs(f"{letter}_256_{arm}" if arm else f"{letter}_256"):
+            if spec.name in results.saved["val"]:
+                per_seed.setdefault(spec.seed, []).append(not results.left_chance(spec.name))
+    return per_seed
+
+
+def arm_finding(results: Results, arm: str) -> Finding:
+    """One arm's statement: whether most of its deep nets' runs never leave chance (Wilson's interval against one
+    half), pooled over the nets and seeds; net A from N(0, 0.01), the control, in the reason."""
+    from scipy.stats import binomtest
+
+    claim, stalls = ARMS[arm]
+    s = results.settings
+    found = Finding(claim, s.main_data, "never left chance", ARM_LABEL[arm], "half of the runs", "failures", TOO_FEW)
+    found.id = f"stall-{arm.replace('_', '-')}"
+    per_seed = stalled(results, arm, s.scratch_nets)
+    runs = [x for v in per_seed.values() for x in v]
+    control = [x for v in stalled(results, "normal", ["A"]).values() for x in v]
+    found.seeds, found.stalled = len(per_seed), [sum(runs), len(runs)]
+    found.reason = f"{sum(runs)} of {len(runs)} runs never left chance" + (
+        f"; net A from N(0, 0.01), the control: {sum(control)} of {len(control)}" if control else ""
+    )
+    if found.seeds < MIN_SEEDS:
+        found.reason += f"; {FEW_SEEDS}"
+        return found
+    low, high = wilson(sum(runs), len(runs))
+    share = 100 * sum(runs) / len(runs)
+    method = "share of runs that never left chance: Wilson's interval, the binomial test against one half"
+    found.effect = Effect(share, low, high, 0.0, [100 * sum(v) / len(v) for v in per_seed.values()], method, 0, 0)
+    found.effect.seeds = found.seeds
+    found.p = binomtest(sum(runs), len(runs), 0.5).pvalue
+    said, other = (low > 50, high < 50) if stalls else (high < 50, low > 50)  # the paper's side of one half, the other
+    found.verdict = HOLDS if said else CONTRADICTED if other else NOT_RESOLVED
+    return found
+
+
+def compare_starts(results: Results, arm: str, other: str, label: str) -> Finding:
+    """The paper's reason to pre-initialise (Sect. 3.1): deep nets without BN stall more often from random weights
+    (``arm``) than from net A's layers (``other``: its arm, or "" for the plan's nets from A). Pooled over the nets
+    trained both ways, one run of each per seed."""
+    s = results.settings
+    claim = f"deep nets without BN stall more often {label} than from net A's layers"
+    base = Finding(claim, s.main_data, "never left chance", label, "from A's layers", "failures", TOO_FEW)
+    base.id = "stall"
+    a, b = stalled(results, arm, s.scratch_nets), stalled(results, other, s.scratch_nets)
+    common = sorted(set(a) & set(b))
+    pairs = [(x, y) for seed in common for x, y in zip(a[seed], b[seed])]
+    base.seeds = len(common)
+    if base.seeds < MIN_SEEDS:
+        base.reason = FEW_SEEDS
         return base
-    scratch, preinit, per_seed = [0, 0], [0, 0], {}
-    for a, b in pairs:
-        for spec in results.specs(a):
-            twin = f"{b}_seed{spec.seed}"
-            if spec.name not in results.saved["val"] or twin not in results.saved["val"]:
-                continue
-            fa, fb = not results.left_chance(spec.name), not results.left_chance(twin)
-            scratch = [scratch[0] + fa, scratch[1] + 1]
-            preinit = [preinit[0] + fb, preinit[1] + 1]
-            per_seed.setdefault(spec.seed, []).append(100.0 * (fa - fb))
-    seeds = len(per_seed)
-    base.seeds = seeds
-    if seeds < MIN_SEEDS:
-        base.verdict, base.reason = TOO_FEW, FEW_SEEDS
-        return base
-    diff, low, high, p = share_difference(scratch[0], scratch[1], preinit[0], preinit[1])
+    fa, fb = sum(x for x, _ in pairs), sum(y for _, y in pairs)
+    diff, low, high, p = share_difference(fa, len(pairs), fb, len(pairs))
     method = "share of runs that never left chance: Newcombe's interval, Fisher's exact test"
-    by_seed = [sum(d) / len(d) for d in per_seed.values()]  # points: the seed's nets' shares, scratch less preinit
-    base.effect = Effect(diff, low, high, 0.0, by_seed, method, seeds, 0)  # no detectable effect
+    by_seed = [100.0 * (sum(a[x]) - sum(b[x])) / len(a[x]) for x in common]  # points: the seed's nets, a less b
+    base.effect = Effect(diff, low, high, 0.0, by_seed, method, base.seeds, 0)  # no detectable effect
     base.p = p
     decisive = p < 1 - LEVEL
     base.verdict = (HOLDS if diff > 0 else CONTRADICTED) if decisive else NOT_RESOLVED
-    base.reason = f"{scratch[0]} of {scratch[1]} runs from random weights, {preinit[0]} of {preinit[1]} from A's layers"
+    base.reason = f"{fa} of {len(pairs)} runs {label}, {fb} of {len(pairs)} from A's layers"
     return base.judge()
