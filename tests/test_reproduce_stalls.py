@@ -134,3 +134,13 @@ def test_the_stall_findings_judge_each_arm_and_the_papers_reason_to_pre_initiali
     assert arm_finding(Recorded(settings, everything), "preinit_normal").verdict == CONTRADICTED
     few = Settings(seeds=2, scale_seeds=0, nets=["A", "D", "E"])
     assert compare_starts(Recorded(few, set()), "normal", "preinit_normal", "from N(0, 0.01)").verdict == TOO_FEW
+
+
+def test_too_few_seeds_of_the_training_scales_is_said_before_anything_runs(tmp_path, capsys):
+    from vggnet.reproduce.runs import accepted
+
+    tiny = dict(dataset="synthetic", width=1 / 16, epochs=1, val_split=48, progress=False, nets=["A"])
+    accepted(Settings(**tiny, seeds=1, scale_seeds=2, out=str(tmp_path / "two")), [])
+    assert "2 seed(s) of the training scales give the scale findings" in capsys.readouterr().err
+    accepted(Settings(**tiny, seeds=1, scale_seeds=5, out=str(tmp_path / "five")), [])
+    assert "note" not in capsys.readouterr().err

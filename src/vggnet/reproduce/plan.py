@@ -103,7 +103,8 @@ class Settings:
     seeds: int = s(10, "seeds of the nets (more can be added to a folder later)", AT_LEAST_ONE, role=RUNTIME)
     scale_seeds: int | None = s(
         None,
-        "seeds of the training-scale stages (default: --seeds; 0 leaves them out)",
+        "seeds of the training-scale stages (default: --seeds; 0 leaves them out; the scale findings and the "
+        "ensemble need 3 for a verdict, and at their spreads 5 or more)",
         NON_NEGATIVE,
         role=RUNTIME,
     )

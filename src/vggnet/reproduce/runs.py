@@ -21,6 +21,7 @@ from ..base.settings import RESULT, names
 from .plan import RunSpec, Settings, plan, train_config, wanted
 from .recorded import backfilled
 from .saved import DamagedFile, read_split, split_keys
+from .stats import MIN_SEEDS
 
 
 def missing(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> dict[str, list[int]]:
@@ -123,6 +124,12 @@ def accepted(settings: Settings, runs: list[RunSpec] | None) -> list[RunSpec]:
     runs = plan(settings) if runs is None else runs
     check_folder(settings)
     record_settings(settings, runs)
+    if 0 < settings.seeds_of_scales < MIN_SEEDS:
+        print(
+            f"note: {settings.seeds_of_scales} seed(s) of the training scales give the scale findings and the ensemble "
+            f"no verdict (too few seeds: they need {MIN_SEEDS}); --scale-seeds 5 or more",
+            file=sys.stderr,
+        )
     return runs
 
 
