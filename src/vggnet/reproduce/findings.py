@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..base.configs import CONFIGS
+from ..layers import PREINIT_LAYERS
 from .geometry import Geometry
 from .judged import FEW_SEEDS, NOT_MEASURED, PAPER_ENSEMBLE_MEMBER, Finding
 from .plan import judged_by
@@ -148,11 +150,21 @@ def net_findings(results: Results) -> list[Finding]:
             results, "E-D", "depth saturates: E (19 layers) no better than D (16)", "E_256", "D_256", net, -0.3, True
         ),
     ]
+    if not results.settings.batch_norm and found[2].reason == "":  # what C against B measures, from net A
+        found[2].reason = (
+            f"C starts {uncopied('C')} convolutions from random weights between those copied from net A, B "
+            f"{uncopied('B')}: it measures the 1x1 layers and that start together, and cannot separate them"
+        )
     for x, layers in (("D", 16), ("E", 19)):  # depth beyond B, each against B (the paper's Table 3)
         paper = round(PAPER_TABLE3["B_256"][0] - PAPER_TABLE3[f"{x}_256"][0], 2)
         claim = f"depth beyond 13 layers helps: {x} ({layers} layers) beats B (13)"
         found.append(compare_nets(results, f"{x}-B", claim, f"{x}_256", "B_256", net, paper))
     return found
+
+
+def uncopied(letter: str) -> int:
+    """The convolutions of a deeper net that do not start from net A's (it copies four)."""
+    return sum(not isinstance(x, str) for x in CONFIGS[letter]) - sum(n.startswith("conv") for n in PREINIT_LAYERS)
 
 
 def scale_findings(results: Results, chosen: dict[str, Any]) -> list[Finding]:

@@ -14,7 +14,7 @@ from ..base.hardware import cpu_description
 from ..layers import PREINIT_LAYERS
 from .calibration import calibrate, finds_an_effect
 from .deviations import deviations
-from .findings import Finding
+from .findings import Finding, uncopied
 from .geometry import STRIDE_CROPS
 from .plan import DEEP, PAPER
 from .recorded import command_line
@@ -61,7 +61,7 @@ def report_data(results: Results, chosen: dict[str, Any], found: list[Finding]) 
         "geometry": geometry(results),
         "preinit": {
             "copied": list(PREINIT_LAYERS),
-            "random_convolutions": {x: convolutions(x) - 4 for x in DEEP},  # B-E's layers not copied from A
+            "random_convolutions": {x: uncopied(x) for x in DEEP},  # B-E's layers not copied from A
             "weight_layers": {x: convolutions(x) + 3 for x in CONFIGS},  # convolutions and FC layers
         },
         "fit": fit(results),
