@@ -14,7 +14,7 @@ from torch import nn
 
 from .base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, PIXEL_SCALE, Layer, trunk_names
 
-INIT_SCHEMES = ("kaiming", "normal", "xavier")
+INIT_SCHEMES = ("kaiming", "normal", "xavier", "he")
 
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
@@ -101,12 +101,14 @@ def init_weights(model: nn.Module, scheme: str = "kaiming", paper_head: bool | N
     """Initialise convolutions and linear layers; biases zero, batch-norm scale one.
 
     Convolutions: ``"kaiming"`` torchvision's (He normal, fan-out), ``"normal"`` the paper's N(0, 0.01), ``"xavier"``
-    Glorot & Bengio's (2010), uniform. Linear layers: Glorot's with ``"xavier"``; with ``"normal"`` and ``"kaiming"``,
-    N(0, 0.01) on the paper's head (:func:`is_paper_head`: fc6 on a 7 x 7 pool, fc6 and fc7 4,096 wide), as both the
-    paper and torchvision do, and on any other head a scale for each layer's width (:func:`init_linear`), since
-    N(0, 0.01) on a narrow layer shrinks the signal by 0.01 * sqrt(fan-in / 2) (under 0.2 at 512 wide) and the
-    gradients vanish. ``paper_head``: whether ``model``'s head is the paper's (default: from its ``pool_size`` and
-    ``fc_width``, or for another module from its linear layers' widths).
+    Glorot & Bengio's (2010), uniform, ``"he"`` He et al.'s (2015), normal with std sqrt(2 / fan-in): it keeps the
+    signal's scale through ReLUs, where Glorot's halves its second moment at each layer. Linear layers: Glorot's with
+    ``"xavier"``, He's with ``"he"``; with ``"normal"`` and ``"kaiming"``, N(0, 0.01) on the paper's head
+    (:func:`is_paper_head`: fc6 on a 7 x 7 pool, fc6 and fc7 4,096 wide), as both the paper and torchvision do, and
+    on any other head a scale for each layer's width (:func:`init_linear`), since N(0, 0.01) on a narrow layer
+    shrinks the signal by 0.01 * sqrt(fan-in / 2) (under 0.2 at 512 wide) and the gradients vanish. ``paper_head``:
+    whether ``model``'s head is the paper's (default: from its ``pool_size`` and ``fc_width``, or for another module
+    from its linear layers' widths).
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; expected one of {', '.join(INIT_SCHEMES)}")
@@ -123,6 +125,8 @@ def init_weights(model: nn.Module, scheme: str = "kaiming", paper_head: bool | N
                 nn.init.xavier_uniform_(m.weight)
             elif scheme == "kaiming":
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif scheme == "he":
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             else:
                 nn.init.normal_(m.weight, 0.0, 0.01)
             if m.bias is not None:
@@ -131,7 +135,8 @@ def init_weights(model: nn.Module, scheme: str = "kaiming", paper_head: bool | N
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     for m in linears:
-        init_linear(m, "xavier" if scheme == "xavier" else "paper" if paper_head else "fan-in", last=m is linears[-1])
+        scale = "xavier" if scheme == "xavier" else "paper" if paper_head and scheme != "he" else "fan-in"
+        init_linear(m, scale, last=m is linears[-1])
 
 
 PAPER_FC_WIDTH, PAPER_POOL = 4096, 7

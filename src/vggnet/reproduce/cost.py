@@ -162,7 +162,9 @@ def folder_settings(folder: str) -> Settings:
         saved = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is damaged ({err}); it cannot say what the reproduction ran") from None
-    known = {k: v for k, v in saved.items() if k in Settings.__dataclass_fields__}
+    from .recorded import backfilled
+
+    known = backfilled({k: v for k, v in saved.items() if k in Settings.__dataclass_fields__})
     names = [p.name for p in Path(folder).iterdir() if p.is_dir()]
     seeds = [int(m.group(2)) for n in names if (m := re.match(r"(.*)_seed(\d+)$", n))]
     scale_seeds = [int(m.group(2)) for n in names if (m := re.match(r".*_(384|jitter).*_seed(\d+)$", n))]

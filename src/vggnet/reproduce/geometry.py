@@ -67,14 +67,17 @@ class Geometry:
         fall on the padding (a map of 3 x 3 or less), there is almost none for it to add."""
         if self.padding_share() <= 1 / 3:
             return None
-        sizes = self.block_sizes()[2:]
-        room = next(c for c in range(self.crop, 64 * self.crop) if Geometry(c).padding_share() <= 1 / 3)
+        sizes, room = self.block_sizes()[2:], self.crop_for_one_by_one()
         return (
             f"1x1 against 3x3: at a crop of {self.crop}, blocks 3-5 run on {', '.join(map(str, sizes))}-pixel maps "
             f"(the paper's on 56, 28 and 14); on the {min(sizes)} x {min(sizes)} map "
             f"{100 * self.padding_share():.0f} % of a 3x3 kernel's taps fall on the padding, so it has almost no "
             f"context that 1x1 lacks (a crop of {room} or more gives it room)"
         )
+
+    def crop_for_one_by_one(self) -> int:
+        """The smallest crop from this one up where 1x1 against 3x3 can be tested."""
+        return next(c for c in range(self.crop, 64 * self.crop) if Geometry(c).padding_share() <= 1 / 3)
 
     def dense_breaks(self, qs: list[int], stride: int = 32) -> str | None:
         """Why the paper's dense evaluation does not mean here what it means in the paper, or None where it does.

@@ -71,10 +71,24 @@ class Settings:
     width: float = s(0.125, "width multiplier", POSITIVE)
     fc_width: int | None = s(None, "width of fc6 and fc7 (default 4096 x width)", AT_LEAST_ONE)
     epochs: int = s(
-        20,
+        50,
         "epoch budget of a first stage: the rate is divided by 10 at each plateau of the validation error, the run "
         "ends at the plateau after the last division or at the budget",
         AT_LEAST_ONE,
+    )
+    first_rate_cap: int | None = s(
+        40,
+        "epochs a first stage's first rate may last: where the plateau rule has not divided it by then, it is "
+        "divided, and the run goes on at a tenth within its budget (the report names such runs)",
+        AT_LEAST_ONE,
+    )
+    warmup_epochs: float = s(
+        1.0, "epochs of linear warm-up from a tenth of the rate, for the runs that start at the full rate", NON_NEGATIVE
+    )
+    hold_at_chance: bool = s(
+        True,
+        "the plateau rule does not count an epoch whose validation error is at chance: the rate of a run that has "
+        "not left chance is never cut",
     )
     finetune_epochs: int | None = s(
         None, "epoch budget of the large-S and jittered stages (default half)", AT_LEAST_ONE
@@ -89,7 +103,8 @@ class Settings:
     seeds: int = s(10, "seeds of the nets (more can be added to a folder later)", AT_LEAST_ONE, role=RUNTIME)
     scale_seeds: int | None = s(
         None,
-        "seeds of the training-scale stages (default: --seeds; 0 leaves them out)",
+        "seeds of the training-scale stages (default: --seeds; 0 leaves them out; the scale findings and the "
+        "ensemble need 3 for a verdict, and at their spreads 5 or more)",
         NON_NEGATIVE,
         role=RUNTIME,
     )
@@ -104,16 +119,29 @@ class Settings:
         choices=DEEP,
         role=RUNTIME,
     )
+    stall_test: bool = s(
+        True,
+        "without BN, the paper's statements on stalls, with equal budgets (--stall-epochs) and the rate held while "
+        "at chance: the --scratch-nets from N(0, 0.01), from net A's layers with the rest at N(0, 0.01), and from "
+        "Glorot's initialisation; net A from N(0, 0.01) as a control",
+    )
+    stall_epochs: int = s(30, "epoch budget of every run of the stall test", AT_LEAST_ONE)
     batch_norm: bool = s(False, "BN nets, each from scratch (their own tables)")
     # The paper's N(0, 0.01) leaves a narrow net's output ~1e-9 of its input (each layer scales the signal by about
     # 0.01 * sqrt(fan-in / 2), under 0.2 at 1/8 width): it never leaves chance. Glorot's, which the paper names as
     # the alternative that needs no pre-training, keeps the signal's scale at any width.
     init: str | None = s(
         None,
-        "initialisation of net A and of the layers not copied from it: normal (the paper's, std 0.01), xavier "
-        "(Glorot, which the authors later found trains without pre-training) or kaiming (default: xavier, kaiming "
-        "with --batch-norm)",
-        choices=("normal", "xavier", "kaiming"),
+        "initialisation of net A (and of the nets from scratch): normal (the paper's, std 0.01), xavier (Glorot, "
+        "which the authors later found trains without pre-training), kaiming or he (default: xavier, kaiming with "
+        "--batch-norm)",
+        choices=("normal", "xavier", "kaiming", "he"),
+    )
+    rest_init: str = s(
+        "he",
+        "initialisation of the layers B-E do not copy from net A: he (std sqrt(2 / fan-in): keeps the signal's scale "
+        "through the random layers between A's), normal (the paper's), xavier, kaiming, or same (as --init)",
+        choices=("he", "normal", "xavier", "kaiming", "same"),
     )
     lr: float = s(0.01, "learning rate from scratch", POSITIVE)
     finetune_lr: float = s(0.001, "rate of the large-S and jittered stages (the paper's)", POSITIVE)
@@ -166,6 +194,11 @@ class Settings:
         return self.init or ("kaiming" if self.batch_norm else "xavier")
 
     @property
+    def rest_scheme(self) -> str:
+        """The initialisation of the layers B-E do not copy from net A."""
+        return self.init_scheme if self.rest_init == "same" else self.rest_init
+
+    @property
     def main_data(self) -> str:
         """The dataset of the nets' findings."""
         if self.dataset:
@@ -201,16 +234,18 @@ class RunSpec:
     q_multi: list[int]
     multicrop: bool
     dataset: str
-    scratch: bool = False  # a net the paper's procedure pre-initialises, trained from random weights instead
+    # a run of the stall test (or, in plans made before it, a deep net from random weights): "scratch" (Glorot's,
+    # or --init), "normal" (N(0, 0.01)), "preinit_normal" (net A's layers, the rest N(0, 0.01))
+    arm: str = ""
+    init_scheme: str | None = None  # the run's own initialisation, where it is not the plan's
+    hold_at_chance: bool = False
 
     @property
     def model(self) -> str:
         """The model without its seed: ``D_384`` on the main data, ``D_384_scaled`` on the data with scale,
-        ``D_256_scratch`` for a net trained from random weights where the paper's procedure starts it from A."""
+        ``D_256_scratch``, ``D_256_normal``, ``D_256_preinit_normal`` for the arms of the stall test."""
         return (
-            f"{self.letter}_{self.kind}"
-            + ("_scratch" if self.scratch else "")
-            + ("_scaled" if self.group == "scales" else "")
+            f"{self.letter}_{self.kind}" + (f"_{self.arm}" if self.arm else "") + "_scaled" * (self.group == "scales")
         )
 
     @property
@@ -235,11 +270,12 @@ def plan(settings: Settings) -> list[RunSpec]:
 
 
 def _spec(
-    settings: Settings, letter: str, kind: str, seed: int, group: str, start: tuple[str, str | None], scratch=False
+    settings: Settings, letter: str, kind: str, seed: int, group: str, start: tuple[str, str | None], arm: str = ""
 ) -> RunSpec:
     geo = Geometry(settings.crop)
     init, source = start
     first = kind == "256" or settings.batch_norm  # a first stage trains at the full rate for the full length
+    stall = bool(arm) and settings.stall_test  # the stall test's runs: equal budgets, the rate held at chance
     return RunSpec(
         letter=letter,
         kind=kind,
@@ -249,27 +285,40 @@ def _spec(
         init=init,
         init_from=f"{source}_seed{seed}" if source else None,
         lr=settings.lr if first else settings.finetune_lr,
-        epochs=settings.epochs if first else settings.stage_epochs,
+        epochs=settings.stall_epochs if stall else settings.epochs if first else settings.stage_epochs,
         q_single=geo.q_single(kind),
         q_multi=geo.q_multi(kind),
         multicrop=kind == "jitter" and letter in TABLE5,
         dataset=settings.scale_data if group == "scales" else settings.main_data,
-        scratch=scratch,
+        arm=arm,
+        init_scheme="normal" if arm in ("normal", "preinit_normal") else None,
+        hold_at_chance=settings.hold_at_chance or stall,
     )
 
 
 def _nets(settings: Settings, seed: int) -> list[RunSpec]:
     """A, A-LRN from random weights; B-E from net A's layers (from scratch with BN); the small S. Without BN, the
-    ``scratch_nets`` also from random weights."""
+    ``scratch_nets`` also from random weights (:func:`_stall_test`)."""
     random, chosen = ("random", None), [x for x in LETTERS if x in settings.nets]
     if not settings.batch_norm and "A" not in chosen and any(x in chosen for x in DEEP):
         chosen.insert(0, "A")  # B-E start from it
     runs = [_spec(settings, letter, "256", seed, "nets", random) for letter in chosen if letter in ("A", "A-LRN")]
     start = random if settings.batch_norm else ("preinit", "A_256")
     runs += [_spec(settings, letter, "256", seed, "nets", start) for letter in chosen if letter in DEEP]
-    if not settings.batch_norm:
-        scratch = [x for x in settings.scratch_nets if x in chosen]
-        runs += [_spec(settings, letter, "256", seed, "nets", random, scratch=True) for letter in scratch]
+    return runs + ([] if settings.batch_norm else _stall_test(settings, seed, chosen))
+
+
+def _stall_test(settings: Settings, seed: int, chosen: list[str]) -> list[RunSpec]:
+    """The paper's statements on stalls (Sect. 3.1 and its footnote), each an arm of the same budget: the deep
+    nets from N(0, 0.01), from net A's layers with the rest at N(0, 0.01), and from Glorot's initialisation (the
+    plan's --init); net A from N(0, 0.01) as a control (at a narrow width N(0, 0.01) may stall any net). Plans made
+    before the stall test have only the last arm, at the nets' budget."""
+    random, deep = ("random", None), [x for x in settings.scratch_nets if x in chosen]
+    if not settings.stall_test or not deep:
+        return [_spec(settings, letter, "256", seed, "nets", random, arm="scratch") for letter in deep]
+    runs = [_spec(settings, "A", "256", seed, "nets", random, arm="normal")]
+    for arm, start in (("normal", random), ("preinit_normal", ("preinit", "A_256")), ("scratch", random)):
+        runs += [_spec(settings, letter, "256", seed, "nets", start, arm=arm) for letter in deep]
     return runs
 
 
@@ -308,7 +357,7 @@ def train_config(spec: RunSpec, settings: Settings):
         pool_size=pool,
         fc_width=settings.head_width,
         dropout=0.5,
-        init=settings.init_scheme,
+        init=spec.init_scheme or (settings.rest_scheme if spec.init == "preinit" else settings.init_scheme),
         preinit=start if spec.init == "preinit" else None,
         weights=start if spec.init == "finetune" else None,
         dataset=spec.dataset,
@@ -326,7 +375,9 @@ def train_config(spec: RunSpec, settings: Settings):
         schedule="plateau",
         patience=settings.patience,
         max_decays=settings.decays,
-        final_decay=min(settings.final_epochs, spec.epochs - 1),  # a one-epoch run has no final stage
+        final_decay=min(final_stage(spec, settings), spec.epochs - 1),  # a one-epoch run has no final stage
+        warmup_epochs=settings.warmup_epochs if spec.lr == settings.lr else 0.0,
+        hold_at_chance=spec.hold_at_chance,
         out=str(out / spec.name),
         device=settings.device,
         seed=spec.seed,
@@ -334,6 +385,13 @@ def train_config(spec: RunSpec, settings: Settings):
         progress=settings.progress,
         tensorboard=False,
     )
+
+
+def final_stage(spec: RunSpec, settings: Settings) -> int:
+    """The epochs at a tenth of the rate that end a run whose plateau rule has not divided its rate: the final
+    stage, or what the budget leaves after the first rate's cap (the rule decides within the cap)."""
+    cap = settings.first_rate_cap if spec.lr == settings.lr else None
+    return max(settings.final_epochs, spec.epochs - cap) if cap else settings.final_epochs
 
 
 def wanted(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> dict[str, list[int]]:

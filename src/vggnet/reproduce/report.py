@@ -120,11 +120,16 @@ def table_ensemble(results: Results, chosen: dict[str, Any]) -> list[str]:
     return lines + [f"| paper: D + E, S∈[256,512], multi-crop & dense | | | {paper_cell(paper)} |"]
 
 
+def pct(value: float | None, digits: int = 0) -> str:
+    return f"{100 * value:.{digits}f} %" if value is not None else "—"
+
+
 def finding_lines(found: list[Finding]) -> list[str]:
     lines = [
-        "| finding | data | protocol | seeds | effect here [95 % CI] | per seed | smallest detectable | paper | "
-        "power at the paper's effect | verdict | after Holm's adjustment |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| finding | data | protocol | seeds | effect here [95 % CI] | per seed | smallest detectable | decisive "
+        "without an effect at these seeds (simulated) | paper (scaled to this error) | power: paper's / scaled "
+        "effect | verdict | after Holm's adjustment |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in found:
         e = f.effect
@@ -134,10 +139,12 @@ def finding_lines(found: list[Finding]) -> list[str]:
         protocol = " against ".join(PROTOCOL_LABEL.get(p, p) for p in f.protocol.split(" vs "))
         note = f" ({f.reason})" if f.reason else ""
         paper = f"{f.paper:+.2f}" if f.paper is not None else "—"
-        power = f"{100 * f.power_at_paper:.0f} %" if f.power_at_paper is not None else "—"
+        paper += f" ({f.scaled:+.2f})" if f.scaled is not None else ""
+        chance = pct(f.calibration["decisive_without_effect"], 1) if f.calibration else "—"
+        power = "—" if f.power_at_paper is None else f"{pct(f.power_at_paper)} / {pct(f.power_at_scaled)}"
         lines.append(
-            f"| {f.claim} | {f.data} | {protocol} | {f.seeds} | {here} | {seeds} | {detectable} | {paper} | {power} "
-            f"| **{f.line()}**{note} | {f.line(adjusted=True)} |"
+            f"| {f.claim} | {f.data} | {protocol} | {f.seeds} | {here} | {seeds} | {detectable} | {chance} | {paper} "
+            f"| {power} | **{f.line()}**{note} | {f.line(adjusted=True)} |"
         )
     return lines
 
@@ -200,7 +207,7 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
         "",
         "## The paper's findings, here",
         "",
-        *rule_lines(data["rule"]),
+        *rule_lines(data["rule"], found),
         "",
         *finding_lines(found),
         "",
@@ -219,26 +226,42 @@ def markdown(results: Results, chosen: dict[str, Any], found: list[Finding], dat
     ]
 
 
-def rule_lines(rule: dict[str, Any]) -> list[str]:
-    c = rule["calibration"]
-    null_nets, null_protocols = 100 * c["nets_decisive_without_effect"], 100 * c["protocols_decisive_without_effect"]
-    mixed = 100 * c["protocols_decisive_with_interaction"]
-    return [
-        f"The seed (one trained net) is the unit of every finding. Effects are points of top-1 error in the paper's "
-        f"direction (positive: as the paper found), the mean over seeds of each seed's effect on the same test "
-        f"images, with {100 * LEVEL:.0f} % intervals from the seeds' spread and the test set's sampling error "
-        "(Student's t, Welch-Satterthwaite); fewer than two seeds is *not testable here*. **holds**: the interval "
-        "excludes 0 in the paper's direction; **contradicted**: it excludes 0 the other way; **not resolved**: it "
-        f"includes 0. A *no better* finding is judged twice: literally (it holds where the interval excludes an "
-        f"improvement of {MARGIN} points, the paper's smallest reported gain) and as the paper's near-equality (two "
-        f"one-sided tests within {EQUIVALENCE} points, the smallest gain between nets the paper reported). The "
-        "findings are judged together: Holm's adjustment over this report's p-values gives each an adjusted "
-        f"verdict. Power is at the paper's own effect, {100 * POWER:.0f} % wanted. On data simulated at this size "
-        f"({c['trials']} trials each), the rule decided {null_nets:.1f} % of net comparisons and "
-        f"{null_protocols:.1f} % of protocol comparisons where there was no effect ({mixed:.1f} % where a "
-        f"protocol's effect differed from net to net), and found a {c['nets_effect']:.2f}-point difference between "
-        f"nets in {100 * c['nets_found_with_effect']:.1f} % of trials.",
+def rule_lines(rule: dict[str, Any], found: list[Finding]) -> list[str]:
+    effect = rule["finds_an_effect"]
+    errors = [f.paper_error for f in found if f.paper_error]
+    paper = f"{min(errors):.1f} to {max(errors):.1f} %" if errors else "—"
+    lines = [
+        "The seed (one trained net) is the unit of every finding. Effects are points of top-1 error in the paper's "
+        "direction (positive: as the paper found), the mean over seeds of each seed's effect on the same test images, "
+        f"with {100 * LEVEL:.0f} % intervals from the seeds' spread alone ({rule['interval']}: each seed's effect is "
+        "measured on the same test images, so that spread already holds the test set's sampling error). **holds**: "
+        "the interval excludes 0 in the paper's direction; **contradicted**: it excludes 0 the other way; **not "
+        f"resolved**: it includes 0. No verdict below {rule['min_seeds']} seeds of both sides: *too few seeds* (the "
+        "effect is shown for the record). Where there is no effect to judge, the report says why: *not testable "
+        "here* (the miniature's geometry cannot pose the question), *not tested by design* (the plan leaves it out) "
+        "or *not measured: N of M runs stalled*. A *no better* finding is judged twice: literally (it holds where "
+        f"the interval excludes an improvement of {MARGIN} points, the paper's smallest reported gain) and as the "
+        f"paper's near-equality (two one-sided tests within {EQUIVALENCE} points, the smallest gain between nets the "
+        "paper reported). The findings are judged together: Holm's adjustment over this report's p-values gives each "
+        f"an adjusted verdict. Power ({100 * POWER:.0f} % wanted) is given at two effects, each figure saying which: "
+        f"the paper's own (ILSVRC points, at the paper's errors of {paper}), and the paper's scaled by the ratio of "
+        "this data's error to the paper's (side b's error here over the paper's: the same relative effect). How often "
+        f"the rule decides where there is no effect, on simulated data ({rule['calibration'][0]['trials']} trials at "
+        f"each number of seeds, {rule['calibration'][0]['images']:,} test images; each finding's row gives it at "
+        f"its own seeds), and it found a {effect['effect']:.2f}-point difference between nets in "
+        f"{pct(effect['found'], 1)} of trials at {effect['seeds']} seeds:",
+        "",
+        "| seeds | nets | protocols | protocols whose effect differs from net to net |",
+        "|---|---|---|---|",
     ]
+    by = {(c["kind"], c["seeds"]): c for c in rule["calibration"]}
+    for n in sorted({c["seeds"] for c in rule["calibration"]}):
+        nets, protocols = by[("nets", n)], by[("protocols", n)]
+        lines.append(
+            f"| {n}{' (no verdict)' if n < rule['min_seeds'] else ''} | {pct(nets['decisive_without_effect'], 1)} | "
+            f"{pct(protocols['decisive_without_effect'], 1)} | {pct(protocols['decisive_with_interaction'], 1)} |"
+        )
+    return lines
 
 
 def lrn_lines(lrn: dict[str, Any]) -> list[str]:
@@ -272,12 +295,19 @@ def failure_lines(failed: dict[str, Any], stuck: dict[str, float]) -> list[str]:
 
 
 def plateau_lines(plateau: dict[str, Any]) -> list[str]:
-    still = plateau["runs_still_learning"]
-    gain = plateau["median_last_epoch_gain"]
+    still, gain = plateau["runs_still_learning"], plateau["median_last_epoch_gain"]
+    budget, last_3 = plateau["first_rate_ended_by_budget"], plateau["median_last_3_gain_at_first_rate_ended_by_budget"]
+    cut = (
+        f"; in {len(budget)} of the {plateau['runs_left_chance']} runs that left chance the budget ended it (the first "
+        f"rate's cap, or the final stage), not the rule: " + ", ".join(budget)
+        if budget
+        else f"; in none of the {plateau['runs_left_chance']} runs that left chance did the budget end it"
+    )
     return [
-        f"How the runs ended: the plateau rule divided the rate in {plateau['runs_decayed_by_the_rule']} of "
-        f"{plateau['runs']} runs; {plateau['runs_decayed_only_at_the_budget']} ended with the final stage at a tenth "
-        "of the rate their budget left them. Their last epochs gained a median "
+        f"How the runs ended: the plateau rule ended the first rate in {plateau['runs_decayed_by_the_rule']} of "
+        f"{plateau['runs']} runs{cut}"
+        + (f" (their last 3 epochs at it gained a median {last_3:+.2f} points)" if last_3 is not None else "")
+        + ". Their last epochs gained a median "
         + (f"{gain:+.2f} points of validation error" if gain is not None else "— (no run)")
         + (
             f"; {len(still)} still gained more than half their seeds' spread: " + ", ".join(still)
@@ -290,20 +320,23 @@ def plateau_lines(plateau: dict[str, Any]) -> list[str]:
 
 def power_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "Seeds for 80 % power at the paper's effect, from each finding's per-seed spread here, and what they would "
-        "cost on this machine (its runs' measured minutes per seed, run one at a time; `vggnet reproduce --plan "
-        "--power FOLDER` prints it for any folder).",
+        "Seeds for 80 % power, from each finding's per-seed spread here, at the paper's effect and at the paper's "
+        "scaled to this data's error, and what they would cost on this machine (its runs' measured minutes per seed, "
+        "run one at a time; `vggnet reproduce --plan --power FOLDER` prints it for any folder). A *no better* finding "
+        "has a row for each reading. No figure below 3 seeds: a spread from one degree of freedom says little.",
         "",
-        "| finding | seeds here | power now | seeds for 80 % | minutes per seed | machine-hours |",
-        "|---|---|---|---|---|---|",
+        "| finding | reading | seeds here | power now: paper's effect | scaled | seeds for 80 %: paper's effect | "
+        "scaled | minutes per seed | machine-hours: paper's effect | scaled |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        power = f"{100 * r['power_at_paper']:.0f} %" if r["power_at_paper"] is not None else "—"
-        need = r["seeds_for_power"]
-        needed = str(need) if need else ("more than 1000" if r["power_at_paper"] is not None else "—")
-        minutes = f"{r['minutes_per_seed']:.1f}" if r["minutes_per_seed"] else "—"
-        hours = f"{r['machine_hours']:.1f}" if r["machine_hours"] else "—"
-        lines.append(f"| {r['claim']} | {r['seeds_now']} | {power} | {needed} | {minutes} | {hours} |")
+        cells = [pct(r["power_at_paper"]), pct(r["power_at_scaled"])]
+        for key, power in (("seeds_for_power", "power_at_paper"), ("seeds_for_power_scaled", "power_at_scaled")):
+            need = r[key]
+            cells.append(str(need) if need else ("more than 1000" if r[power] is not None else "—"))
+        cells.append(f"{r['minutes_per_seed']:.1f}" if r["minutes_per_seed"] else "—")
+        cells += [f"{r[k]:.1f}" if r[k] else "—" for k in ("machine_hours", "machine_hours_scaled")]
+        lines.append(f"| {r['claim']} | {r['reading']} | {r['seeds_now']} | " + " | ".join(cells) + " |")
     return lines
 
 

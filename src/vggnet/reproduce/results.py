@@ -8,7 +8,7 @@ the multi-crop and dense posteriors (both together), over nets (an ensemble).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from .geometry import Geometry
 from .plan import RunSpec, Settings, judged_by
 from .saved import SPLITS, evaluated
+from .stats import Effect
 
 # The paper's ILSVRC-2012 validation errors (top-1, top-5 %), from its Tables 3-6. Laid out by hand (fmt: skip), three
 # nets to a line as the paper prints its rows.
@@ -31,6 +32,7 @@ PAPER_TABLE5 = {
     "E_jitter": {"dense": (24.8, 7.5), "multicrop": (24.6, 7.4), "dense+multicrop": (24.4, 7.1)},
 }
 PAPER_TABLE6 = {"D+E, multi-crop & dense": (23.7, 6.8)}
+PAPER_TABLES = {"table3": PAPER_TABLE3, "table4": PAPER_TABLE4, "table5": PAPER_TABLE5, "table6": PAPER_TABLE6}
 CHANCE_MARGIN = 5.0  # points of top-1 error below chance that a run must reach to count as trained
 DECIDE = "center@1"  # decisions that are not about protocols take the cheapest protocol that answers them
 PROTOCOL_LABEL = {
@@ -75,6 +77,19 @@ class Results:
             for spec, found in evaluated(settings, runs, split):
                 self.saved[split][spec.name] = found
         self.models = sorted({r.model for r in runs}, key=lambda m: [r.model for r in runs].index(m))
+        self.cpu: str | None = None  # the CPU the runs were timed on: None, this machine
+
+    def measured(
+        self, key: tuple[str, str, str], compute: Callable[[], tuple[int, Effect | None]]
+    ) -> tuple[int, Effect | None]:
+        """The seeds and the effect of one finding (``key``: a, b, protocol), measured on the saved posteriors by
+        ``compute``; a report read back from its JSON (:class:`~vggnet.reproduce.published.Published`) reads them
+        from its record instead."""
+        return compute()
+
+    def test_images(self) -> int:
+        found = next(iter(self.saved["test"].values()), None)
+        return int(found["tensors"]["labels"].numel()) if found else 10_000
 
     def specs(self, model: str) -> list[RunSpec]:
         return [r for r in self.runs if r.model == model]

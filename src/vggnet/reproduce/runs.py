@@ -19,7 +19,9 @@ import torch
 from ..base.files import atomic_write_text, save_safetensors
 from ..base.settings import RESULT, names
 from .plan import RunSpec, Settings, plan, train_config, wanted
+from .recorded import backfilled
 from .saved import DamagedFile, read_split, split_keys
+from .stats import MIN_SEEDS
 
 
 def missing(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> dict[str, list[int]]:
@@ -54,7 +56,7 @@ def check_folder(settings: Settings) -> None:
     mine = {k: getattr(settings, k) for k in names(Settings, RESULT)}
     saved_path = out / "reproduce_settings.json"
     if saved_path.is_file():
-        saved = saved_settings(saved_path)
+        saved = backfilled(saved_settings(saved_path))  # a setting the folder predates: its value then
         changed = [
             f"--{k.replace('_', '-')} {mine[k]!r} (the folder's runs have {saved.get(k)!r})"
             for k in mine
@@ -153,6 +155,12 @@ def accepted(settings: Settings, runs: list[RunSpec] | None) -> list[RunSpec]:
     check_folder(settings)
     check_head_init(settings, runs)
     record_settings(settings, runs)
+    if 0 < settings.seeds_of_scales < MIN_SEEDS:
+        print(
+            f"note: {settings.seeds_of_scales} seed(s) of the training scales give the scale findings and the ensemble "
+            f"no verdict (too few seeds: they need {MIN_SEEDS}); --scale-seeds 5 or more",
+            file=sys.stderr,
+        )
     return runs
 
 

@@ -4,23 +4,26 @@ seed (one trained net) as the unit of every finding.
 Effects are in points of top-1 error, positive in the direction the paper found (``a`` has the lower error). Every
 comparison, of nets or of protocols, starts from the same table: per seed and test image, the difference between
 the two sides (1 where ``a`` is right and ``b`` is not, -1 the other way). Its mean per seed is that seed's effect,
-and the finding's effect is the mean over seeds (:func:`across_seeds`). Its uncertainty has two parts: training noise
-(the spread of the per-seed effects, over the number of seeds: another run of the same recipe gives another net) and
-the test set's own sampling error (the spread of the per-image differences, averaged over seeds, over the number of
-images: another test set gives other numbers). Their sum is the variance of the effect; the interval uses Student's
-t with Welch-Satterthwaite's degrees of freedom. Protocols compared on the same nets are treated the same way: a
-protocol's gain can differ from net to net (a seed-by-protocol interaction), which counting test images alone would
-miss; the per-image McNemar interval within each seed is kept as a description. Fewer than two seeds cannot measure
-training noise: every such finding is *not testable here*.
+and the finding's effect is the mean over seeds (:func:`across_seeds`). Its interval is Student's t with n - 1
+degrees of freedom on the n per-seed effects, and nothing else: each seed's effect is measured on the same test
+images, so the seeds' spread already holds the test set's sampling error (each seed's own images-by-net residual);
+adding the images' term on top would count it twice, and made the rule decide less often than its level where the
+seeds agreed (protocols) and more often at two seeds (a few images' degrees of freedom standing in for the seeds').
+The images' term is kept in each effect's record (``var_test``) as a description. Protocols compared on the same
+nets are treated the same way (a protocol's gain can differ from net to net); the per-image McNemar interval within
+each seed is kept as a description.
 
-Verdicts: **holds** where the interval excludes 0 in the paper's direction, **contradicted** where it excludes 0 the
-other way, **not resolved** where it includes 0. A finding that one thing is *no better* than another (LRN, E
-against D) is judged twice: literally (non-superiority: it holds where the interval excludes an improvement as large
-as :data:`MARGIN`, the paper's smallest reported gain, and is contradicted where it shows an improvement), and as the
-paper's result, near-equality (:func:`equivalence`: two one-sided tests within :data:`EQUIVALENCE`). Many findings
-are judged at once: :func:`holm` adjusts their p-values (Holm's step-down), and a finding's adjusted verdict is
-decisive only where its adjusted p-value is below 5 %. Power is given at the paper's own effect
-(:func:`power_at`), with the seeds that 80 % power would need (:func:`seeds_for_power`).
+Verdicts, only from :data:`MIN_SEEDS` seeds of both sides on (*too few seeds* below it: with two seeds the spread
+has one degree of freedom, and an interval from it says little): **holds** where the interval excludes 0 in the
+paper's direction, **contradicted** where it excludes 0 the other way, **not resolved** where it includes 0. A
+finding that one thing is *no better* than another (LRN, E against D) is judged twice: literally (non-superiority: it
+holds where the interval excludes an improvement as large as :data:`MARGIN`, the paper's smallest reported gain, and
+is contradicted where it shows an improvement), and as the paper's result, near-equality (:func:`equivalence`: two
+one-sided tests within :data:`EQUIVALENCE`). Many findings are judged at once: :func:`holm` adjusts their p-values
+(Holm's step-down), and a finding's adjusted verdict is decisive only where its adjusted p-value is below 5 %. Power
+is given at an effect (:func:`power_at`: the paper's own, or the paper's scaled to this data's error), with the
+seeds that 80 % power would need (:func:`seeds_for_power`). How often the rule decides without an effect, at each
+finding's own seeds, is simulated in :mod:`vggnet.reproduce.calibration`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import torch
 
 HOLDS, CONTRADICTED, NOT_RESOLVED, NOT_TESTABLE = "holds", "contradicted", "not resolved", "not testable here"
 DOES_NOT_HOLD = "does not hold"
+TOO_FEW = "too few seeds"  # fewer than MIN_SEEDS seeds of both sides: no verdict, the effect shown for the record
+MIN_SEEDS = 3
 # The paper's smallest reported gain, in points of top-1 error: multi-crop over dense evaluation (Table 5, 24.8 to
 # 24.6) and D at S = 384 over S = 256 (Table 3, 27.0 to 26.8).
 MARGIN = 0.2
@@ -80,27 +85,35 @@ def _cdf(x: float, df: float) -> float:
     return float(t.cdf(x, df))
 
 
-def across_seeds(diff: torch.Tensor, method: str = "seeds + test images") -> Effect | None:
+def across_seeds(diff: torch.Tensor, method: str = "seeds (test images in their spread)") -> Effect | None:
     """The effect of a seeds x images table of differences (1 where ``a`` is right and ``b`` wrong, -1 the other
-    way, 0 where they agree): the mean over seeds of each seed's effect, with training noise and the test set's
-    sampling error in its interval. None with fewer than two seeds (training noise unmeasured)."""
+    way, 0 where they agree): the mean over seeds of each seed's effect, its interval from their spread. None with
+    fewer than two seeds (no spread)."""
     diff = 100 * diff.double()
     n, images = diff.shape
     if n < 2:
         return None
-    per_seed = diff.mean(1)
-    var_seeds = per_seed.var(unbiased=True).item() / n
     var_test = diff.mean(0).var(unbiased=True).item() / images if images > 1 else 0.0
-    se = math.sqrt(var_seeds + var_test)
-    effect = per_seed.mean().item()
-    if se == 0:
-        return Effect(effect, effect, effect, 0.0, per_seed.tolist(), method, n, images)
-    # Welch-Satterthwaite: the seeds' part has n - 1 degrees of freedom, the images' part images - 1
-    df = se**4 / (var_seeds**2 / (n - 1) + var_test**2 / max(1, images - 1))
+    return from_per_seed(diff.mean(1).tolist(), images, method, var_test)
+
+
+def from_per_seed(per_seed: list[float], images: int, method: str, var_test: float = 0.0) -> Effect | None:
+    """The effect, its interval (Student's t, n - 1 degrees of freedom) and the smallest effect it could find, from
+    the per-seed effects (points) alone: what a report's JSON records is enough to compute it again. ``var_test``,
+    the test images' sampling error of the mean over seeds, is recorded, not added (the seeds' spread holds it)."""
+    n = len(per_seed)
+    if n < 2:
+        return None
+    values = torch.tensor(per_seed, dtype=torch.float64)
+    var_seeds = values.var(unbiased=True).item() / n
+    se, df, effect = math.sqrt(var_seeds), n - 1, values.mean().item()
+    if se == 0:  # every seed gave the same effect (a few images, or none differing): the spread is not measured
+        inf = math.inf
+        return Effect(effect, -inf, inf, inf, list(per_seed), method, n, images, se=inf, df=df, var_test=var_test)
     half = _t(0.5 + LEVEL / 2, df) * se
     detectable = (_t(0.5 + LEVEL / 2, df) + _t(POWER, df)) * se
     return Effect(
-        effect, effect - half, effect + half, detectable, per_seed.tolist(), method, n, images,
+        effect, effect - half, effect + half, detectable, list(per_seed), method, n, images,
         se=se, df=df, var_seeds=var_seeds, var_test=var_test,
     )  # fmt: skip
 
@@ -116,7 +129,7 @@ def between_protocols(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> Effect | 
     images): the seed is the unit, as for nets; each seed's paired McNemar interval over its images is kept as a
     description. None with fewer than two seeds."""
     diff = wrong_b.double() - wrong_a.double()
-    found = across_seeds(diff, "seeds (paired protocols) + test images")
+    found = across_seeds(diff, "seeds (paired protocols; test images in their spread)")
     if found is not None:
         for row in 100 * diff:
             m, half, _ = _mean_interval(row)
@@ -135,10 +148,16 @@ def _mean_interval(values: torch.Tensor) -> tuple[float, float, float]:
 
 
 def verdict(effect: Effect | None, no_better: bool = False) -> str:
-    """The verdict on a finding from its effect's interval. ``no_better``: the paper found a *not* better than b
-    (the effect, a's improvement, should be below :data:`MARGIN`): the literal claim, non-superiority."""
-    if effect is None:  # fewer than two seeds: no interval, so nothing this data can decide
-        return NOT_TESTABLE
+    """The verdict on a finding from its effect's interval (*too few seeds* below :data:`MIN_SEEDS`). ``no_better``:
+    the paper found a *not* better than b (the effect, a's improvement, should be below :data:`MARGIN`): the literal
+    claim, non-superiority."""
+    if effect is None or effect.seeds < MIN_SEEDS:
+        return TOO_FEW
+    return decide(effect, no_better)
+
+
+def decide(effect: Effect, no_better: bool = False) -> str:
+    """What the interval alone says, at any number of seeds (the calibration simulates it at two as well)."""
     if no_better:
         if effect.high < MARGIN:
             return HOLDS
@@ -153,8 +172,8 @@ def verdict(effect: Effect | None, no_better: bool = False) -> str:
 def p_value(effect: Effect | None, no_better: bool = False) -> float | None:
     """The p-value of a finding's decisive outcomes, so that its verdict is decisive exactly where p < 5 %: for a
     directional finding, the two-sided test of no effect; for a *no better* one, twice the smaller one-sided p of
-    its two decisive outcomes (no improvement of :data:`MARGIN`; an improvement)."""
-    if effect is None:
+    its two decisive outcomes (no improvement of :data:`MARGIN`; an improvement). None without a verdict."""
+    if effect is None or effect.seeds < MIN_SEEDS:
         return None
     if effect.se == 0:
         return 0.0 if verdict(effect, no_better) in (HOLDS, CONTRADICTED) else 1.0
@@ -168,8 +187,8 @@ def p_value(effect: Effect | None, no_better: bool = False) -> float | None:
 def equivalence(effect: Effect | None, margin: float = EQUIVALENCE) -> dict[str, float | str] | None:
     """Two one-sided tests (TOST) that the effect lies within ``margin`` of 0: **holds** where the 90 % interval
     (each side at 5 %) lies inside (-margin, margin); **does not hold** where the 95 % interval lies wholly beyond
-    one of them; else **not resolved**."""
-    if effect is None:
+    one of them; else **not resolved**. None without a verdict (too few seeds)."""
+    if effect is None or effect.seeds < MIN_SEEDS:
         return None
     t90 = _t(0.95, effect.df) if effect.se > 0 else 0.0
     low90, high90 = effect.effect - t90 * effect.se, effect.effect + t90 * effect.se
@@ -225,17 +244,17 @@ def power_at(true_effect: float, se: float, df: float, no_better: bool = False, 
 
 
 def _se_at(effect: Effect, seeds: int) -> float:
-    """The standard error this comparison would have with ``seeds`` seeds: both of its parts shrink with the seeds
-    (the test set's part is, in these comparisons, mostly images on which one seed's net differs from another's)."""
-    return math.sqrt((effect.var_seeds + effect.var_test) * effect.seeds / seeds)
+    """The standard error this comparison would have with ``seeds`` seeds, at its per-seed spread."""
+    return math.sqrt(effect.var_seeds * effect.seeds / seeds)
 
 
 def seeds_for_power(effect: Effect | None, true_effect: float, no_better: bool = False, equivalent=False) -> int | None:
-    """The fewest seeds that give :data:`POWER` at the paper's effect with this comparison's per-seed spread (None
-    beyond :data:`MAX_SEEDS`, or without a measured spread)."""
-    if effect is None or effect.se == 0:
+    """The fewest seeds (at least :data:`MIN_SEEDS`) that give :data:`POWER` at ``true_effect`` with this
+    comparison's per-seed spread; None beyond :data:`MAX_SEEDS`, or where the spread is not measured (fewer than
+    :data:`MIN_SEEDS` seeds: one degree of freedom says little about it)."""
+    if effect is None or effect.var_seeds == 0 or effect.seeds < MIN_SEEDS:
         return None
-    for n in range(2, MAX_SEEDS + 1):
+    for n in range(MIN_SEEDS, MAX_SEEDS + 1):
         if power_at(true_effect, _se_at(effect, n), n - 1, no_better, equivalent) >= POWER:
             return n
     return None
@@ -271,57 +290,3 @@ def share_difference(failed_a: int, runs_a: int, failed_b: int, runs_b: int) -> 
     high = diff + math.sqrt((ha - pa) ** 2 + (pb - lb) ** 2)
     table = [[failed_a, runs_a - failed_a], [failed_b, runs_b - failed_b]]
     return diff, low, high, float(fisher_exact(table).pvalue)
-
-
-# -- the rule's calibration, on simulated data ------------------------------------------------------------------------
-def simulate_nets(
-    g: torch.Generator, seeds: int, images: int, shift_b: float = 0.0, seed_noise: float = 0.15
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Errors (seeds x images) of two nets on the same test images: each image has its own difficulty
-    (Beta(0.6, 3.5), a mean error of about 15 %), each trained net (seed) its own offset on the logit scale
-    (``seed_noise``); ``shift_b`` makes net b worse by that much on the logit scale."""
-    difficulty = torch.distributions.Beta(0.6, 3.5).sample((images,)).clamp(1e-4, 1 - 1e-4)
-    logit = torch.log(difficulty / (1 - difficulty))
-
-    def net(shift: float) -> torch.Tensor:
-        offsets = seed_noise * torch.randn(seeds, 1, generator=g) + shift
-        return torch.bernoulli(torch.sigmoid(logit + offsets), generator=g)
-
-    return net(0.0), net(shift_b)
-
-
-def simulate_protocols(
-    g: torch.Generator, seeds: int, images: int, flip: float = 0.05, better: float = 0.0, interaction: float = 0.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two protocols on the same nets: b agrees with a except on a fraction ``flip`` of the images, where it is right
-    or wrong at random, ``better`` tilting those towards b being wrong. ``interaction``: each seed's net tilts them
-    by its own amount too (standard deviation ``interaction``, mean 0), a protocol that helps some nets and hurts
-    others."""
-    a = torch.bernoulli(torch.full((seeds, images), 0.15), generator=g)
-    flips = torch.bernoulli(torch.full((seeds, images), flip), generator=g).bool()
-    tilt = (0.15 + better + interaction * torch.randn(seeds, 1, generator=g)).clamp(0.0, 1.0).expand(seeds, images)
-    b = a.clone()
-    b[flips] = torch.bernoulli(tilt[flips], generator=g)
-    return a, b
-
-
-def calibration(seeds: int, images: int, trials: int = 400, seed: int = 0) -> dict[str, float]:
-    """How often the rule decides where there is no effect (nets; protocols, with and without a seed-by-protocol
-    interaction), and how often it finds one that is there, on data simulated at this reproduction's size
-    (``seeds`` x ``images``). Deterministic for a given ``seed``."""
-    torch.manual_seed(seed)  # the Beta sampler draws from the global generator
-    g = torch.Generator().manual_seed(seed)
-    seeds = max(2, seeds)
-    null = [verdict(between_nets(*simulate_nets(g, seeds, images))) for _ in range(trials)]
-    real = [between_nets(*simulate_nets(g, seeds, images, shift_b=0.5)) for _ in range(trials // 2)]
-    paired = [verdict(between_protocols(*simulate_protocols(g, seeds, images))) for _ in range(trials)]
-    mixed = [verdict(between_protocols(*simulate_protocols(g, seeds, images, interaction=0.1))) for _ in range(trials)]
-    return {
-        "trials": trials,
-        "nets_decisive_without_effect": sum(v != NOT_RESOLVED for v in null) / trials,
-        "nets_effect": sum(e.effect for e in real) / len(real),
-        "nets_found_with_effect": sum(verdict(e) == HOLDS for e in real) / len(real),
-        "nets_detectable": sum(e.detectable for e in real) / len(real),
-        "protocols_decisive_without_effect": sum(v != NOT_RESOLVED for v in paired) / trials,
-        "protocols_decisive_with_interaction": sum(v != NOT_RESOLVED for v in mixed) / trials,
-    }

@@ -207,13 +207,15 @@ def train_step(run: Run, batches: Iterator[Batch], images: int, totals: Totals) 
 
 def set_learning_rate(run: Run) -> None:
     """The one-cycle schedule's rate for this step (linear warm-up, linear decay to zero), times each parameter
-    group's scale; the plateau rule instead changes rates at the end of an epoch."""
+    group's scale; the plateau rule instead changes rates at the end of an epoch, after its own warm-up."""
     cfg = run.cfg
-    if cfg.schedule != "onecycle":
-        return
     step, total = run.state.global_step, run.steps_per_epoch * cfg.epochs
     warm = cfg.warmup_epochs * run.steps_per_epoch
-    if step < warm:
+    if cfg.schedule != "onecycle":
+        if not warm or step > warm:
+            return  # the plateau rule's rates: the warm-up has handed them over at the full rate
+        lr = cfg.lr * min(1.0, 0.1 + 0.9 * step / warm)
+    elif step < warm:
         lr = cfg.lr * (0.1 + 0.9 * step / warm)
     else:
         lr = cfg.lr * max(0.0, (total - step) / max(1.0, total - warm))
@@ -310,7 +312,7 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
         row.update(val_loss=val["loss"], val_top1_err=1 - val["top1"], val_top5_err=1 - val["top5"])
         improved = val["top1"] > state.best_acc
         state.best_acc = max(state.best_acc, val["top1"])
-        if cfg.schedule == "plateau":  # check() keeps val_every at 1 for it
+        if cfg.schedule == "plateau" and counts_for_the_rule(run, epoch, val["top1"]):  # val_every is 1 for it
             before = state.optimizer.param_groups[-1]["lr"]
             state.plateau.step(val["top1"])
             if state.decays == 0 and cfg.final_decay and epoch + 1 == cfg.epochs - cfg.final_decay:
@@ -354,6 +356,14 @@ def stuck_at_chance(history: list[dict[str, float]], classes: int, epochs: int) 
         "paper's N(0, 0.01) starves a narrow net of signal), the input's normalisation (--normalize), or labels that "
         "do not follow the images"
     )
+
+
+def counts_for_the_rule(run: Run, epoch: int, top1: float) -> bool:
+    """Whether the plateau rule sees this epoch: not during the warm-up, nor (``hold_at_chance``) while the run's
+    validation error has not left chance (5 points below it), so that a run stuck there keeps its full rate."""
+    if epoch + 1 <= run.cfg.warmup_epochs:
+        return False
+    return not run.cfg.hold_at_chance or top1 > 1 / len(run.data.train.classes) + 0.05
 
 
 def force_decay(state: TrainState) -> None:

@@ -43,8 +43,9 @@ class TrainConfig:
     dropout: float = s(0.5, "dropout after fc6 and fc7", FRACTION)
     init: str = s(
         "normal",
-        "initialisation: normal (the paper's, std 0.01), xavier (Glorot) or kaiming (torchvision's)",
-        choices=("normal", "xavier", "kaiming"),
+        "initialisation: normal (the paper's, std 0.01), xavier (Glorot), kaiming (torchvision's) or he (std "
+        "sqrt(2 / fan-in) on every layer: keeps the signal's scale through ReLUs)",
+        choices=("normal", "xavier", "kaiming", "he"),
     )
     preinit: str | None = s(None, "weights or checkpoint of a trained net A: copy its first four convolutions and FCs")
     weights: str | None = s(
@@ -132,7 +133,16 @@ class TrainConfig:
         "it is divided this many epochs before the last (0: never forced)",
         NON_NEGATIVE,
     )
-    warmup_epochs: float = s(0.0, "onecycle: epochs of linear warm-up", NON_NEGATIVE)
+    warmup_epochs: float = s(
+        0.0,
+        "epochs of linear warm-up from a tenth of the rate (onecycle; plateau too, whose rule starts after it)",
+        NON_NEGATIVE,
+    )
+    hold_at_chance: bool = s(
+        False,
+        "plateau: epochs whose validation error is at chance (not 5 points below it) do not count: the rate is "
+        "never divided, nor the run ended early, while it has not left chance",
+    )
     # running
     out: str = s("runs/vggnet", "output folder: checkpoints, metrics, curves, TensorBoard, final weights", role=RUNTIME)
     resume: bool = s(
