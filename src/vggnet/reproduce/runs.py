@@ -96,7 +96,8 @@ def record_settings(settings: Settings, runs: list[RunSpec]) -> None:
     for spec in {r.dataset: r for r in runs}.values():
         open_raw(train_config(spec, settings), ImageFolder)
     recorded = {k: getattr(settings, k) for k in names(Settings, RESULT)}
-    atomic_write_text(path, json.dumps({**recorded, "head_init": head_init(settings, runs)}, indent=1))
+    heads = {"head_init": head_init(settings, runs)} if runs else {}  # a plan of no runs initialises nothing
+    atomic_write_text(path, json.dumps({**recorded, **heads}, indent=1))
 
 
 HEAD_INITS = {"paper": "N(0, 0.01)", "xavier": "by Glorot's rule", "fan-in": "for their width (fan-in)"}
