@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base.download import supplied_as
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from .inference import Loaded
 from .model import VGG, build
@@ -117,7 +118,8 @@ class _TapLoss(nn.Module):
             if is_official_name(source):  # check the names against the architecture before a download
                 with torch.device("meta"):
                     FeatureTaps.check_names(build(arch), list(layers))
-            model = load_model(source, arch, arch_if_unknown=True)
+            with supplied_as(f'{type(self).__name__}(weights="path/to/{{name}}")'):  # the argument, not a flag
+                model = load_model(source, arch, arch_if_unknown=True)
         if isinstance(model, Loaded):  # a loaded model brings the normalisation of its weights
             if normalization is None:
                 normalization = Normalization(model.mean, model.std, source=model.source)
@@ -244,7 +246,8 @@ def lpips_layers(source: str | os.PathLike | None = None) -> dict[str, torch.Ten
         spec = importlib.util.find_spec("lpips")
         installed = Path(spec.origin).parent / "weights" / "v0.1" / "vgg.pth" if spec and spec.origin else None
         source = installed if installed is not None and installed.is_file() else LPIPS_URL
-    state = read_file(download(str(source)) if "://" in str(source) else source)
+    with supplied_as('LPIPS(lin="path/to/{name}")'):
+        state = read_file(download(str(source)) if "://" in str(source) else source)
     found: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         match = re.fullmatch(r"lin(\d)\.model\.\d\.weight", key)

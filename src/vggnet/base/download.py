@@ -11,6 +11,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,6 +25,29 @@ HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torchvision's file names end 
 
 class DownloadError(ValueError):
     """A download that failed, with what to do instead."""
+
+
+# How the caller gives a file by hand, ``{name}`` the file's name: the command line's flag, or the Python argument of
+# the function that downloads (a loss's ``weights=``, LPIPS's ``lin=``); set by them with :func:`supplied_as`.
+_SUPPLIED_AS: ContextVar[str] = ContextVar(
+    "vggnet_supplied_as", default='the source of vggnet.load_weights(model, "path/to/{name}") or vggnet.load_model'
+)
+
+
+@contextmanager
+def supplied_as(how: str) -> Iterator[None]:
+    """Downloads inside say that a file can be given by hand as ``how`` (``{name}``: the file's name)."""
+    token = _SUPPLIED_AS.set(how)
+    try:
+        yield
+    finally:
+        _SUPPLIED_AS.reset(token)
+
+
+def by_hand(cached: Path) -> str:
+    """What to do where a download fails: put the file in the cache, or give its path as the caller takes it."""
+    how = _SUPPLIED_AS.get().replace("{name}", cached.name)
+    return f"To supply the file by hand, put it at {cached} (torch's hub cache), or pass its path as {how}"
 
 
 def timeout() -> float:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..base.files import atomic_write, atomic_write_text
 
@@ -85,54 +83,3 @@ class TensorBoard:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-class Progress:
-    """Progress through an epoch: a tqdm bar on a terminal; where the output is a log file (not a TTY), a plain line
-    every ``every`` seconds instead of thousands of carriage-return frames; nothing at all unless ``enabled``."""
-
-    def __init__(
-        self,
-        total: int,
-        initial: int = 0,
-        desc: str = "",
-        every: float = 30.0,
-        stream: TextIO | None = None,
-        enabled: bool = True,
-    ) -> None:
-        self.stream = stream or sys.stderr
-        self.total, self.n, self.desc, self.every = total, initial, desc, every
-        self.enabled = enabled
-        self.last = time.monotonic()
-        self.bar = None
-        if enabled and self.stream.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                initial=initial,
-                desc=desc,
-                unit="step",
-                leave=False,
-                mininterval=1.0,
-                dynamic_ncols=True,
-                file=self.stream,
-            )
-
-    def update(self, n: int, status: str = "") -> None:
-        """Now at step ``n`` of ``total``; ``status`` is a short summary (rate, loss ...)."""
-        self.n = n
-        if self.bar is not None:
-            self.bar.set_postfix_str(status, refresh=False)
-            self.bar.update(n - self.bar.n)
-        elif self.enabled and time.monotonic() - self.last >= self.every:
-            self.last = time.monotonic()
-            print(
-                f"{self.desc}: step {n}/{self.total} ({100 * n / max(self.total, 1):.0f}%), {status}",
-                file=self.stream,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
