@@ -137,7 +137,7 @@ def test_predict_reads_a_collection_locally_as_ray_does(photos, capsys, monkeypa
     code, _, err = run_main(["predict", "--weights", "w.safetensors", "--data", "nowhere"], capsys)
     assert code == 2 and "nowhere" in err
     code, _, err = run_main(["predict", "--weights", "w.safetensors", "photos", "--heatmap", "h.png"], capsys)
-    assert code == 2 and "--heatmap draws one image" in err
+    assert code == 2 and "--heatmap draws one image; photos holds 12" in err
 
 
 # -- convert --------------------------------------------------------------------------------------------------------

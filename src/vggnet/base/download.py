@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .files import atomic_path
+from .progress import Progress
 
 TIMEOUT = 30.0  # seconds to connect, and for each read: a server that stops answering fails instead of hanging
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torchvision's file names end in a sha256 prefix
@@ -74,8 +74,9 @@ def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -
         total = int(length) if length and length.isdigit() else None
         print(f"downloading {name} ({_size(total)}) from {url} into {dest.parent}", file=sys.stderr, flush=True)
         digest = hashlib.sha256()
-        with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-            got, last = 0, time.monotonic()
+        shown = Progress(-(-(total or 0) // 2**20), desc=f"downloading {name}", every=every, unit="MB")
+        with atomic_path(dest) as tmp, open(tmp, "wb") as f, shown:
+            got = 0
             while True:
                 try:
                     chunk = response.read(1 << 20)
@@ -88,10 +89,7 @@ def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -
                 f.write(chunk)
                 digest.update(chunk)
                 got += len(chunk)
-                if time.monotonic() - last >= every:
-                    last = time.monotonic()
-                    share = f" ({100 * got / total:.0f}%)" if total else ""
-                    print(f"  {name}: {_size(got)}{share}", file=sys.stderr, flush=True)
+                shown.update(got // 2**20)
             if total is not None and got != total:
                 raise DownloadError(
                     f"could not download {url}: the connection closed after {_size(got)} of {_size(total)}. {advice}"

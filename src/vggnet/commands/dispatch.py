@@ -137,11 +137,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         job = Job("predict", scales=[s.scale] if s.scale else None, top=s.top, protocol=s.protocol)
         return on_ray(s, ray, s.data, None, None, job)
+    drawn = [flag for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)) if value]
+    if drawn and len(s.images) + bool(s.data) != 1:
+        raise ValueError(f"{drawn[0]} draws one image; give a single IMAGE")
+    (loaded,) = s.load(one="predict")  # the model's flags first, as every command checks them
     images = images_to_predict(s)
-    for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)):
-        if value and len(images) != 1:
-            raise ValueError(f"{flag} draws one image; give a single IMAGE")
-    (loaded,) = s.load(one="predict")
+    if drawn and len(images) != 1:
+        raise ValueError(f"{drawn[0]} draws one image; {s.images[0] if s.images else s.data} holds {len(images)}")
     run_predict(s, loaded, images)
     return 0
 
