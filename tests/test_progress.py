@@ -5,6 +5,7 @@ and piped."""
 import io
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -100,8 +101,8 @@ def test_track_counts_each_batch_by_its_size_and_logs_the_rate_and_time_left(mon
 
 
 def test_times_read_as_people_read_them():
-    assert [duration(s) for s in (0.01, 4.25, 42, 190, 1500, 9000)] == [
-        "under 0.1 s", "4.2 s", "42 s", "3 min 10 s", "25 min", "2.5 h"]  # fmt: skip
+    assert [duration(s) for s in (0.01, 4.25, 42, 190, 1500, 9000, 6 * 86400)] == [
+        "under 0.1 s", "4.2 s", "42 s", "3 min 10 s", "25 min", "2.5 h", "6.0 days"]  # fmt: skip
 
 
 # -- the commands, on a terminal and piped ----------------------------------------------------------------------------
@@ -176,3 +177,16 @@ def test_predict_over_a_folder_and_training_show_their_progress_on_a_terminal(fi
     assert "epoch 1/1" in screen and "%|" in screen and "validation" in screen, screen
     quiet = piped([*train[:-1], "run2", "--no-progress"], files)
     assert quiet.returncode == 0 and "%|" not in quiet.stderr and "validation" not in quiet.stderr, quiet.stderr
+
+
+def test_training_says_what_an_epoch_takes_here_once_its_first_steps_are_timed(tmp_path, monkeypatch, capsys):
+    from helpers import tiny_config
+
+    from vggnet.training.loop import train
+
+    monkeypatch.setattr(vggnet.base.progress, "HEAVY", 0.0)  # a test's epoch is seconds: say it all the same
+    train(tiny_config(tmp_path / "run", progress=True, epochs=2, batch_size=32, max_steps=7))
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "per epoch here" in line]
+    assert len(said) == 1, err
+    assert re.fullmatch(r"about .+ per epoch here, .+ for the 2 epochs left \(timed on .+\)", said[0]), said

@@ -47,7 +47,7 @@ def say(text: str) -> None:
 
 
 def duration(seconds: float) -> str:
-    """``42 s``, ``3 min 10 s``, ``25 min``, ``2.4 h``: a time as a person reads it (never ``0.0 h``)."""
+    """``42 s``, ``3 min 10 s``, ``25 min``, ``2.4 h``, ``6.1 days``: a time as a person reads it (never ``0.0 h``)."""
     if seconds < 0.1:
         return "under 0.1 s"
     if seconds < 59.5:
@@ -58,7 +58,9 @@ def duration(seconds: float) -> str:
         return f"{whole} min {rest} s" if rest else f"{whole} min"
     if minutes < 59.5:
         return f"{minutes:.0f} min"
-    return f"{minutes / 60:.1f} h"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 60 / 24:.1f} days"
 
 
 class Progress:
@@ -151,8 +153,8 @@ class Progress:
         return f"{speed}, about {duration((self.total - self.n) / rate)} left" if self.n < self.total else speed
 
     def _estimate_once(self) -> None:
-        """After the first item (which warms up), time the next ones: at 2 s or 5 items, say the projected total
-        where it is heavy."""
+        """After the first item (which warms up), time the next ones (5 of them, 2 over 2 s, or one of 10 s): say the
+        projected total where it is heavy."""
         now = time.monotonic()
         if self.first is None:
             self.first = (now, self.n)
@@ -161,8 +163,9 @@ class Progress:
             return
         clock, n = self.first
         done = self.n - n
-        if done >= 1 and (now - clock >= 2.0 or done >= 5) and self.n < self.total:
-            seconds = (now - self.started) + (self.total - self.n) * (now - clock) / done
+        timed = now - clock
+        if (done >= 5 or (done >= 2 and timed >= 2.0) or (done >= 1 and timed >= 10.0)) and self.n < self.total:
+            seconds = (now - self.started) + (self.total - self.n) * timed / done
             if seconds >= HEAVY:
                 self.note(self.estimate(seconds))
             self.estimate = None

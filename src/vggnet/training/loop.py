@@ -197,10 +197,8 @@ def epoch_estimate(run: Run, epoch: int) -> Callable[[float], str]:
     def say(seconds: float) -> str:  # seconds: what the rest of this epoch takes
         per_epoch = seconds * run.steps_per_epoch / max(run.steps_per_epoch - first, 1)
         left = per_epoch * (cfg.epochs - epoch - 1) + seconds
-        return (
-            f"about {duration(per_epoch)} per epoch here, {duration(left)} for the {cfg.epochs - epoch} epochs left "
-            f"(timed on the first steps; validation adds to it)"
-        )
+        epochs = f"the {cfg.epochs - epoch} epochs left" if cfg.epochs - epoch > 1 else "this one"
+        return f"about {duration(per_epoch)} per epoch here, {duration(left)} for {epochs} (timed on the first steps)"
 
     return say
 
