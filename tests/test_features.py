@@ -119,7 +119,7 @@ def test_mean_class_accuracy_weighs_classes_equally():
 
 def test_probe_and_feature_files_refuse_bad_input(tmp_path):
     train = separable(5, ["a", "b"])
-    with pytest.raises(ValueError, match="classes the training set lacks: z"):
+    with pytest.raises(ValueError, match=r"\(z\) is not among the 2 classes of the training set \(a, b\) by name"):
         linear_probe(train, separable(5, ["a", "z"]))
     with pytest.raises(ValueError, match="16-d training features, 8-d test features"):
         linear_probe(train, separable(5, ["a", "b"], dim=8))

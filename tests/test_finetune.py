@@ -194,7 +194,10 @@ def test_fc8_follows_class_names_where_both_sides_have_them(tmp_path):
     other = tiny("vgg11", num_classes=3)
     fresh = other.classifier[6].weight.clone()
     report = load_pretrained(other, path, ["sandal", "shirt", "bag"])  # same count, other classes
-    assert report.new == [f"fc8 (3 classes; not {path}'s cat, dog, owl...)"]
+    assert report.new == [
+        f"fc8 (3 classes; not {path}'s cat, dog, owl...; if these are its classes by other names, --class-map FILE "
+        "or --classes-by-position)"
+    ]
     assert torch.equal(other.classifier[6].weight, fresh) and "fc8" not in report.loaded
 
 

@@ -236,15 +236,15 @@ def test_perceptual_taps_and_caffe_names():
 
 
 def test_init_schemes_statistics():
-    paper = build("vgg11", init="normal", width=0.25, fc_width=1024)
+    paper = build("vgg11", init="normal", width=0.25)  # the paper's head: 7 x 7 pool, 4,096 wide
     for m in paper.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.numel() > 100_000:
             assert abs(m.weight.std().item() - 0.01) < 5e-4
             assert m.bias.abs().max() == 0
-    kaiming = build("vgg11", width=0.25, fc_width=1024)
+    kaiming = build("vgg11", width=0.25)
     conv = kaiming.layer("conv3_1")
     assert abs(conv.weight.std().item() - math.sqrt(2 / (conv.out_channels * 9))) < 0.003
-    assert abs(kaiming.classifier[0].weight.std().item() - 0.01) < 5e-4
+    assert abs(kaiming.classifier[0].weight.std().item() - 0.01) < 5e-4  # torchvision's, on torchvision's head
     xavier = build("vgg11", init="xavier", width=0.25, fc_width=1024)
     w = xavier.classifier[0].weight
     bound = math.sqrt(6 / (w.shape[0] + w.shape[1]))

@@ -3,6 +3,9 @@ torchvision's VGG through both of torch.onnx.export's exporters (BN folded and n
 Transpose in front, MatMul + Add dense layers, fc1 flattened H x W x C) with a VGG head and with a head of its own,
 and an MXNet-Gluon graph as the ONNX Model Zoo has them (its names, opset 7). Bad files are one sentence."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -139,10 +142,12 @@ def test_a_keras_nhwc_graph_with_a_vgg_head_loads_and_agrees_with_onnxruntime(tm
     loaded = vggnet.load_model(path)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     probabilities, pool5 = session_outputs(path, x)
-    assert "Keras's caffe mode assumed" in " ".join(vggnet.weights.read_weights(str(path)).notes)
-    with torch.no_grad():  # the graph's images are BGR (Keras's caffe mode), vggnet's model takes RGB: reversed
-        scores = loaded.model(torch.from_numpy(x).permute(0, 3, 1, 2).flip(1))
+    assert "the file carries no input normalisation" in " ".join(vggnet.weights.read_weights(str(path)).notes)
+    with torch.no_grad():  # the graph says nothing of its input: the model takes it as the graph does, NCHW
+        inputs = loaded.model.normalization(torch.from_numpy(x).permute(0, 3, 1, 2))
+        scores, got = loaded.model(inputs), loaded.model.extract(inputs, ["pool5"])["pool5"]
     np.testing.assert_allclose(torch.softmax(scores, 1).numpy(), probabilities, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.numpy(), pool5, rtol=1e-4, atol=1e-5)
     assert loaded.model.describe().startswith("VGG-11 (net A)") and loaded.model.num_classes == 4
 
 
@@ -259,3 +264,113 @@ def test_onnx_graphs_of_other_networks_are_named_by_what_they_have(tmp_path, cap
                           str(tmp_path / "alexnet.onnx"), dynamo=False)  # fmt: skip
     refused(tmp_path / "resnet.onnx", capsys, "resnet.onnx", "not a VGG")
     refused(tmp_path / "alexnet.onnx", capsys, "alexnet.onnx", "not a VGG", "11x11")
+
+
+# -- the input a graph takes ---------------------------------------------------------------------------------------
+def test_a_graph_that_says_nothing_of_its_input_takes_it_as_it_is(tmp_path, capsys):
+    """A fine-tuned Keras VGG through tf2onnx (its own package feeds it RGB / 255) and torch.onnx.export of a VGG:
+    vggnet's model computes on the graph's own input what onnxruntime computes, channels and scale as they are."""
+    convs, fcs = vgg_weights(CONFIG, fc=(64, 128, 4))
+    path = keras_style_graph(tmp_path / "finetuned.onnx", CONFIG, convs, fcs, custom_head=True)
+    rgb = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3)).astype(np.float32) / 255
+    _, pool5 = session_outputs(path, rgb)
+    loaded = vggnet.load_model(path)
+    assert loaded.mean == [0.0, 0.0, 0.0] and loaded.std == [1.0, 1.0, 1.0] and loaded.crop == 32
+    with torch.no_grad():
+        x = loaded.model.normalization(torch.from_numpy(rgb).permute(0, 3, 1, 2))
+        got = loaded.model.extract(x, ["pool5"])["pool5"]
+    np.testing.assert_allclose(got.numpy(), pool5, rtol=1e-4, atol=1e-5)
+    assert main(["info", str(path)]) == 0
+    assert (
+        "the file carries no input normalisation: the model takes its input as the graph did" in capsys.readouterr().out
+    )
+    model = vggnet.build([8, "M", 16, "M"], num_classes=3, pool_size=1, fc_width=16).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.rand(1, 3, 16, 16), str(tmp_path / "nchw.onnx"), dynamo=False)
+    x = np.random.default_rng(4).random((1, 3, 16, 16), dtype=np.float32)
+    (reference,) = session_outputs(tmp_path / "nchw.onnx", x)
+    loaded = vggnet.load_model(tmp_path / "nchw.onnx")
+    with torch.no_grad():
+        got = loaded.model(loaded.model.normalization(torch.from_numpy(x)))
+    np.testing.assert_allclose(got.numpy(), reference, rtol=1e-4, atol=1e-5)
+
+
+def test_normalize_names_the_convention_of_a_graph_that_does_not_say(tmp_path, capsys):
+    """keras.applications' own VGG16 through tf2onnx takes Keras's caffe input: --normalize caffe says so, and the
+    model on RGB [0, 1] then computes what the graph computes on BGR 0-255 minus the mean pixel."""
+    convs, fcs = vgg_weights(CONFIG)
+    path = keras_style_graph(tmp_path / "keras_vgg16.onnx", CONFIG, convs, fcs)
+    rgb = np.random.default_rng(5).random((2, 32, 32, 3), dtype=np.float32)
+    caffe = rgb[..., ::-1] * 255 - np.array([103.939, 116.779, 123.68], dtype=np.float32)
+    probabilities, _ = session_outputs(path, np.ascontiguousarray(caffe))
+    loaded = vggnet.load_model(path, normalize="caffe")
+    with torch.no_grad():
+        scores = loaded.model(loaded.model.normalization(torch.from_numpy(rgb).permute(0, 3, 1, 2)))
+    np.testing.assert_allclose(torch.softmax(scores, 1).numpy(), probabilities, rtol=1e-4, atol=1e-6)
+    assert main(["info", str(path), "--normalize", "caffe"]) == 0
+    shown = capsys.readouterr().out
+    assert "given with --normalize caffe" in shown and "conv1_1's input channels reversed" in shown
+
+
+# -- external data -------------------------------------------------------------------------------------------------
+def external_graph(folder, location="weights.data"):
+    """A small VGG graph whose initialisers live in an external file at ``location`` (relative to ``folder``)."""
+    convs, fcs = vgg_weights(CONFIG)
+    model = onnx.load(str(keras_style_graph(folder / "inline.onnx", CONFIG, convs, fcs)))
+    (folder / location).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(folder / "model.onnx"), save_as_external_data=True, location=location, size_threshold=0)
+    return folder / "model.onnx"
+
+
+def relocate(path, location):
+    """The graph's external data made to point at ``location`` instead."""
+    model = onnx.load(str(path), load_external_data=False)
+    for init in model.graph.initializer:
+        for entry in init.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(model, str(path))
+
+
+def test_external_weights_beside_the_model_load_and_those_outside_its_folder_are_refused_unread(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = external_graph(folder, "data/weights.bin")  # a folder inside the model's own: its data
+    expected = vggnet.weights.read_weights(tmp_path / "model" / "inline.onnx").state
+    got = vggnet.weights.read_weights(path).state
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    outside = tmp_path / "elsewhere.bin"
+    (folder / "data" / "weights.bin").rename(outside)
+    (folder / "link.bin").symlink_to(outside)
+    for location, shown in (("../elsewhere.bin", "../elsewhere.bin"), (str(outside), str(outside)),
+                            ("link.bin", "link.bin")):  # fmt: skip
+        relocate(path, location)
+        for command in (["info", "model.onnx"], ["convert", "model.onnx", "--out", "x.safetensors"]):
+            run = subprocess.run([sys.executable, "-m", "vggnet", *command], cwd=folder, capture_output=True,
+                                 text=True, timeout=120)  # fmt: skip
+            assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+            assert "weights point outside its folder" in run.stderr and shown in run.stderr, run.stderr
+            assert "unexpected" not in run.stderr and not (folder / "x.safetensors").exists()
+    os.mkfifo(tmp_path / "fifo.bin")  # opened for reading, a FIFO without a writer blocks: the run would time out
+    relocate(path, "../fifo.bin")
+    run = subprocess.run([sys.executable, "-m", "vggnet", "info", str(path)], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert run.returncode == 2 and "weights point outside its folder (../fifo.bin)" in run.stderr, run.stderr
+
+
+def test_a_tensor_that_declares_more_than_the_file_holds_is_a_sentence(tmp_path, capsys):
+    convs, fcs = vgg_weights(CONFIG)
+    model = onnx.load(str(keras_style_graph(tmp_path / "good.onnx", CONFIG, convs, fcs)))
+    first = model.graph.initializer[0]
+    first.dims[:] = [2**20, 2**20, 3, 3]  # raw data of a 8 x 3 x 3 x 3 kernel
+    onnx.save(model, str(tmp_path / "huge.onnx"))
+    refused(tmp_path / "huge.onnx", capsys, "huge.onnx", "conv0/kernel", "more than the largest tensor of any VGG")
+    first.dims[:] = [512, 3, 3, 3]
+    onnx.save(model, str(tmp_path / "short.onnx"))
+    refused(tmp_path / "short.onnx", capsys, "conv0/kernel declares 13,824 values (55,296 bytes)", "holds 864 bytes")
+    path = external_graph(tmp_path)
+    model = onnx.load(str(path), load_external_data=False)
+    model.graph.initializer[0].dims[0] = 4096  # its external length stays that of 8 filters
+    onnx.save(model, str(path))
+    refused(path, capsys, "model.onnx: the initialiser conv0/kernel declares", "truncated, damaged")

@@ -8,6 +8,7 @@ one batch of equal-sized images) at a time, so memory stays bounded at any Q.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .base.classes import ClassMatching, by_position_setting, class_map_setting
 from .base.files import atomic_write_text
 from .base.progress import say, track
 from .base.settings import AT_LEAST_ONE, RUNTIME, setting
@@ -35,6 +37,8 @@ class EvalSettings(ModelChoice):
         "fashion-mnist",
         "an image folder (DIR/val/<class>/* or DIR/<class>/*), or fashion-mnist / fashion-mnist-scaled (test sets)",
     )
+    class_map: str | None = class_map_setting()
+    classes_by_position: bool = by_position_setting()
     scales: list[list[int]] | None = setting(
         None,
         "test scales Q: one for single-scale, several for multi-scale (e.g. 256 384 512); repeat for more columns "
@@ -58,16 +62,11 @@ class EvalSettings(ModelChoice):
     )
 
 
-def label_map(model_classes: list[str], data_classes: list[str], source: str) -> torch.Tensor:
-    """Index of each data class among the model's classes: by name where the names agree, else by position."""
-    if set(data_classes) <= set(model_classes):
-        return torch.tensor([model_classes.index(c) for c in data_classes])
-    if len(data_classes) == len(model_classes):
-        return torch.arange(len(data_classes))
-    raise ValueError(
-        f"{source} has {len(data_classes)} classes ({', '.join(data_classes[:5])}...) that the model's "
-        f"{len(model_classes)} classes do not cover"
-    )
+def label_map(loaded: Loaded, source: Source, matching: ClassMatching | None = None) -> tuple[torch.Tensor, str | None]:
+    """The index among ``loaded``'s classes of each of ``source``'s, matched by name as ``matching`` says
+    (:mod:`vggnet.base.classes`; never by position unless asked), and what to say of how they matched."""
+    found = (matching or ClassMatching()).match(source.classes, loaded.classes, source.name, loaded.source)
+    return torch.tensor(found.index, dtype=torch.long), found.note
 
 
 def check_request(models: Sequence[Loaded], scale_sets: Sequence[Sequence[int]], protocols: Sequence[str]) -> int:
@@ -87,11 +86,21 @@ def check_request(models: Sequence[Loaded], scale_sets: Sequence[Sequence[int]],
 
 
 def collect(
-    models: Sequence[Loaded], source: Source, scales: Sequence[int], methods: Sequence[str], crop: int, device
+    models: Sequence[Loaded],
+    source: Source,
+    scales: Sequence[int],
+    methods: Sequence[str],
+    crop: int,
+    device,
+    matching: ClassMatching | None = None,
 ) -> tuple[dict[Key, torch.Tensor], dict[Key, float], torch.Tensor]:
-    """One pass over the data: posteriors and seconds of every (model, method, Q), and the labels."""
+    """One pass over the data: posteriors and seconds of every (model, method, Q), and the labels (each model's
+    posteriors in the data's class order, matched as ``matching`` says)."""
+    matched = [label_map(m, source, matching) for m in models]
+    for note in dict.fromkeys(note for _, note in matched if note):
+        print(f"note: {note}", file=sys.stderr)
+    maps = [index.to(device) for index, _ in matched]
     nets = [prepare(m.model, device) for m in models]
-    maps = [label_map(m.classes, source.classes, source.name).to(device) for m in models]
     probs: dict[Key, list[torch.Tensor]] = {}
     seconds: dict[Key, float] = {}
     labels: list[torch.Tensor] = []
@@ -120,9 +129,11 @@ def evaluate(
     protocols: Sequence[str] = PROTOCOLS,
     device: str | torch.device = "cpu",
     names: Sequence[str] | None = None,
+    matching: ClassMatching | None = None,
 ) -> dict[str, Any]:
     """Top-1/top-5 error and images/s of every model (and, for several, their ensemble) under every protocol and
-    set of test scales; one pass over the data."""
+    set of test scales; one pass over the data. The data's classes meet each model's by name (``matching``:
+    through a class map, or by position, where asked: :mod:`vggnet.base.classes`)."""
     crop = check_request(models, scale_sets, protocols)
     device = torch.device(device)
     names = list(names or [display_name(m.source) for m in models])
@@ -132,7 +143,7 @@ def evaluate(
         f"eval: {len(models)} model{'s' * (len(models) > 1)}, {', '.join(LABELS[p] for p in protocols)} at Q = "
         f"{'; '.join(' '.join(map(str, qs)) for qs in scale_sets)}, on {source.size:,} images of {source.name}"
     )
-    table, seconds, target = collect(models, source, scales, methods, crop, device)
+    table, seconds, target = collect(models, source, scales, methods, crop, device, matching)
     columns, rows = [], [{"model": n, "cells": {}} for n in names]
     if len(models) > 1:
         rows.append({"model": " + ".join(names) + " (ensemble)", "cells": {}})
@@ -218,7 +229,8 @@ def run_eval(s: EvalSettings, models: Sequence[Loaded]) -> tuple[Path, Path]:
     channels = models[0].model.in_channels
     source = open_source(s.data, s.batch_size, s.strict, s.limit, None, channels, decode_device)
     with folder_lock(s.out, "evaluation folder"):
-        report = evaluate(models, source, s.scales or [[models[0].default_scale]], s.protocols, s.device)
+        scales = s.scales or [[models[0].default_scale]]
+        report = evaluate(models, source, scales, s.protocols, s.device, matching=ClassMatching.of(s))
         print(markdown(report), end="")
         md, js = write_report(report, s.out)
     print(f"wrote {md} and {js}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 
+from .base.classes import ClassMatching, by_position_setting, class_map_setting
 from .base.files import save_safetensors
 from .base.progress import track
 from .base.settings import AT_LEAST_ONE, setting
@@ -33,7 +35,8 @@ class FeatureSettings(ModelChoice):
     cli_text: ClassVar[str] = (
         "Turn every image of a folder (DIR/<class>/*, or DIR/SPLIT/<class>/*) or a Fashion-MNIST split into one "
         "vector: the layer's dense map averaged over space, the mirror image and the scales Q, then L2-normalised. "
-        "Writes tensors features (N x D) and labels (N), metadata classes and files."
+        "Writes tensors features (N x D) and labels (N), metadata classes and files. The labels are the folder's "
+        "classes, or, with --class-map or --classes-by-position, the model's classes they match."
     )
 
     data: str = setting(None, "an image folder, or fashion-mnist / fashion-mnist-scaled", required=True)
@@ -44,6 +47,8 @@ class FeatureSettings(ModelChoice):
     l2: bool = setting(True, "L2-normalise the descriptors (--no-l2 leaves them as they are)")
     limit: int | None = setting(None, "only the first N images", AT_LEAST_ONE)
     out: str = setting(None, "where to write the features", required=True, metavar="FILE.safetensors")
+    class_map: str | None = class_map_setting()
+    classes_by_position: bool = by_position_setting()
 
 
 @dataclass
@@ -173,13 +178,27 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
         raise ValueError(f"{path}: {err}") from None
 
 
+def in_model_classes(found: FeatureSet, loaded: Loaded, matching: ClassMatching) -> FeatureSet:
+    """The same features labelled with the model's classes (all of them), the folder's matched to them as
+    ``matching`` says (:mod:`vggnet.base.classes`)."""
+    match = matching.match(found.classes, loaded.classes, found.meta.get("data", "the data"), loaded.source)
+    if match.note:
+        print(f"note: {match.note}", file=sys.stderr)
+    labels = torch.tensor(match.index, dtype=torch.long)[found.labels]
+    return FeatureSet(found.features, labels, list(loaded.classes), found.files, found.meta)
+
+
 def run_features(s: FeatureSettings, loaded: Loaded) -> Path:
     """``vggnet features``: extract, save, and say what was written."""
     from .data.sources import open_source
 
     source = open_source(s.data, 64, False, s.limit, s.split, loaded.model.in_channels)
     found = extract_features(loaded, source, s.layer, s.scales, s.flip, s.l2, s.device)
+    if s.class_map or s.classes_by_position:
+        found = in_model_classes(found, loaded, ClassMatching.of(s))
     path = save_features(found, s.out)
     shape = found.features.shape
     print(f"wrote {path}: {shape[0]} images x {shape[1]} ({s.layer}), {len(found.classes)} classes")
+    if source.skipped:
+        print(f"warning: {source.skipped_sentence()}", file=sys.stderr)
     return path

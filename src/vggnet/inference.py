@@ -23,7 +23,7 @@ from .base.configs import canonical_name, resolve
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .base.settings import RUNTIME, setting
 from .data.transforms import normalize
-from .layers import init_weights
+from .layers import init_weights, is_paper_head
 from .model import VGG, build
 from .weights import WeightsFile, check_compatible, read_weights, rgb_input
 
@@ -168,7 +168,7 @@ def load_found(found: WeightsFile, arch: str | None = None, arch_if_unknown: boo
         model = _model_for(found, source, arch, arch_if_unknown)
     model = model.to_empty(device="cpu")
     if found.trunk_only:  # the file has no head: the one built stays, initialised as a new one is
-        init_weights(model.classifier)
+        init_weights(model.classifier, paper_head=is_paper_head(model.pool_size, model.fc_width))
     check_compatible(model, found.state, f"weights from {source}", trunk_only=found.trunk_only)
     model.load_state_dict(found.state, strict=not found.trunk_only)
     model.eval()

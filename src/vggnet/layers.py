@@ -1,7 +1,8 @@
 """The layers a VGG is made of and how they start: the convolutional trunk built from a configuration list
 (:func:`make_features`), A-LRN's normalisation in the paper's units (:class:`CaffeLRN`), the initialisation
-schemes (the paper's N(0, 0.01), Glorot's, torchvision's Kaiming) and the paper's pre-initialisation of a deeper
-net from a trained net A (:func:`preinit_from`); and how to tell that the layers are being traced or exported."""
+schemes (the paper's N(0, 0.01), Glorot's, torchvision's Kaiming; a head other than the paper's scaled for its
+width) and the paper's pre-initialisation of a deeper net from a trained net A (:func:`preinit_from`); and how to
+tell that the layers are being traced or exported."""
 
 from __future__ import annotations
 
@@ -96,19 +97,31 @@ def make_features(
     return nn.Sequential(*layers), names, channels
 
 
-def init_weights(model: nn.Module, scheme: str = "kaiming") -> None:
+def init_weights(model: nn.Module, scheme: str = "kaiming", paper_head: bool | None = None) -> None:
     """Initialise convolutions and linear layers; biases zero, batch-norm scale one.
 
-    ``"kaiming"``: torchvision's scheme (He normal, fan-out, on convolutions; N(0, 0.01) on linear layers).
-    ``"normal"``: the paper's, N(0, 0.01) everywhere. ``"xavier"``: Glorot & Bengio (2010), uniform.
+    Convolutions: ``"kaiming"`` torchvision's (He normal, fan-out), ``"normal"`` the paper's N(0, 0.01), ``"xavier"``
+    Glorot & Bengio's (2010), uniform. Linear layers: Glorot's with ``"xavier"``; with ``"normal"`` and ``"kaiming"``,
+    N(0, 0.01) on the paper's head (:func:`is_paper_head`: fc6 on a 7 x 7 pool, fc6 and fc7 4,096 wide), as both the
+    paper and torchvision do, and on any other head a scale for each layer's width (:func:`init_linear`), since
+    N(0, 0.01) on a narrow layer shrinks the signal by 0.01 * sqrt(fan-in / 2) (under 0.2 at 512 wide) and the
+    gradients vanish. ``paper_head``: whether ``model``'s head is the paper's (default: from its ``pool_size`` and
+    ``fc_width``, or for another module from its linear layers' widths).
     """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; expected one of {', '.join(INIT_SCHEMES)}")
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if paper_head is None:
+        paper_head = (
+            is_paper_head(model.pool_size, model.fc_width)
+            if hasattr(model, "pool_size") and hasattr(model, "fc_width")
+            else all(m.out_features == PAPER_FC_WIDTH for m in linears[:-1])
+        )
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, nn.Conv2d):
             if scheme == "xavier":
                 nn.init.xavier_uniform_(m.weight)
-            elif scheme == "kaiming" and isinstance(m, nn.Conv2d):
+            elif scheme == "kaiming":
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             else:
                 nn.init.normal_(m.weight, 0.0, 0.01)
@@ -117,6 +130,33 @@ def init_weights(model: nn.Module, scheme: str = "kaiming") -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    for m in linears:
+        init_linear(m, "xavier" if scheme == "xavier" else "paper" if paper_head else "fan-in", last=m is linears[-1])
+
+
+PAPER_FC_WIDTH, PAPER_POOL = 4096, 7
+
+
+def is_paper_head(pool_size: int, fc_width: int) -> bool:
+    """Whether a head is the paper's: fc6 on a 7 x 7 pool, fc6 and fc7 4,096 wide (whatever the trunk's width)."""
+    return pool_size == PAPER_POOL and fc_width == PAPER_FC_WIDTH
+
+
+@torch.no_grad()
+def init_linear(layer: nn.Linear, scale: str, last: bool = False) -> None:
+    """A linear layer's weights (bias zero): ``"paper"`` N(0, 0.01); ``"xavier"`` Glorot's uniform; ``"fan-in"`` a
+    scale for its width: He's normal (std sqrt(2 / fan-in)) where a ReLU follows, std sqrt(1 / fan-in) on the
+    ``last`` layer (the class scores), so that the signal keeps its scale through a head of any width."""
+    if scale == "paper":
+        nn.init.normal_(layer.weight, 0.0, 0.01)
+    elif scale == "xavier":
+        nn.init.xavier_uniform_(layer.weight)
+    elif scale == "fan-in":
+        nn.init.normal_(layer.weight, 0.0, (1.0 if last else 2.0) ** 0.5 / layer.in_features**0.5)
+    else:
+        raise ValueError(f"unknown linear initialisation {scale!r}; expected paper, xavier or fan-in")
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
 
 
 def exporting() -> bool:

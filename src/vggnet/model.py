@@ -30,7 +30,7 @@ from .base.configs import (
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from .base.settings import FRACTION, POSITIVE
 from .fields import Field, head_fields, trunk_fields
-from .layers import CaffeLRN, exporting, fx_tracing, init_weights, input_scale_of, make_features
+from .layers import CaffeLRN, exporting, fx_tracing, init_weights, input_scale_of, is_paper_head, make_features
 
 
 class VGG(nn.Module):
@@ -46,7 +46,8 @@ class VGG(nn.Module):
         pool_size: side of the adaptive average pool before fc6 (7 in the paper). With ``pool_size=1`` and a small
             ``fc_width`` the head suits 32x32 images: ``build("vgg16_bn", pool_size=1, fc_width=512, ...)``.
         fc_width: width of fc6 and fc7 (4096 in the paper).
-        init: ``"kaiming"`` (torchvision's), ``"normal"`` (the paper's, std 0.01) or ``"xavier"`` (Glorot).
+        init: ``"kaiming"`` (torchvision's), ``"normal"`` (the paper's, std 0.01) or ``"xavier"`` (Glorot); a head
+            other than the paper's is scaled for its width (:func:`vggnet.layers.init_weights`).
         arch: the name this model is known by (used to find official weights).
         ceil_mode: round pooled sizes up, as the authors' Caffe did (any input of at least one pixel then passes the
             five pools: a 28 x 28 image ends as a 1 x 1 map), instead of down as torchvision does. Weights are the
@@ -237,11 +238,10 @@ class VGG(nn.Module):
         return self.classifier[6]
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace fc8 with a freshly initialised layer of ``num_classes`` outputs."""
+        """Replace fc8 with a new layer of ``num_classes`` outputs, initialised as :func:`init_weights` says."""
         fc7 = self.classifier[3]
         self.classifier[6] = nn.Linear(fc7.out_features, num_classes, device=fc7.weight.device)
-        nn.init.normal_(self.classifier[6].weight, 0, 0.01)
-        nn.init.zeros_(self.classifier[6].bias)
+        init_weights(self.classifier[6], paper_head=is_paper_head(self.pool_size, self.fc_width))
         self.num_classes = num_classes
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -48,6 +48,9 @@ class OnRay:
         "reason)",
         metavar="ADDRESS",
     )
+    ray_log: bool = setting(
+        False, "with --ray: show Ray's own log here (by default it goes to the files of the cluster's session)"
+    )
 
 
 @dataclass
@@ -166,6 +169,11 @@ def cmd_features(args: argparse.Namespace) -> int:
     if ray.ray:
         from ..cluster.collection import Job
 
+        if s.class_map or s.classes_by_position:
+            raise ValueError(
+                "with --ray each row carries its folder's class name; --class-map and "
+                "--classes-by-position label a local features file"
+            )
         job = Job("features", s.layer, s.scales, s.flip, s.l2)
         return on_ray(s, ray, s.data, s.split, s.limit, job)
     if not s.out.endswith(".safetensors"):
@@ -190,10 +198,11 @@ def on_ray(s: Any, ray: CollectionFlags, data: str | None, split: str | None, li
     job.threads = max(1, round(ray.actor_cpus))
     rows = collection_rows(data, split, limit)
     with folder_lock(s.out, "output folder"):
-        path = run_collection(
-            ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, ray.actors, ray.actor_cpus, ray.rows_per_file
-        )
-    print(f"wrote {len(rows)} rows ({job.kind}) to {path}")
+        pool = (ray.actors, ray.actor_cpus, ray.rows_per_file, ray.ray_log)
+        done = run_collection(ray.ray, rows, s.weights[0], s.arch, s.normalize, job, s.out, *pool)
+    print(f"wrote {done.rows} rows ({job.kind}) to {done.path}")
+    if done.failed:
+        print(f"warning: {done.summary()}", file=sys.stderr)
     return 0
 
 
@@ -202,7 +211,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from .probe import linear_probe
 
     s = build(ProbeSettings, args)
-    report = linear_probe(load_features(s.train), load_features(s.test), s.c)
+    from ..base.classes import ClassMatching
+
+    report = linear_probe(load_features(s.train), load_features(s.test), s.c, ClassMatching.of(s))
     print(report.table())
     print(f"accuracy: {100 * report.accuracy:.2f}%")
     print(f"mean class accuracy: {100 * report.mean_class_accuracy:.2f}%")
@@ -231,7 +242,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from ..cluster.connect import connect
 
         check_folder(settings)  # a folder of other settings is refused before Ray starts
-        connect(actions.ray)  # nothing is started or written where there is no cluster to run on
+        connect(actions.ray, show_log=actions.ray_log)  # nothing is started or written without a cluster to run on
     with folder_lock(settings.out, "reproduction folder"):
         if actions.report_only:
             check_folder(settings)  # a report of this folder's runs, made with these settings

@@ -16,6 +16,7 @@ from ..base.files import atomic_write
 from ..base.progress import track
 from ..base.settings import AT_LEAST_ONE, setting
 from ..data.images import read_image
+from ..data.sources import failures_sentence
 from ..explain import grad_cam_of_centre
 from ..inference import PREDICT_PROTOCOLS, Loaded, ModelChoice, centre_window, image_posteriors, prepare
 from ..model import VGG
@@ -65,9 +66,12 @@ def predict(
     scale: int | None = None,
     device: str | torch.device = "cpu",
     protocol: str = "center",
+    skipped: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Top-``top`` classes and probabilities of each image at test scale Q = ``scale`` (default: the model's own),
-    by ``protocol`` (see :func:`image_posteriors`; by default the geometry the model was validated at)."""
+    by ``protocol`` (see :func:`image_posteriors`; by default the geometry the model was validated at). With a
+    ``skipped`` list, an image that does not read is skipped, its reason added there (``ValueError`` where none
+    reads); without, it is a ``ValueError``."""
     if not paths:
         raise ValueError("no images given")
     loaded.check_head("predictions")
@@ -77,12 +81,21 @@ def predict(
     net = prepare(loaded.model, device)
     results = []
     for path in track(paths, desc="predict", estimate=True):
-        _, x = dense_input(loaded, path, q, device)
+        try:
+            _, x = dense_input(loaded, path, q, device)
+        except ValueError as err:
+            if skipped is None:
+                raise
+            print(f"warning: {err}; skipped", file=sys.stderr)
+            skipped.append(str(err))
+            continue
         p = image_posteriors(loaded, net, x, protocol)[0].cpu()
         values, indices = p.topk(min(top, len(p)))
         results.append(
             {"image": str(path), "top": [(loaded.classes[i], v) for v, i in zip(values.tolist(), indices.tolist())]}
         )
+    if skipped and not results:
+        raise ValueError(failures_sentence(len(skipped), len(paths), skipped))
     return results
 
 
@@ -179,8 +192,11 @@ def result_line(result: dict[str, Any], as_json: bool = False) -> str:
 
 def run_predict(s: PredictSettings, loaded: Loaded, images: list[str]) -> None:
     """``vggnet predict``: print each image's top classes, a line each; draw the heat map and Grad-CAM where asked."""
-    for result in predict(loaded, images, s.top, s.scale, s.device, s.protocol):
+    skipped: list[str] | None = [] if len(images) > 1 else None  # one unreadable image of many is a warning
+    for result in predict(loaded, images, s.top, s.scale, s.device, s.protocol, skipped):
         print(result_line(result, s.json), flush=True)
+    if skipped:
+        print(f"warning: {failures_sentence(len(skipped), len(images), skipped)}", file=sys.stderr)
     if s.heatmap:
         print(f"wrote {heatmap(loaded, images[0], s.heatmap, s.scale, s.device)}")
     if s.cam:

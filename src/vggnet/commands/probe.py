@@ -3,10 +3,12 @@ mean class accuracy, the measure of its Caltech results."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
 
+from ..base.classes import ClassMatching, by_position_setting, class_map_setting
 from ..base.settings import POSITIVE, setting
 from ..features import FeatureSet
 
@@ -18,6 +20,8 @@ class ProbeSettings:
     train: str = setting(None, "features to fit on (vggnet features)", required=True, metavar="A.safetensors")
     test: str = setting(None, "features to score", required=True, metavar="B.safetensors")
     c: float = setting(1.0, "the SVM's regularisation C", POSITIVE)
+    class_map: str | None = class_map_setting()
+    classes_by_position: bool = by_position_setting()
 
 
 @dataclass
@@ -39,27 +43,30 @@ class ProbeReport:
         return "\n".join(lines)
 
 
-def aligned_labels(train: FeatureSet, test: FeatureSet) -> torch.Tensor:
-    """The test labels as indices into the training set's classes (matched by name)."""
-    unknown = sorted(set(test.classes) - set(train.classes))
-    if unknown:
-        raise ValueError(f"the test set has classes the training set lacks: {', '.join(unknown[:10])}")
+def aligned_labels(train: FeatureSet, test: FeatureSet, matching: ClassMatching | None = None) -> torch.Tensor:
+    """The test labels as indices into the training set's classes, matched by name (:mod:`vggnet.base.classes`:
+    through a class map, or by position, where ``matching`` asks)."""
     if train.features.shape[1] != test.features.shape[1]:
         raise ValueError(
             f"the feature files disagree: {train.features.shape[1]}-d training features, "
             f"{test.features.shape[1]}-d test features (another layer or model?)"
         )
-    index = torch.tensor([train.classes.index(c) for c in test.classes])
-    return index[test.labels]
+    found = (matching or ClassMatching()).match(test.classes, train.classes, "the test set", "the training set")
+    if found.note:
+        print(f"note: {found.note}", file=sys.stderr)
+    return torch.tensor(found.index, dtype=torch.long)[test.labels]
 
 
-def linear_probe(train: FeatureSet, test: FeatureSet, c: float = 1.0) -> ProbeReport:
-    """Fit a linear SVM (one-vs-rest, squared hinge, regularisation ``c``) on ``train``; score it on ``test``."""
+def linear_probe(
+    train: FeatureSet, test: FeatureSet, c: float = 1.0, matching: ClassMatching | None = None
+) -> ProbeReport:
+    """Fit a linear SVM (one-vs-rest, squared hinge, regularisation ``c``) on ``train``; score it on ``test``, whose
+    classes meet the training set's by name (``matching``: :func:`aligned_labels`)."""
     from sklearn.svm import LinearSVC
 
     if c <= 0:
         raise ValueError(f"the SVM's C must be positive, got {c}")
-    target = aligned_labels(train, test)
+    target = aligned_labels(train, test, matching)
     present = torch.unique(train.labels)
     if len(present) < 2:
         raise ValueError(f"a linear probe needs training features of at least two classes, got {len(present)}")

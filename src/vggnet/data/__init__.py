@@ -4,9 +4,9 @@
 validation split), ``fashion_mnist`` (its idx files and the scaled variant), ``memory`` (sets held in memory,
 augmented in batches on the device), ``folders`` (ImageNet-style folders), ``opening`` (what a run trains on, with its
 normalisation and augmentation bound), ``sources`` (test-time images for evaluation and features), ``device`` (JPEGs
-decoded and augmented on the GPU), ``images`` (safe decoding of any image file) and ``transforms`` (the paper's
-augmentation). It may import only vggnet's base modules (``base``): never the model, training or anything above
-them."""
+decoded and augmented on the GPU), ``images`` (reading image files within bounds, and safe decoding) and
+``transforms`` (the paper's augmentation). It may import only vggnet's base modules (``base``): never the model,
+training or anything above them."""
 
 from .dataset import DATASETS
 from .fashion_mnist import load_fashion_mnist

@@ -77,6 +77,14 @@ class ImageFolder:
         chosen.name = name or self.name
         return chosen
 
+    def relabelled(self, classes: Sequence[str], index: Sequence[int]) -> ImageFolder:
+        """The same images labelled with ``classes`` (a run's): an image of class ``k`` here gets ``index[k]``."""
+        chosen = copy.copy(self)
+        chosen.samples = [(path, index[label]) for path, label in self.samples]
+        chosen.labels = torch.tensor([label for _, label in chosen.samples], dtype=torch.long)
+        chosen.classes = list(classes)
+        return chosen
+
     def bind(
         self, *, transform: Callable[[torch.Tensor], torch.Tensor], seed: int = 0, workers: int = 0
     ) -> ImageFolder:

@@ -3,53 +3,139 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
+import stat
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
 MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
+# The most bytes an image within a pixel limit can need: each pixel uncompressed at 16 bits in four channels (a raw
+# TIFF, BMP or PAM; compressed formats need less), and room for headers and metadata (ICC profiles, EXIF, XMP).
+BYTES_PER_PIXEL = 8
+HEADER_BYTES = 16 * 2**20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 class BadImage(ValueError):
     """An image that cannot be used; ``kind`` says why: ``empty``, ``format`` (not an image), ``size`` (more pixels
-    than allowed: a decompression bomb is refused from its header, before decoding), ``truncated`` or ``corrupt``."""
+    than allowed: a decompression bomb is refused from its header, before decoding), ``truncated``, ``corrupt`` or
+    ``not a file`` (a FIFO, a device, a folder: never opened)."""
 
     def __init__(self, message: str, kind: str = "corrupt") -> None:
         super().__init__(message)
         self.kind = kind
 
 
+def max_image_bytes(max_pixels: int = MAX_PIXELS) -> int:
+    """The most bytes a file of an image of at most ``max_pixels`` pixels can need (about 716 MB at the default
+    limit): what every reader of image files reads at most."""
+    return max_pixels * BYTES_PER_PIXEL + HEADER_BYTES
+
+
 def check_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> str:
     """The format (``"JPEG"``, ``"PNG"`` ...) of an image's bytes, after the checks that need no decoding: not empty,
     a known image format, at most ``max_pixels`` (read from the header), a JPEG's end-of-image marker. Raises
     ``BadImage`` naming what is wrong."""
-    from PIL import Image, UnidentifiedImageError
-
     if not data:
         raise BadImage("empty file", "empty")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
-            fmt = im.format
-    except (UnidentifiedImageError, OSError) as err:
-        raise BadImage(f"not an image ({err.__class__.__name__})", "format") from None
-    except Image.DecompressionBombError as err:
-        raise BadImage(f"too many pixels to decode safely ({str(err).split(',')[0]})", "size") from None
-    if width * height > max_pixels:
-        raise BadImage(f"{width}x{height} pixels is more than the {max_pixels:,} allowed", "size")
+    fmt = _header(io.BytesIO(data), max_pixels)
     if fmt == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         raise BadImage("truncated JPEG (no end-of-image marker)", "truncated")
     return fmt
 
 
+def _header(stream: Any, max_pixels: int) -> str:
+    """The format an image's header names, from the header alone (Pillow reads no further); ``BadImage`` where it
+    names none, or more than ``max_pixels`` pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(stream) as im:
+            width, height = im.size
+            fmt = im.format
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise BadImage(f"not an image ({err.__class__.__name__})", "format") from None
+    except Image.DecompressionBombError as err:
+        raise BadImage(f"too many pixels to decode safely ({str(err).split(',')[0]})", "size") from None
+    if width * height > max_pixels:
+        raise BadImage(f"{width}x{height} pixels is more than the {max_pixels:,} allowed", "size")
+    return fmt
+
+
+def read_image_bytes(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> bytes:
+    """An image file's bytes, read within bounds, by local path or any URI pyarrow's filesystems read (s3://, gs://,
+    hdfs://, file://): only a regular file (a FIFO, a device or a folder is refused from its ``stat``, before it is
+    opened, so nothing blocks or streams without end), only once its header names an image of at most
+    ``max_pixels`` pixels (a large file that is not an image is not read), and at most :func:`max_image_bytes`.
+    ``BadImage`` or ``OSError`` naming what is wrong. Every reader of image files reads through this."""
+    path = os.fspath(path)
+    if "://" not in path:
+        return _read_local(path, max_pixels)
+    from pyarrow import fs
+
+    filesystem, inner = fs.FileSystem.from_uri(path)
+    if isinstance(filesystem, fs.LocalFileSystem):
+        return _read_local(inner, max_pixels)
+    info = filesystem.get_file_info(inner)
+    if info.type == fs.FileType.NotFound:
+        raise FileNotFoundError(errno.ENOENT, "No such file", path)
+    if info.type != fs.FileType.File:
+        raise BadImage(f"not a regular file ({info.type.name.lower()})", "not a file")
+    with filesystem.open_input_file(inner) as stream:
+        return _bounded(stream, info.size, max_pixels)
+
+
+def _read_local(path: str, max_pixels: int) -> bytes:
+    _regular(os.stat(path).st_mode)
+    # O_NONBLOCK: a file swapped for a FIFO between the stat and the open does not block the open
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as stream:
+        found = os.fstat(fd)
+        _regular(found.st_mode)
+        return _bounded(stream, found.st_size, max_pixels)
+
+
+SPECIAL_FILES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in SPECIAL_FILES if test(mode)), "not a file")
+        raise BadImage(f"not a regular file ({kind})", "not a file")
+
+
+def _bounded(stream: Any, size: int, max_pixels: int) -> bytes:
+    """The stream's bytes, once its header is an image's and its size within what such an image can need."""
+    if size == 0:
+        raise BadImage("empty file", "empty")
+    _header(stream, max_pixels)
+    limit = max_image_bytes(max_pixels)
+    too_big = f"{size:,} bytes is more than an image of at most {max_pixels:,} pixels can need ({limit:,})"
+    if size > limit:
+        raise BadImage(too_big, "size")
+    stream.seek(0)
+    data = stream.read(limit + 1)
+    if len(data) > limit:  # it grew while read
+        raise BadImage(too_big, "size")
+    return data
+
+
 def read_checked(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
-    """An image file's bytes and format, checked as :func:`check_bytes` does."""
-    data = Path(path).read_bytes()
+    """An image file's bytes (read within bounds, see :func:`read_image_bytes`) and format, checked as
+    :func:`check_bytes` does."""
+    data = read_image_bytes(path, max_pixels)
     return data, check_bytes(data, max_pixels)
 
 
@@ -145,7 +231,7 @@ def read_image(path: str | os.PathLike, channels: int = 3) -> torch.Tensor:
     """An image file as uint8 C x H x W with ``channels`` (1: gray, 3: RGB); ``ValueError`` naming the file and what
     is wrong with it otherwise."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a FIFO or a device goes on, to be refused by name
         raise ValueError(f"no such image: {path}")
     try:
         img = decode_image(path)

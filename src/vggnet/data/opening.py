@@ -4,11 +4,13 @@ the test split of the same data."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..base.classes import match_classes
 from ..base.normalization import NAMED_NORMALIZATIONS, Normalization
 from .dataset import DATASETS, NORMALIZATIONS, Dataset, DataSettings, scale_range, stratified_split
 from .fashion_mnist import load_fashion_mnist, load_scaled_fashion_mnist
@@ -93,7 +95,8 @@ def open_raw(settings: DataSettings, folder: type[ImageFolder]) -> tuple[Dataset
 
 
 def open_test_set(settings: DataSettings, classes: Sequence[str], folder: type[ImageFolder] = ImageFolder) -> Dataset:
-    """The data's test split, as on disk: Fashion-MNIST's test set, a folder's val/ (the paper's test data)."""
+    """The data's test split, as on disk: Fashion-MNIST's test set, a folder's val/ (the paper's test data), its
+    classes matched by name to ``classes`` where given (:mod:`vggnet.base.classes`)."""
     kind, data = dataset_kind(settings), settings.data
     if kind == "fashion-mnist":
         return load_fashion_mnist(data, "test")
@@ -103,7 +106,17 @@ def open_test_set(settings: DataSettings, classes: Sequence[str], folder: type[I
         return synthetic(128, seed=settings.seed + 1)
     if not (Path(data) / "val").is_dir():
         raise ValueError(f"{data} has no val/ folder (expected {data}/train/<class>/* and {data}/val/<class>/*)")
-    return folder(Path(data) / "val", classes=classes)
+    images = folder(Path(data) / "val")
+    if classes is None:
+        return images
+    # val/'s classes meet the run's (train/'s) by name: a subset of them, never by position
+    match = match_classes(images.classes, list(classes), images.name, str(Path(data) / "train"), remedy=VAL_REMEDY)
+    if match.note:
+        print(f"note: {match.note}", file=sys.stderr)
+    return images.relabelled(classes, match.index)
+
+
+VAL_REMEDY = "name the class folders of val/ as those of train/"
 
 
 def data_statistics(

@@ -16,6 +16,8 @@ from .folders import list_images
 from .images import IMAGE_SUFFIXES, BadImage, decode_image, decode_on, read_checked, to_gray
 from .memory import InMemoryImages
 
+REASONS = 3  # the unreadable images a run's end names, with their reasons
+
 
 @dataclass
 class Source:
@@ -27,6 +29,18 @@ class Source:
     size: int
     skipped: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # "path: reason" of the first skipped images
+
+    def skipped_sentence(self) -> str:
+        """How many images did not read, and the first reasons; empty where every one read."""
+        return failures_sentence(len(self.skipped), self.size, self.reasons) if self.skipped else ""
+
+
+def failures_sentence(failed: int, total: int, reasons: Sequence[str]) -> str:
+    """``failed`` of ``total`` images did not read, with the first reasons (the local commands and Ray alike)."""
+    first = "; ".join(reasons[:REASONS])
+    said = f"none of the {total:,} images read" if failed == total else f"{failed:,} of {total:,} images did not read"
+    return said + (f" (first: {first})" if first else "")
 
 
 def open_source(
@@ -100,6 +114,8 @@ def files_source(
                     raise ValueError(f"unreadable image {path}: {err}") from None
                 print(f"warning: skipped unreadable image {path}: {err}", file=sys.stderr)
                 source.skipped.append(str(path))
+                if len(source.reasons) < REASONS:
+                    source.reasons.append(f"{path}: {err}")
                 continue
             source.files.append(str(path))
             yield to_channels(img[None], channels), torch.tensor([label])

@@ -160,10 +160,11 @@ def check_agreement(loaded: Loaded, runner, source: Source, count: int, q: int) 
     truth_of, note = None, None
     if not source.classes:
         note = f"the images of {source.name} are not in class folders"
-    elif set(source.classes) <= set(loaded.classes):  # by name only: folders of other names say nothing of accuracy
-        truth_of = label_map(loaded.classes, source.classes, source.name)
-    else:
-        note = f"{source.name}'s classes ({', '.join(source.classes[:4])}) are not the model's"
+    else:  # by name only: folders of other names say nothing of accuracy
+        try:
+            truth_of, note = label_map(loaded, source)
+        except ValueError:
+            note = f"{source.name}'s classes ({', '.join(source.classes[:4])}) are not the model's"
     agree = right_float = right_int8 = seen = 0
     for images, labels in source.batches():
         images, labels = images[: count - seen], labels[: count - seen]

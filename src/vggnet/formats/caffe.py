@@ -27,7 +27,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from ..base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
-from .net import ForeignNet, FoundLayer, mean_pixel_for
+from .net import Declared, ForeignNet, FoundLayer, mean_pixel_for
 
 # -- the messages, from caffe.proto's field numbers ----------------------------------------------------------------
 # Each message's fields as caffe.proto declares them (``[repeated] TYPE NAME = NUMBER [= DEFAULT]``), several to a
@@ -281,7 +281,7 @@ def _blob(b: Any, layer: str, path: Path) -> np.ndarray:
         shape = tuple(int(d) for d in b.shape.dim)
     else:
         shape = tuple(int(d) for d in (b.num, b.channels, b.height, b.width))
-    count = int(np.prod(shape)) if shape else 0
+    count = Declared(str(path)).shape(shape, f"a blob of layer {layer}") if shape else 0
     if b.data:
         values = np.frombuffer(b.data, dtype="<f4")
     elif b.double_data:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .net import ForeignNet, FoundLayer, mean_pixel_for
+from .net import DEFLATE_MOST, MAX_FILE_VALUES, SMALL_BYTES, Declared, ForeignNet, FoundLayer, mean_pixel_for
 
 CONV = ("Conv2D", "Convolution2D")
 POOL = ("MaxPooling2D", "MaxPool2D")
@@ -63,9 +63,22 @@ def _open_zip(path: Path) -> tuple[dict[str, Any], io.BytesIO]:
             names = set(z.namelist())
             if not {"config.json", "model.weights.h5"} <= names:
                 raise ValueError(f"{path} is a zip without Keras's config.json and model.weights.h5")
+            for name, most in (("config.json", 64 << 20), ("model.weights.h5", 4 * MAX_FILE_VALUES + (64 << 20))):
+                _check_member(z.getinfo(name), most, path)
             return json.loads(z.read("config.json")), io.BytesIO(z.read("model.weights.h5"))
     except (zipfile.BadZipFile, json.JSONDecodeError, EOFError) as err:
         raise ValueError(f"cannot read {path} as a .keras file: truncated or not a zip ({err})") from None
+
+
+def _check_member(info: zipfile.ZipInfo, most: int, path: Path) -> None:
+    """A member's declared size, before it is read into memory: no larger than a VGG's file, nor than its
+    compressed bytes can inflate to."""
+    if info.file_size > most or info.file_size > info.compress_size * DEFLATE_MOST + SMALL_BYTES:
+        raise ValueError(
+            f"{path}: its {info.filename} declares {info.file_size:,} bytes from {info.compress_size:,} compressed, "
+            "more than a VGG's file holds or than the compressed bytes can hold: damaged or made to declare more "
+            "than it holds"
+        )
 
 
 def _json(value: Any) -> dict[str, Any] | None:
@@ -76,8 +89,9 @@ def _json(value: Any) -> dict[str, Any] | None:
 
 def _read(f: Any, path: Path, config: dict[str, Any] | None, kind: str) -> ForeignNet:
     layers = _config_layers(config, path)
+    declared = Declared(str(path))
     if "layers" in f or "_layer_checkpoint_dependencies" in f:
-        arrays, order = _keras3_weights(f, layers)
+        arrays, order = _keras3_weights(f, layers, declared)
         kind += ", Keras 3 weights layout"
     else:
         root = f.get("model_weights", f)
@@ -87,7 +101,7 @@ def _read(f: Any, path: Path, config: dict[str, Any] | None, kind: str) -> Forei
                 "or a model saved without its weights"
             )
         order = [_text(n) for n in root.attrs["layer_names"]]
-        arrays = {n: [np.asarray(root[n][_text(w)]) for w in root[n].attrs.get("weight_names", [])] for n in order}
+        arrays = {n: _arrays(root[n], _weight_names(root, n, path), n, declared) for n in order}
     found, notes = _layers(order, arrays, layers, path)
     if config is None:
         notes.append("the file holds weights only: each layer's kind read from its weights' shapes and its name")
@@ -120,7 +134,30 @@ def _config_layers(config: dict[str, Any] | None, path: Path) -> list[dict[str, 
     return layers
 
 
-def _keras3_weights(f: Any, layers: list[dict[str, Any]]) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+def _weight_names(root: Any, layer: str, path: Path) -> list[str]:
+    if not hasattr(root.get(layer), "attrs"):
+        raise ValueError(f"{path} lists a layer {layer} that it does not hold: truncated or damaged")
+    return [_text(w) for w in root[layer].attrs.get("weight_names", [])]
+
+
+def _arrays(group: Any, keys: list[str], layer: str, declared: Declared) -> list[np.ndarray]:
+    """A layer's arrays, each read only after its declared shape and storage are checked (a kernel's against a
+    VGG's convolutions)."""
+    found = []
+    for key in keys:
+        held, what = group.get(key) if hasattr(group, "keys") else None, f"layer {layer}'s {key}"
+        if held is None:
+            raise ValueError(f"{declared.source}: {what} is named but not held: truncated or damaged")
+        if len(getattr(held, "shape", ())) == 4 and held.shape[0] == held.shape[1]:  # kh x kw x in x out (Theano's
+            declared.kernel(*held.shape, what)  # order, out x in x kh x kw, is named once read)
+        declared.hdf5(held, what)
+        found.append(np.asarray(held))
+    return found
+
+
+def _keras3_weights(
+    f: Any, layers: list[dict[str, Any]], declared: Declared
+) -> tuple[dict[str, list[np.ndarray]], list[str]]:
     """Each layer's arrays by layer name, and the layers' order: the configuration's where there is one; else the
     layers with weights, convolutions then dense layers, each in the order of Keras's numbering."""
     group = f["layers"] if "layers" in f else f["_layer_checkpoint_dependencies"]
@@ -129,7 +166,7 @@ def _keras3_weights(f: Any, layers: list[dict[str, Any]]) -> tuple[dict[str, lis
     for key in group:
         held = group[key].get("vars", {})
         name = _text(held.attrs.get("name", key)) if hasattr(held, "attrs") else key
-        by_name[name] = [np.asarray(held[str(i)]) for i in range(len(held))]
+        by_name[name] = _arrays(held, [str(i) for i in range(len(held))], key, declared) if len(held) else []
         base, _, number = re.match(r"(.*?)(_(\d+))?$", key).groups()
         numbered.append((base, int(number or 0), name))
     if layers:

@@ -3,13 +3,15 @@
 A reader hands over a :class:`ForeignNet`: the layers in the file's order (convolutions, pools, LRNs, fully
 connected layers) with weights already in PyTorch's layout, and the input the weights expect. :func:`assemble`
 turns it into a configuration in Table 1's notation, a state dict in torchvision's layout and one row per layer
-mapped, refusing with a sentence what no VGG has.
+mapped, refusing with a sentence what no VGG has. :class:`Declared` checks what a file declares (each tensor's
+shape, the bytes behind it) before any reader reads the data.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,6 +23,15 @@ from ..base.normalization import NAMED_NORMALIZATIONS, Normalization
 VGGFACE_CLASSES = 2622
 CONV_NAME = re.compile(r"conv(\d+)_(\d+)$")
 HEAD = ("fc6", "fc7", "fc8")
+# What a file may declare, checked before its data is read: a small file that declares a huge tensor (a compressed
+# HDF5 dataset, a zlib-compressed MATLAB variable, a protobuf shape) is a sentence, not gigabytes of memory.
+FC6_VALUES = 25088 * 4096  # the paper's largest tensor: fc6 over pool5's 7 x 7 x 512
+MAX_VALUES = 4 * FC6_VALUES  # fc6 over a 14 x 14 pool5 (448-pixel images), or fc8 of 100,000 classes
+MAX_FILE_VALUES = 2 * MAX_VALUES  # all of a file's tensors together
+MAX_WIDTH = 8192  # a 3x3 convolution's channels: 16 times the paper's widest
+MAX_SIDE = 32  # a kernel's side: fc6 as a convolution over pool5's map (7 x 7 on 224-pixel images)
+DEFLATE_MOST = 1032  # deflate's greatest ratio: no stream inflates to more bytes per byte stored
+SMALL_BYTES = 1 << 20  # a tensor this small is read whatever its storage (zeros compress to almost nothing)
 
 
 @dataclass
@@ -285,3 +296,79 @@ def _head(head: list[FoundLayer], channels: int, source: str) -> tuple[int, list
             f"{source}: fc6 and fc7 have {flat[0].shape[0]} and {flat[1].shape[0]} outputs; a VGG's are equal"
         )
     return int(pool), list(zip(head, flat))
+
+
+class Declared:
+    """The tensors one file declares, checked before their data is read: each shape against the largest tensor of
+    any VGG (and a kernel against a VGG's convolutions), all of them against the largest VGG, and each against the
+    bytes the file holds for it."""
+
+    def __init__(self, source: str) -> None:
+        self.source, self.total = source, 0
+
+    def shape(self, shape: Sequence[int], what: str) -> int:
+        """The number of values ``shape`` declares; ``ValueError`` where no VGG has so many."""
+        dims = tuple(int(d) for d in shape)
+        count = math.prod(dims)
+        if any(d < 0 for d in dims):
+            raise ValueError(f"{self.source}: {what} declares the shape {_dims(dims)}: the file is damaged")
+        if count > MAX_VALUES:
+            raise ValueError(
+                f"{self.source}: {what} declares {_dims(dims)}, {count:,} values, more than the largest tensor of any "
+                f"VGG ({MAX_VALUES:,}): the file declares more than a VGG holds, and none of it is read"
+            )
+        self.total += count
+        if self.total > MAX_FILE_VALUES:
+            raise ValueError(
+                f"{self.source} declares {self.total:,} values by {what}, more than any VGG holds "
+                f"({MAX_FILE_VALUES:,}): none of them is read"
+            )
+        return count
+
+    def items(self, shape: Sequence[int], most: int, unit: str, what: str) -> int:
+        """The elements ``shape`` declares (cells, characters ...), refused beyond ``most``."""
+        count = math.prod(int(d) for d in shape)
+        if count > most or count < 0:
+            raise ValueError(
+                f"{self.source}: {what} declares {count:,} {unit}, where a VGG's file has at most {most:,}"
+            )
+        return count
+
+    def kernel(self, height: int, width: int, inputs: int, outputs: int, what: str) -> None:
+        """A convolution's declared kernel: square, 3x3 with plausible channels, 1x1, or fc6's side over pool5."""
+        if height != width or not 1 <= height <= MAX_SIDE or (height == 3 and max(inputs, outputs) > MAX_WIDTH):
+            raise ValueError(
+                f"{self.source}: {what} declares a {height}x{width} kernel from {inputs:,} to {outputs:,} channels; a "
+                f"VGG's convolutions are 3x3 (1x1 in net C) with at most {MAX_WIDTH:,} channels, and fc6 as a "
+                f"convolution is square, at most {MAX_SIDE}x{MAX_SIDE}"
+            )
+
+    def held(self, count: int, itemsize: int, held: int, what: str, inflate: int = 0) -> None:
+        """``count`` values of ``itemsize`` bytes against the ``held`` bytes the file has for them: exactly as many
+        (``inflate`` 0), or at most ``inflate`` times as many, once decompressed (1: stored as they are)."""
+        need = count * itemsize
+        fits = need == held if not inflate else need <= held * inflate + SMALL_BYTES
+        if fits:
+            return
+        how = f"{held:,} bytes" + (f" compressed, at most {held * inflate:,} decompressed" if inflate > 1 else "")
+        raise ValueError(
+            f"{self.source}: {what} declares {count:,} values ({need:,} bytes) but the file holds {how}: truncated, "
+            "damaged or made to declare more than it holds"
+        )
+
+    def hdf5(self, dataset: Any, what: str) -> int:
+        """An HDF5 dataset's type, shape and storage, before it is read (h5py's ``Dataset``); its value count."""
+        if not hasattr(dataset, "dtype") or not hasattr(dataset, "shape"):
+            raise ValueError(f"{self.source}: {what} is a group where an array belongs")
+        if dataset.dtype.kind not in "fiub":
+            raise ValueError(f"{self.source}: {what} holds {dataset.dtype} values, where numbers belong")
+        if dataset.external or dataset.is_virtual:
+            raise ValueError(f"{self.source}: {what} keeps its values in other files; vggnet reads the file alone")
+        count = self.shape(dataset.shape if dataset.shape is not None else (0,), what)
+        filtered = dataset.chunks is not None and dataset.id.get_create_plist().get_nfilters() > 0
+        self.held(count, dataset.dtype.itemsize, dataset.id.get_storage_size(), what, DEFLATE_MOST if filtered else 1)
+        return count
+
+
+def _dims(dims: tuple[int, ...]) -> str:
+    return " x ".join(str(d) for d in dims) or "a scalar"

@@ -8,7 +8,11 @@ The graph is walked along its main path, from the image input to the output: con
 LRNs make the trunk; after the flatten, fully connected layers (``Gemm``, ``MatMul`` + ``Add``, or convolutions over
 pool5's map) make the head. Side computations (shapes for a ``Reshape``) are passed over. A head that is not VGG's
 fc6-fc8 is described in one line and left out: the file loads as a trunk. A ``Sub``/``Mul``/``Div`` on the input
-before the first convolution is the normalisation the graph carries; without one, it is assumed and said.
+before the first convolution is the normalisation the graph carries; without one, the model takes its input as the
+graph does (no normalisation, channels as they are), and says so: ``--normalize`` names a convention the user knows.
+
+Before any weight is read, every tensor's declared shape is checked against a VGG's and against the bytes the file
+(or its external data) holds for it, and external data is read only from the model's own folder.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import numpy as np
 import torch
 
 from ..base.extras import require
-from ..base.normalization import NAMED_NORMALIZATIONS, Normalization
-from .net import ForeignNet, FoundLayer
+from ..base.normalization import Normalization
+from .net import Declared, ForeignNet, FoundLayer
 
 # Operators of quantised graphs (QDQ, QOperator, integer ops): their weights are not the float VGG's.
 QUANTISED = {
@@ -35,6 +39,10 @@ QUANTISED = {
 PASSING = {"Relu", "Dropout", "Identity", "Cast"}  # on the main path: nothing to read
 ACTIVATIONS = {"Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Softplus", "Gelu", "HardSigmoid"}
 EXTERNAL = 1  # onnx.TensorProto.EXTERNAL: an initialiser whose bytes are in another file
+# Bytes per value of TensorProto's data types 1-20 (FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL,
+# FLOAT16, DOUBLE, UINT32, UINT64, COMPLEX64, COMPLEX128, BFLOAT16, the four FLOAT8s); 0 and the 4-bit types: checked
+# by their shape alone.
+ITEMSIZE = dict(zip(range(1, 21), (4, 1, 1, 2, 2, 4, 8, 0, 1, 2, 8, 4, 8, 8, 16, 2, 1, 1, 1, 1)))
 
 
 def read(path: Path) -> ForeignNet:
@@ -107,19 +115,71 @@ def _load(path: Path) -> Any:
         raise ValueError(f"cannot load ONNX model {path}: truncated or not an ONNX file ({str(err)[:120]})") from None
     if not model.graph.node:
         raise ValueError(f"cannot load ONNX model {path}: it holds no graph (no nodes); truncated or not an ONNX file")
-    for init in model.graph.initializer:
-        if init.data_location == EXTERNAL:
-            where = dict((e.key, e.value) for e in init.external_data).get("location", "?")
-            if not (path.parent / where).is_file():
-                raise ValueError(
-                    f"{path} keeps its weights in an external file, {where}, that is not beside it; copy it next to "
-                    "the .onnx file"
-                )
+    declared = Declared(str(path))
+    for what, tensor in _tensors(model.graph):
+        _check_tensor(tensor, what, path, declared)
     try:
         onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}'s external weights do not read ({str(err)[:120]}): truncated?") from None
     return model
+
+
+def _tensors(graph: Any) -> list[tuple[str, Any]]:
+    """Every tensor a graph holds, with what to call it: initialisers and node attributes (Constant values),
+    subgraphs' too; the tensors onnx's loader of external data reads."""
+    found = [(f"the initialiser {t.name}", t) for t in graph.initializer]
+    for node in graph.node:
+        for a in node.attribute:
+            what = f"{node.op_type} {node.name or node.output[0]}'s {a.name}"
+            found += [(what, t) for t in ([a.t] if a.HasField("t") else []) + list(a.tensors)]
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                found += _tensors(sub)
+    return found
+
+
+def _check_tensor(tensor: Any, what: str, path: Path, declared: Declared) -> None:
+    """A tensor's declared shape against a VGG's and against the bytes the file holds for it, before it is read."""
+    count = declared.shape(tensor.dims, what)
+    size = ITEMSIZE.get(tensor.data_type)
+    if tensor.data_location == EXTERNAL:
+        info = {e.key: e.value for e in tensor.external_data}
+        held = _external_bytes(path, info, what)
+    else:
+        typed = [tensor.float_data, tensor.int32_data, tensor.int64_data, tensor.double_data, tensor.uint64_data]
+        held = max(len(values) for values in typed)
+        if held and size:  # one field entry per value (two for a complex one)
+            declared.held(count * (2 if tensor.data_type in (14, 15) else 1), 1, held, f"{what} (values, not bytes)")
+            return
+        held = len(tensor.raw_data)
+    if size:
+        declared.held(count, size, held, what)
+
+
+def _external_bytes(path: Path, info: dict[str, str], what: str) -> int:
+    """The bytes an external tensor has in its file, which must lie in the model's own folder: a location that
+    leaves it (``..``, an absolute path, a symbolic link to elsewhere) is refused before anything there is read."""
+    where = info.get("location", "")
+    folder = Path(os.path.realpath(path.parent))
+    target = Path(os.path.realpath(folder / where))
+    if not where or Path(where).is_absolute() or ".." in Path(where).parts or folder not in target.parents:
+        raise ValueError(
+            f"{path}'s weights point outside its folder ({where or 'no location'}), where vggnet reads nothing: "
+            "keep the external data file beside the .onnx file"
+        )
+    if not target.is_file():
+        raise ValueError(
+            f"{path} keeps its weights in an external file, {where}, that is not beside it; copy it next to the "
+            ".onnx file"
+        )
+    try:
+        offset, length = int(info.get("offset") or 0), int(info["length"]) if info.get("length") else None
+    except ValueError:
+        raise ValueError(f"{path}: {what}'s external offset or length is not a number: the file is damaged") from None
+    available = max(target.stat().st_size - offset, 0)
+    if offset < 0 or (length is not None and length > available):
+        raise ValueError(f"{path}: {what} lies past the end of {where}: truncated")
+    return available if length is None else length
 
 
 def _constants(graph: Any) -> dict[str, np.ndarray]:
@@ -164,11 +224,13 @@ class Walk:
     scale: np.ndarray | None = None  # the input's normalisation, as x * scale + shift
     shift: np.ndarray | None = None
     softmax: bool = False
+    dims: tuple[int, ...] = ()  # the image input's declared shape (0 where it is not fixed)
 
     def run(self, graph: Any) -> None:
-        main = next((i.name for i in graph.input if i.name not in self.consts), None)
-        if main is None:
+        image = next((i for i in graph.input if i.name not in self.consts), None)
+        if image is None:
             raise ValueError(f"{self.path}: its graph has no input for images")
+        main, self.dims = image.name, tuple(d.dim_value for d in image.type.tensor_type.shape.dim)
         for node in graph.node:
             if main not in node.input or node.op_type == "Constant":
                 continue  # a side computation (a shape, a constant), off the path of the image
@@ -320,7 +382,9 @@ class Walk:
             layers = [layer for layer in layers if layer.kind != "fc"]
         elif fcs and self.hwc_flatten:
             fcs[0].weight = _hwc_to_chw(fcs[0].weight, _channels(layers))
-        return ForeignNet(kind, layers, self.normalization(notes), self.ceil_mode, notes=notes)
+        side = self.dims[1:3] if self.nhwc else self.dims[2:4]  # the side the graph takes, where it fixes one
+        crop = side[0] if len(self.dims) == 4 and side[0] == side[1] and side[0] > 0 else None
+        return ForeignNet(kind, layers, self.normalization(notes), self.ceil_mode, crop=crop, notes=notes)
 
     def describe_head(self) -> str:
         parts = ["Flatten", *self.head]
@@ -329,11 +393,13 @@ class Walk:
         return " → ".join(parts) + (", softmax" if self.softmax else "")
 
     def normalization(self, notes: list[str]) -> Normalization:
-        if self.scale is None:
-            named = NAMED_NORMALIZATIONS["caffe" if self.nhwc else "imagenet"]
-            origin = "Keras's caffe mode" if self.nhwc else "ImageNet's, as torchvision's and Gluon's models"
-            notes.append(f"the graph carries no normalisation of its input: {origin} assumed")
-            return Normalization(named.mean, named.std, named.channel_order, named.pixel_range, f"assumed: {origin}")
+        if self.scale is None:  # the graph's input is what its own package feeds it; vggnet's model takes the same
+            notes.append(
+                "the file carries no input normalisation: the model takes its input as the graph did (no mean, std "
+                "or channel reversal); pass --normalize NAME if you know the convention (e.g. caffe for "
+                "keras.applications' own VGG16, imagenet for torchvision's and the ONNX Model Zoo's)"
+            )
+            return Normalization((0.0,) * 3, (1.0,) * 3, "RGB", 1.0, "the graph's input as it is, unnormalised")
         mean, std = -self.shift / self.scale, 1 / self.scale
         channels = max(len(mean), 1)
         mean, std = np.broadcast_to(mean, (channels,)), np.broadcast_to(std, (channels,))

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from ..data.images import read_image_bytes
 from ..inference import ModelChoice
 from ..serving.app import install_error_handlers
 from ..serving.engine import Engine
@@ -76,7 +77,7 @@ def write_view(models: list[InsideModel], settings: InsideSettings) -> None:
 
     if not (settings.image and settings.out):
         raise ValueError("to write a view give both an IMAGE and --out DIR (without them the page is served)")
-    data = Path(settings.image).read_bytes()
+    data = read_image_bytes(settings.image)  # a regular file, within what an image can need
     found = []
     for m in models:
         x, shown = prepare_image(m.loaded, m.engine.decode(data))

@@ -93,7 +93,37 @@ def record_settings(settings: Settings, runs: list[RunSpec]) -> None:
         return
     for spec in {r.dataset: r for r in runs}.values():
         open_raw(train_config(spec, settings), ImageFolder)
-    atomic_write_text(path, json.dumps({k: getattr(settings, k) for k in names(Settings, RESULT)}, indent=1))
+    recorded = {k: getattr(settings, k) for k in names(Settings, RESULT)}
+    atomic_write_text(path, json.dumps({**recorded, "head_init": head_init(settings, runs)}, indent=1))
+
+
+HEAD_INITS = {"paper": "N(0, 0.01)", "xavier": "by Glorot's rule", "fan-in": "for their width (fan-in)"}
+
+
+def head_init(settings: Settings, runs: list[RunSpec]) -> str:
+    """How the plan's runs initialise their heads' linear layers (:func:`vggnet.layers.init_weights`)."""
+    from ..layers import is_paper_head
+
+    cfg = train_config(runs[0], settings)
+    if cfg.init == "xavier":
+        return "xavier"
+    return "paper" if is_paper_head(cfg.pool_size, cfg.fc_width) else "fan-in"
+
+
+def check_head_init(settings: Settings, runs: list[RunSpec]) -> None:
+    """Runs whose heads started otherwise than the folder's earlier runs did would be compared as if alike: a
+    folder begun before vggnet initialised a compact head for its width (N(0, 0.01) then) is refused."""
+    path = Path(settings.out) / "reproduce_settings.json"
+    if not runs or not path.is_file():
+        return
+    saved = saved_settings(path).get("head_init") or ("xavier" if settings.init_scheme == "xavier" else "paper")
+    now = head_init(settings, runs)
+    if saved != now:
+        raise ValueError(
+            f"{settings.out}'s runs began with their heads' linear layers initialised {HEAD_INITS[saved]}; this "
+            f"vggnet initialises them {HEAD_INITS[now]}, and continuing would mix the two: finish the folder with the "
+            "vggnet that began it, or start another --out"
+        )
 
 
 def execute(settings: Settings, runs: list[RunSpec] | None = None, log: Callable[[str], Any] = print) -> dict[str, str]:
@@ -121,6 +151,7 @@ def accepted(settings: Settings, runs: list[RunSpec] | None) -> list[RunSpec]:
     settings.check()
     runs = plan(settings) if runs is None else runs
     check_folder(settings)
+    check_head_init(settings, runs)
     record_settings(settings, runs)
     return runs
 
@@ -189,13 +220,16 @@ def _listing(todo: dict[str, list[int]]) -> str:
 def evaluate_run(spec: RunSpec, settings: Settings, split: str, chosen: set[str] | None = None) -> Path:
     """Soft-max posteriors of the run's model on ``split`` (``val``: the training images it held out; ``test``),
     per protocol and Q, kept in ``SPLIT.safetensors`` with the labels, the run's history and settings."""
+    from ..base.classes import ClassMatching
     from ..base.devices import pick_device
+    from ..data.opening import VAL_REMEDY
     from ..evaluate import collect
     from ..inference import load_model
 
     folder = Path(settings.out) / spec.name
     loaded = load_model(folder / "model.safetensors")
     source = split_source(train_config(spec, settings), split, settings.eval_limit, loaded.model.in_channels)
+    matching = ClassMatching(remedy=VAL_REMEDY)
     device = pick_device(settings.device)
     try:
         earlier = read_split(folder, split) or {"tensors": {}, "meta": {}}
@@ -204,7 +238,7 @@ def evaluate_run(spec: RunSpec, settings: Settings, split: str, chosen: set[str]
         earlier = {"tensors": {}, "meta": {}}
     tensors, timings = dict(earlier["tensors"]), dict(earlier["meta"].get("eval_seconds", {}))
     for method, scales in missing(spec, settings, split, chosen).items():  # only what an earlier evaluation lacks
-        probs, seconds, labels = collect([loaded], source, scales, [method], loaded.crop, device)
+        probs, seconds, labels = collect([loaded], source, scales, [method], loaded.crop, device, matching)
         tensors.update({f"{m}@{q}": p.contiguous() for (_, m, q), p in probs.items()})
         timings.update({f"{m}@{q}": s for (_, m, q), s in seconds.items()})
         tensors["labels"] = labels.long().contiguous()

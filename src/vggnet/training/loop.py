@@ -346,7 +346,37 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
     save(run, run.out / "last.pt")
     if run.ctx.main:
         report_epoch(run, row, improved, len(totals.skipped), finished)
+        warning = stuck_at_chance(state.history, len(state.classes), cfg.epochs)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
     return finished
+
+
+# An epoch is at chance when its mean loss is within 2 % of ln C or above it, and its accuracy within a tenth of
+# the way from chance (1 / C) to perfect.
+CHANCE_TOLERANCE = 0.02
+
+
+def stuck_at_chance(history: list[dict[str, float]], classes: int, epochs: int) -> str | None:
+    """The sentence to say, once, when training has sat at chance (a loss of ln C, what a net that predicts
+    nothing scores, and an accuracy near 1 / C) for the last few epochs (3, or 2 in a run of 5 epochs or fewer): on
+    the epoch that makes it so, not again after it."""
+    needed = 2 if epochs <= 5 else 3
+    if classes < 2 or len(history) < needed:
+        return None
+    chance = math.log(classes)
+    flat = [
+        h["train_loss"] >= chance * (1 - CHANCE_TOLERANCE) and h["train_top1_err"] >= 0.9 * (1 - 1 / classes)
+        for h in history
+    ]
+    if not all(flat[-needed:]) or (len(flat) > needed and flat[-needed - 1]):
+        return None
+    return (
+        f"the training loss has stayed at chance (ln {classes} = {chance:.3f}) for {needed} epochs: the net is not "
+        "learning. Likely causes: the learning rate (--lr too high or too low), the initialisation (--init; the "
+        "paper's N(0, 0.01) starves a narrow net of signal), the input's normalisation (--normalize), or labels that "
+        "do not follow the images"
+    )
 
 
 def force_decay(state: TrainState) -> None:

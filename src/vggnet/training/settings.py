@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..base.classes import by_position_setting, class_map_setting
 from ..base.settings import (
     AT_LEAST_ONE,
     FRACTION,
@@ -61,9 +62,12 @@ class TrainConfig:
     weights: str | None = s(
         None,
         "start from these weights (fine-tuning): a file, URL or 'torchvision'; every layer that fits is loaded, fc8 "
-        "is new when the class count differs, conv1_1 is adapted to another channel count",
+        "keeps the rows of the data's classes where the weights name them, and is new for other classes; conv1_1 "
+        "is adapted to another channel count",
     )
     # fine-tuning
+    class_map: str | None = class_map_setting()
+    classes_by_position: bool = by_position_setting()
     freeze: str = s("none", FREEZE_HELP)
     pretrained_lr_scale: float = s(1.0, "learning rate of the layers loaded from --weights, times --lr", POSITIVE)
     # data
@@ -175,6 +179,11 @@ class TrainConfig:
             raise ValueError(f"the plateau schedule validates every epoch; val-every {self.val_every} needs onecycle")
         if self.schedule == "plateau" and self.final_decay and self.final_decay >= self.epochs:
             raise ValueError(f"final-decay {self.final_decay} must leave epochs before it (epochs {self.epochs})")
+        if (self.class_map or self.classes_by_position) and not self.weights:
+            raise ValueError(
+                "--class-map and --classes-by-position match the data's classes to those of --weights (fine-tuning); "
+                "give --weights, or leave them out"
+            )
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ValueError(f"--out {self.out} is a file; give a folder for the run's outputs")
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from ..base.classes import ClassMatching
 from ..base.configs import layer_kinds
 from ..base.files import atomic_write_text
 from ..base.hardware import cpu_has_bf16
@@ -193,7 +194,10 @@ def make_model(
         net_a = build("vgg11", **{**options_of(cfg), "batch_norm": model.batch_norm}, **shape)
         load_weights(net_a, cfg.preinit)
         preinit_from(model, net_a)
-    report = load_pretrained(model, weights, list(data.train.classes)) if weights is not None else None
+    if weights is not None:
+        report = load_pretrained(model, weights, list(data.train.classes), ClassMatching.of(cfg))
+    else:
+        report = None
     model.set_input_scale(units).freeze(cfg.freeze)
     return model, report
 
