@@ -167,7 +167,7 @@ def produced_tables(settings: Settings, runs: list[RunSpec], dense: str) -> list
         found.append(f"- Table 3, the training scales of {', '.join(scaled)} ({settings.scale_data})")
         found.append("- Table 4, multi-scale testing: one Q against three")
     else:
-        missing.append("Table 3's training scales and Table 4 (no training-scale runs: --scale-seeds 0)")
+        missing.append("Table 3's training scales, Tables 4 and 5 (no training-scale runs: --scale-seeds 0)")
     if crops:
         found.append(f"- Table 5, {' and '.join(crops)} at jittered S: multi-crop; {dense}")
     elif scaled:
