@@ -21,9 +21,21 @@ if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
     echo "setup: installing PyTorch" >&2
     "$PY" -m pip install -q -r requirements/torch.txt
 fi
-EXTRAS="${VGGNET_EXTRAS:-test}"
-if ! "$PY" -c "import vggnet" 2>/dev/null || [ pyproject.toml -nt "$VENV/.vggnet-installed-$EXTRAS" ]; then
-    echo "setup: installing vggnet[$EXTRAS]" >&2
-    "$PY" -m pip install -q -e ".[$EXTRAS]"
-    touch "$VENV/.vggnet-installed-$EXTRAS"
+# VGGNET_EXTRAS: the extras to install, comma-separated (main.sh: none, or what its command needs; test.sh: test,
+# which holds every other). Each installed one leaves a marker, so a second run installs nothing.
+EXTRAS="${VGGNET_EXTRAS-test}"
+installed() {  # every extra named (or the test extra) installed since pyproject.toml last changed
+    local extra
+    for extra in $(echo "${EXTRAS:-base}" | tr ',' ' '); do
+        for marker in "$VENV/.vggnet-installed-$extra" "$VENV/.vggnet-installed-test"; do
+            [ -e "$marker" ] && [ ! pyproject.toml -nt "$marker" ] && continue 2
+        done
+        return 1
+    done
+    return 0
+}
+if ! "$PY" -c "import vggnet" 2>/dev/null || ! installed; then
+    echo "setup: installing vggnet${EXTRAS:+[$EXTRAS]}" >&2
+    "$PY" -m pip install -q -e ".${EXTRAS:+[$EXTRAS]}"
+    for extra in base $(echo "$EXTRAS" | tr ',' ' '); do touch "$VENV/.vggnet-installed-$extra"; done
 fi

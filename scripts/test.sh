@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command: set up (see setup.sh), lint, run the whole suite.
+# The test command: set up (see setup.sh) with the test extra, the browser and Triton's perf_analyzer, lint, run the
+# whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export VGGNET_EXTRAS="${VGGNET_EXTRAS-test}"  # everything the tests use: every other extra, Keras, lpips, timm ...
 source scripts/setup.sh
 # The service's page is tested in a real browser: Debian's chromium and its driver (the test says so and skips
 # where they cannot be installed).

@@ -143,7 +143,7 @@ CASES = [
     (["predict", "--weights", "{w}/tiny.safetensors", "{w}/nope.png"], r"no such image: .*nope.png"),
     (["predict", "--weights", "{w}/tiny.safetensors", "{w}/bad.jpg"], r"cannot read image .*bad.jpg"),
     (["predict", "--weights", "{w}/tiny.safetensors", "{w}/empty.png"], r"cannot read image .*empty.png"),
-    (["predict", "--weights", "{w}/tiny.safetensors", "{w}/data"], r"no such image: .*data"),
+    (["predict", "--weights", "{w}/tiny.safetensors", "{w}/empty"], r"predict: error: .*empty holds no images \(\.bmp"),
     (
         ["predict", "--weights", "{w}/tiny.safetensors", "{w}/bad.jpg", "{w}/empty.png", "--heatmap", "{w}/h.png"],
         r"--heatmap draws one image",
@@ -166,7 +166,7 @@ CASES = [
     (["info", "vgg17"], r"unknown architecture 'vgg17'"),
     (["export", "--weights", "{w}/tiny.safetensors", "--out", "{w}/a_file"], r"--out .*a_file is a file"),
     (["bench", "--device", "cuda"], r"no CUDA device is available"),
-    (["export", "--frobnicate", "x"], r"unrecognized arguments: --frobnicate x"),
+    (["export", "--frobnicate", "x"], r"unrecognized arguments: --frobnicate"),
     # a folder in use, a full disk, a network that never answers
     ([*TRAIN, "--out", "{w}/locked"], r"run folder .*locked is in use by another vggnet command \(process \d+\)"),
     ([*FEAT, "--out", "{w}/locked/f.safetensors"], None),  # another file in that folder is fine: it runs

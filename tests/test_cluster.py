@@ -207,12 +207,10 @@ def test_predictions_of_a_collection_equal_the_local_command(cluster, collection
     assert proc.returncode == 0, proc.stderr
     rows = pq.read_table(collection / "predictions").to_pylist()
     first = rows[0]
-    local = vggnet(["predict", "--weights", w, "--top", "2", first["path"]])
-    lines = local.stdout.splitlines()[1:3]
-    assert [line.split()[-1] for line in lines] == first["top_classes"]
-    assert [float(line.split()[0].rstrip("%")) for line in lines] == pytest.approx(
-        [100 * p for p in first["top_probabilities"]], abs=0.01
-    )
+    local = vggnet(["predict", "--weights", w, "--top", "2", first["path"], "--json"])
+    (top,) = [json.loads(line)["top"] for line in local.stdout.splitlines()]
+    assert [t["class"] for t in top] == first["top_classes"]
+    assert [t["probability"] for t in top] == pytest.approx(first["top_probabilities"], abs=1e-4)
     assert rows[-1]["error"] and rows[-1]["top_classes"] is None
 
 

@@ -50,8 +50,28 @@ def test_a_server_that_never_answers_times_out_with_a_way_out(silent_server, tmp
     assert time.monotonic() - started < 10
     message = str(found.value)
     assert f"could not download {url}: no answer within 1 s" in message
-    assert f"put it at {hub_dir / 'checkpoints' / 'vgg16-397923af.pth'}" in message and "--weights FILE" in message
+    assert f"put it at {hub_dir / 'checkpoints' / 'vgg16-397923af.pth'}" in message
+    assert 'vggnet.load_weights(model, "path/to/vgg16-397923af.pth")' in message and "--weights" not in message
     assert not (hub_dir / "checkpoints").exists() or not list((hub_dir / "checkpoints").iterdir())
+
+
+def test_a_loss_that_cannot_download_names_its_own_argument(silent_server, monkeypatch, hub_dir):
+    """The losses are a Python API: a failed download tells the caller the argument that takes the file by hand,
+    not a command-line flag."""
+    from vggnet.losses import LPIPS, PerceptualLoss, StyleLoss
+
+    monkeypatch.setenv("VGGNET_DOWNLOAD_TIMEOUT", "1")
+    url = f"http://127.0.0.1:{silent_server}/vgg16-397923af.pth"
+    for loss in (PerceptualLoss, StyleLoss):
+        with pytest.raises(ValueError) as found:
+            loss(weights=url)
+        message = str(found.value)
+        assert f'pass its path as {loss.__name__}(weights="path/to/vgg16-397923af.pth")' in message, message
+        assert "--weights" not in message
+    trunk = vggnet.build("vgg16", width=1 / 16, fc_width=8)
+    with pytest.raises(ValueError) as found:
+        LPIPS(trunk, lin=f"http://127.0.0.1:{silent_server}/vgg.pth")
+    assert 'pass its path as LPIPS(lin="path/to/vgg.pth")' in str(found.value) and "--weights" not in str(found.value)
 
 
 def test_a_download_says_what_where_and_how_big_and_lands_whole(file_server, tmp_path, capsys, hub_dir):

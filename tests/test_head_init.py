@@ -10,7 +10,7 @@ from PIL import Image
 
 import vggnet
 from vggnet.cli import main
-from vggnet.training.loop import stuck_at_chance
+from vggnet.training.metrics import stuck_at_chance
 
 ARCH = '[16, "M", 32, "M"]'
 

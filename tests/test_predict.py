@@ -23,7 +23,7 @@ def test_predict_prints_top_classes_and_draws_a_heatmap(tmp_path, capsys):
     heat = tmp_path / "heat.png"
     assert main(["predict", "--weights", str(path), image, "--top", "3", "--heatmap", str(heat)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == image and out.count("%") == 3 and "owl" in out
+    assert out.splitlines()[0].startswith(f"{image}: ") and out.count("%") == 3 and "owl" in out
     assert heat.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -35,3 +35,36 @@ def test_the_training_example_trains_and_writes_its_weights(tmp_path, monkeypatc
     result = scope["result"]
     assert result.status == "finished" and 0.1 < result.best_val_acc <= 1  # better than chance after one epoch
     assert Path(result.weights) == Path("runs/try/model.safetensors") and Path(result.weights).is_file()
+
+
+def section(title: str) -> str:
+    return README.read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_starts_with_what_a_user_needs():
+    import tomllib
+
+    text = README.read_text()
+    top = text.split("\n## The model\n", 1)[0]
+    assert "pip install -e ." in top and "bash scripts/main.sh" in top and "bash scripts/test.sh" in top
+    intro = top.split("\n## ", 1)[0].split("\n\n")[1]
+    assert len(intro.splitlines()) <= 2, "what vggnet is, in two lines"
+    extras = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    rows = [line for line in section("Install").splitlines() if line.startswith("| `")]
+    named = [re.match(r"\| `([\w-]+)` \|", line).group(1) for line in rows]
+    assert named == list(extras), "the install table names every extra of pyproject.toml, in its order"
+    assert "| (none) |" in section("Install")
+    assert "EPYC" not in top and "Xeon" not in top, "per-CPU timings live in BENCHMARKS.md"
+    benchmarks = (README.parent / "BENCHMARKS.md").read_text().split("## The main job on each CPU kind", 1)[1]
+    assert all(f in benchmarks.split("\n## ", 1)[0] for f in ("52 s", "92.17 %", "3 min 14 s", "97 s", "125 s"))
+
+
+def test_the_table_of_contents_points_at_headings_that_exist():
+    text = README.read_text()
+    contents = text.split("\n## ", 1)[0]
+    anchors = re.findall(r"\]\(#([\w-]+)\)", contents)
+    headings = re.findall(r"^#{2,3} (.+)$", text, flags=re.M)
+    slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+    assert len(anchors) >= 10 and not [a for a in anchors if a not in slugs]
+    for title in ("Install", "The two commands", "The model", "Layout"):
+        assert re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-") in anchors

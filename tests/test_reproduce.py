@@ -2,6 +2,7 @@
 read once at the end, and a report whose every verdict comes from the rule in vggnet.reproduce.stats."""
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from vggnet.cli import main
 from vggnet.reproduce.cost import plan_table
 from vggnet.reproduce.findings import NOT_MEASURED
 from vggnet.reproduce.geometry import Geometry
-from vggnet.reproduce.plan import PAPER, Settings, plan, train_config, with_paper_defaults
+from vggnet.reproduce.plan import LETTERS, PAPER, Settings, plan, train_config, with_paper_defaults
 from vggnet.reproduce.report import build_report, write_report
 from vggnet.reproduce.runs import execute, state_of
 from vggnet.reproduce.stats import NOT_TESTABLE, TOO_FEW
@@ -298,13 +299,32 @@ def test_a_failed_run_blocks_the_runs_that_start_from_it(tmp_path):
 @pytest.mark.slow
 def test_plan_prints_the_runs_tables_and_decisions_without_running(tmp_path, capsys):
     out = tmp_path / "r"
-    argv = ["reproduce", "--dataset", "synthetic", "--width", "0.0625", "--seeds", "1", "--val-split", "48", "--plan"]
+    argv = ["reproduce", "--dataset", "synthetic", "--width", "0.0625", "--seeds", "2", "--val-split", "48", "--plan"]
     assert main([*argv, "--out", str(out)]) == 0
-    text = capsys.readouterr().out
+    text, err = capsys.readouterr()
     assert "| E_jitter_seed0 | synthetic | S∈[32,64] ([256,512]) | all of E_384_seed0 | 0.001 |" in text
     assert "estimated total:" in text and "Table 6, the ensemble" in text and "dense: not testable here" in text
     assert "the ensemble's pair and its better member: validation error, centre crop" in text
+    assert "0.0 h" not in text and "not in this plan" not in text
+    assert "timing a few training steps of each net here" in err  # the seconds it measures are said first
     assert not out.exists()
+
+
+def test_a_small_plan_lists_only_the_tables_it_fills_and_its_times_in_minutes_and_seconds():
+    from vggnet.reproduce.cost import Cost
+
+    settings = Settings(dataset="synthetic", seeds=1, scale_seeds=0, nets=["A", "B"], scratch_nets=[], epochs=2)
+    runs = plan(settings)
+    cost = Cost({x: 5000.0 for x in LETTERS}, {"synthetic": 512}, 48, {"synthetic": 128})
+    table = plan_table(settings, runs, cost)
+    assert "Table 3, the nets A, B at the small S" in table
+    assert not [t for t in ("- Table 3, the training", "- Table 4", "- Table 5", "- Table 6") if t in table]
+    left = "not in this plan: Table 3's training scales, Tables 4 and 5 (no training-scale runs: --scale-seeds 0)"
+    assert left in table
+    assert "the better fixed S" not in table and "ensemble's pair" not in table
+    assert " h" not in table.split("estimated total:", 1)[1].split("\n\n", 1)[0]  # never "0.0 h"
+    assert re.search(r"1 node \d+(\.\d)? s, 2 nodes", table), table
+    assert re.search(r"\| A_256_seed0 \| synthetic \| .* \| \d+(\.\d)? s \|", table), table
 
 
 @pytest.mark.slow
@@ -346,7 +366,7 @@ def test_plan_for_power_reads_a_folders_spreads_and_prices_the_seeds_each_findin
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "2 seed(s) of the nets" in out and "| depth helps: B (13 layers) beats A (11) | nets | 2 |" in out
-    assert "--seeds" in out and "hours here" in out and "min per seed here" in out
+    assert "--seeds" in out and "time for them here" in out and "time per seed here" in out
     assert main([*args[:-2], "--power", str(Path(settings.out) / "A_256_seed0")]) == 2  # not a reproduction's folder
     assert "no reproduce_settings.json" in capsys.readouterr().err
     assert main(["reproduce", "--power", settings.out]) == 2 and "goes with --plan" in capsys.readouterr().err
@@ -368,3 +388,28 @@ def test_a_report_rebuilt_from_its_json_alone_is_the_same_report(tiny_run, all_t
     path.write_text('{"settings": {}}')
     with pytest.raises(ValueError, match="not a reproduction's report .it lacks runs, cells"):
         read_report(path)
+
+
+def test_plan_for_power_reads_a_published_report(monkeypatch, capsys, tmp_path):
+    """A newcomer has no finished folder: the reports vggnet ships (docs/reproduce*.json) plan for power as well,
+    from the findings they record; only the cost is measured here (replaced by a fixed one in this test)."""
+    import vggnet.reproduce.cost as cost_module
+    from vggnet.reproduce.cost import Cost
+
+    measured = []
+    rates = Cost({x: 2000.0 for x in LETTERS}, {"fashion-mnist": 5000, "fashion-mnist-scaled": 5000}, 5000)
+    rates.test_images = {"fashion-mnist": 10000, "fashion-mnist-scaled": 10000}
+    monkeypatch.setattr(cost_module, "measure_cost", lambda s: measured.append(s) or rates)
+    report = Path(__file__).resolve().parents[1] / "docs" / "reproduce.json"
+    assert main(["reproduce", "--plan", "--power", str(report)]) == 0
+    out = capsys.readouterr().out
+    published = json.loads(report.read_text())
+    lrn = published["findings"][0]
+    row = next(line for line in out.splitlines() if line.startswith(f"| {lrn['claim']} |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    power = f"{100 * lrn['power_at_paper']:.0f} %"
+    assert cells[1:5] == ["nets", str(lrn["seeds"]), power, str(lrn["seeds_for_power"])]
+    assert measured[0].seeds == published["settings"]["seeds"] and "run it with these flags" in out
+    (tmp_path / "other.json").write_text('{"settings": {}}')
+    assert main(["reproduce", "--plan", "--power", str(tmp_path / "other.json")]) == 2
+    assert "is not a reproduction's report" in capsys.readouterr().err

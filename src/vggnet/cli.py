@@ -8,28 +8,110 @@ exit status. Every failure a user can cause ends as one line on stderr and a non
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import platform
+import re
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
+from .base.download import supplied_as
 from .base.extras import missing_package
+from .base.progress import showing
 from .base.settings import add_flags
 from .commands.dispatch import COMMANDS, Recipe, ReproduceActions
+from .version import __version__
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with errors as people expect them: one short usage line and the sentence (not the whole usage
+    block), and the nearest flag or command where one is misspelt ("did you mean --epochs?"; Python 3.14's
+    ``suggest_on_error``, here on every version). Exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        what = "COMMAND [options]" if self._subparsers is not None else "[options]"
+        usage = f"usage: {self.prog} {what} (see {self.prog} --help)"
+        self.exit(2, f"{usage}\n{self.prog}: error: {self._suggest(message)}\n")
+
+    def _suggest(self, message: str) -> str:
+        if message.endswith("required: COMMAND"):
+            return f"give a command: {', '.join(c.name for c in COMMANDS)}"
+        choice = re.match(r"argument (\S+): invalid choice: '?(.*?)'? \(choose from (.*)\)$", message)
+        if choice:
+            word, listed = choice.group(2), choice.group(3)
+            options = re.findall(r"'([^']*)'", listed) or [c.strip() for c in listed.split(",")]
+            return message + _did_you_mean(word, options)
+        if message.startswith("unrecognized arguments: "):
+            flags = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            typed = [w.split("=", 1)[0] for w in message.split(": ", 1)[1].split() if w.startswith("--")]
+            return message + "".join(_did_you_mean(w, flags) for w in typed[:1])
+        return message
+
+
+def _known(parser: argparse.ArgumentParser, flag: str) -> bool:
+    """Whether ``flag`` is one of the parser's, or the start of one (argparse takes abbreviations)."""
+    return flag == "--" or any(o.startswith(flag) for a in parser._actions for o in a.option_strings)
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.7)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def version() -> str:
+    import torch
+
+    return f"vggnet {__version__} (PyTorch {torch.__version__}, Python {platform.python_version()})"
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vggnet", description="VGG (Simonyan & Zisserman 2014) in PyTorch")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="vggnet", description="VGG (Simonyan & Zisserman 2014) in PyTorch")
+    parser.add_argument("--version", action="version", version=version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = {}
     for command in COMMANDS:
         described = next((c.cli_text for c in command.classes() if hasattr(c, "cli_text")), None)
         p = sub.add_parser(
-            command.name, help=command.help, description=command.description or described or command.help
+            command.name,
+            help=command.help,
+            description=command.description or described or command.help,
+            formatter_class=KeepLists,
         )
         for cls in command.classes():
             add_flags(p, cls, suppress=command.name in ("train", "reproduce") and cls not in (Recipe, ReproduceActions))
         p.set_defaults(func=command.run)
+        parser.commands[command.name] = p
     return parser
+
+
+class KeepLists(argparse.HelpFormatter):
+    """Help whose paragraphs are wrapped, except lines that start with two spaces (a list, one item a line)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(
+            indent + line if line.startswith("  ") else super(KeepLists, self)._fill_text(line, width, indent)
+            for line in text.split("\n")
+        )
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's settings; a flag the command does not know is its error (its usage, the nearest flag), before
+    any other: a misspelt flag is the mistake, not the flags it leaves missing."""
+    parser = make_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    current = parser
+    for word in words:
+        if current is parser and not word.startswith("-"):
+            if word not in parser.commands:
+                break  # not a command: argparse says so, and the nearest command
+            current = parser.commands[word]
+        elif word.startswith("--") and not _known(current, word.split("=", 1)[0]):
+            current.error(f"unrecognized arguments: {word}")
+    args, unknown = parser.parse_known_args(words)
+    if unknown:
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -38,10 +120,12 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args = parse(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.func(args)
+        # --no-progress and --log-every reach every loop; a failed download names the flag that gives the file
+        with showing(getattr(args, "progress", True), getattr(args, "log_every", None)), supplied_as("--weights FILE"):
+            return args.func(args)
     except (ValueError, OSError) as err:  # bad input: a sentence, not a traceback
         print(f"vggnet {args.command}: error: {_sentence(err)}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ import torch
 
 from .base.classes import ClassMatching, by_position_setting, class_map_setting
 from .base.files import atomic_write_text
+from .base.progress import say, track
 from .base.settings import AT_LEAST_ONE, RUNTIME, setting
 from .data.sources import Source, open_source  # noqa: F401  (open_source: the way to make a Source)
 from .inference import PROTOCOLS, Loaded, ModelChoice, posteriors, prepare
@@ -103,7 +104,7 @@ def collect(
     probs: dict[Key, list[torch.Tensor]] = {}
     seconds: dict[Key, float] = {}
     labels: list[torch.Tensor] = []
-    for images, y in source.batches():
+    for images, y in track(source.batches(), source.size, "eval", size=lambda b: len(b[1]), estimate=True):
         images = images.to(device)
         labels.append(y)
         for i, (loaded, net) in enumerate(zip(models, nets)):
@@ -138,6 +139,10 @@ def evaluate(
     names = list(names or [display_name(m.source) for m in models])
     methods = sorted({part for p in protocols for part in p.split("+")})
     scales = sorted({q for s in scale_sets for q in s})
+    say(
+        f"eval: {len(models)} model{'s' * (len(models) > 1)}, {', '.join(LABELS[p] for p in protocols)} at Q = "
+        f"{'; '.join(' '.join(map(str, qs)) for qs in scale_sets)}, on {source.size:,} images of {source.name}"
+    )
     table, seconds, target = collect(models, source, scales, methods, crop, device, matching)
     columns, rows = [], [{"model": n, "cells": {}} for n in names]
     if len(models) > 1:

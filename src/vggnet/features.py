@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 
 from .base.classes import ClassMatching, by_position_setting, class_map_setting
 from .base.files import save_safetensors
+from .base.progress import track
 from .base.settings import AT_LEAST_ONE, setting
 from .data.sources import Source
 from .inference import Loaded, ModelChoice, prepare, rescale
@@ -121,7 +122,7 @@ def extract_features(
     device = torch.device(device)
     net = prepare(loaded.model, device)
     chunks, labels = [], []
-    for images, y in source.batches():
+    for images, y in track(source.batches(), source.size, "features", size=lambda b: len(b[1]), estimate=True):
         x = images.to(device)
         chunks.append(describe_images(net, x, layer, scales, loaded.mean, loaded.std, flip, l2, loaded.pad).cpu())
         labels.append(y)

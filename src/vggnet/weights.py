@@ -24,14 +24,14 @@ from torch import nn
 from .base.files import load_torch, save_safetensors
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .base.shape import shape_of
-from .formats import SUFFIXES, ForeignNet, Mapped, assemble, read_foreign
+from .formats import FORMATS, ForeignNet, Mapped, assemble, read_foreign
 from .formats.onnx import not_a_vgg
 from .formats.ports import recognise
 
 OFFICIAL = ("torchvision", "imagenet", "default")
-# What a file of weights is called: PyTorch's and safetensors' own, the other frameworks' (formats.SUFFIXES), and
-# OpenVINO's .xml, which is refused as weights in a sentence rather than read as an architecture's name.
-FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", *SUFFIXES, ".xml")
+# What a file of weights is called: every format's (formats.FORMATS), and OpenVINO's .xml, which is refused as
+# weights in a sentence rather than read as an architecture's name.
+FILE_SUFFIXES = (*(suffix for f in FORMATS for suffix in f.suffixes), ".xml")
 
 
 @dataclass
@@ -87,13 +87,9 @@ def download(url: str) -> Path:
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(parsed.path)
     if not cached.is_file():
-        from .base.download import fetch
+        from .base.download import by_hand, fetch
 
-        fetch(
-            url,
-            cached,
-            f"To supply the file by hand, put it at {cached} (torch's hub cache), or pass its path as --weights FILE",
-        )
+        fetch(url, cached, by_hand(cached))
     return cached
 
 

@@ -8,13 +8,16 @@ import hashlib
 import os
 import re
 import sys
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import urlparse
 
 from .files import atomic_path
+from .progress import Progress
 
 TIMEOUT = 30.0  # seconds to connect, and for each read: a server that stops answering fails instead of hanging
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torchvision's file names end in a sha256 prefix
@@ -22,6 +25,29 @@ HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torchvision's file names end 
 
 class DownloadError(ValueError):
     """A download that failed, with what to do instead."""
+
+
+# How the caller gives a file by hand, ``{name}`` the file's name: the command line's flag, or the Python argument of
+# the function that downloads (a loss's ``weights=``, LPIPS's ``lin=``); set by them with :func:`supplied_as`.
+_SUPPLIED_AS: ContextVar[str] = ContextVar(
+    "vggnet_supplied_as", default='the source of vggnet.load_weights(model, "path/to/{name}") or vggnet.load_model'
+)
+
+
+@contextmanager
+def supplied_as(how: str) -> Iterator[None]:
+    """Downloads inside say that a file can be given by hand as ``how`` (``{name}``: the file's name)."""
+    token = _SUPPLIED_AS.set(how)
+    try:
+        yield
+    finally:
+        _SUPPLIED_AS.reset(token)
+
+
+def by_hand(cached: Path) -> str:
+    """What to do where a download fails: put the file in the cache, or give its path as the caller takes it."""
+    how = _SUPPLIED_AS.get().replace("{name}", cached.name)
+    return f"To supply the file by hand, put it at {cached} (torch's hub cache), or pass its path as {how}"
 
 
 def timeout() -> float:
@@ -48,8 +74,9 @@ def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -
         total = int(length) if length and length.isdigit() else None
         print(f"downloading {name} ({_size(total)}) from {url} into {dest.parent}", file=sys.stderr, flush=True)
         digest = hashlib.sha256()
-        with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-            got, last = 0, time.monotonic()
+        shown = Progress(-(-(total or 0) // 2**20), desc=f"downloading {name}", every=every, unit="MB")
+        with atomic_path(dest) as tmp, open(tmp, "wb") as f, shown:
+            got = 0
             while True:
                 try:
                     chunk = response.read(1 << 20)
@@ -62,10 +89,7 @@ def fetch(url: str, dest: str | os.PathLike, advice: str, every: float = 10.0) -
                 f.write(chunk)
                 digest.update(chunk)
                 got += len(chunk)
-                if time.monotonic() - last >= every:
-                    last = time.monotonic()
-                    share = f" ({100 * got / total:.0f}%)" if total else ""
-                    print(f"  {name}: {_size(got)}{share}", file=sys.stderr, flush=True)
+                shown.update(got // 2**20)
             if total is not None and got != total:
                 raise DownloadError(
                     f"could not download {url}: the connection closed after {_size(got)} of {_size(total)}. {advice}"

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .progress import LOG_EVERY
+
 RESULT, RUNTIME = "result", "runtime"
 
 
@@ -238,3 +240,25 @@ def _type_name(kind: Any) -> str:
     return words.get(args[0] if args else kind, str(kind)) + (
         " (or absent)" if type(None) in typing.get_args(kind) else ""
     )
+
+
+# -- settings many commands share ----------------------------------------------------------------------------------
+def progress_setting(default: bool = True) -> Any:
+    """``--progress``/``--no-progress``, the same flag in every command that shows progress."""
+    return setting(
+        default,
+        "progress: a bar on a terminal, a line every --log-every seconds in a log; --no-progress shows none",
+        role=RUNTIME,
+    )
+
+
+def log_every_setting(default: float = LOG_EVERY) -> Any:
+    return setting(default, "seconds between progress lines when the output is not a terminal", POSITIVE, role=RUNTIME)
+
+
+@dataclass
+class ProgressSettings:
+    """The progress flags of a command that has no settings of its own for them (training's are its own fields)."""
+
+    progress: bool = progress_setting()
+    log_every: float = log_every_setting()

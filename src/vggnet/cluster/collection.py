@@ -16,9 +16,7 @@ classes); its relative paths are made absolute on the driver, from its working f
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..base.files import Staging
+from ..base.progress import Progress
 from ..data.sources import REASONS, failures_sentence
 
 COLUMNS = ("path", "class", "error")
@@ -52,14 +51,16 @@ class Job:
 def collection_rows(data: str, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """The images of a collection, in the local commands' order: ``{"path", "class"}`` (class None where the
     collection has none). Every path is absolute, made so here (a list's relative entries from this process's
-    working folder, as a local command reads them), since the cluster's workers run in folders of their own."""
+    working folder, else from the list's own, as a local command reads them), since the cluster's workers run in
+    folders of their own."""
     if data in ("fashion-mnist", "fashion-mnist-scaled"):
         raise ValueError(f"--ray reads image files: {data} is held in memory here; give an image folder or a list")
     if data.endswith(".parquet"):
         rows = _parquet_rows(data)
-    elif Path(data).is_file():
-        lines = [line.strip() for line in Path(data).read_text().splitlines()]
-        rows = [{"path": absolute(line), "class": None} for line in lines if line and not line.startswith("#")]
+    elif Path(data).is_file():  # a list, read as the local commands read one (vggnet.data.listing)
+        from ..data.listing import list_entries
+
+        rows = [{"path": absolute(entry), "class": None} for entry in list_entries(data)]
     else:
         from ..data.folders import list_images
 
@@ -270,36 +271,13 @@ class Parts:
             self.pending, self.buffered = [], 0
 
 
-class RowsProgress:
-    """The job's images done, shown by this process: a tqdm bar on a terminal, else a line every ``every`` s."""
-
-    def __init__(self, total: int, desc: str, enabled: bool = True, every: float = 30.0) -> None:
-        from tqdm import tqdm
-
-        self.total, self.desc, self.every, self.enabled, self.last = total, desc, every, enabled, time.monotonic()
-        tty = enabled and sys.stderr.isatty()
-        self.bar = tqdm(total=total, desc=desc, unit="image", file=sys.stderr, dynamic_ncols=True) if tty else None
-
-    def update(self, done: int, failed: int) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{failed:,} unreadable" if failed else "", refresh=False)
-            self.bar.update(done - self.bar.n)
-        elif self.enabled and time.monotonic() - self.last >= self.every:
-            self.last = time.monotonic()
-            print(f"{self.desc}: {done:,} of {self.total:,} images, {failed:,} unreadable", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def write_rows(ray: Any, found: Any, folder: Path, total: int, job: Job, rows_per_file: int, progress: bool) -> Outcome:
     """The rows as they come back, in order, into Parquet files of ``rows_per_file`` rows in ``folder``; the
     failures counted, and the job's progress shown."""
     import pyarrow.compute as pc
 
     done, parts, columns = Outcome(folder, 0), Parts(folder, rows_per_file), schema(job)
-    shown = RowsProgress(total, job.kind, progress)
+    shown = Progress(total, desc=job.kind, unit="image", enabled=progress)  # and off with --no-progress
     try:
         for batch in found.iter_batches(batch_size=None, batch_format="pyarrow"):
             table = batch.select(columns.names).cast(columns)
@@ -309,7 +287,7 @@ def write_rows(ray: Any, found: Any, folder: Path, total: int, job: Job, rows_pe
                 done.reasons.append(f"{row['path']}: {row['error']}")
             parts.add(table)
             done.rows += table.num_rows
-            shown.update(done.rows, done.failed)
+            shown.update(done.rows, f"{done.failed:,} unreadable" if done.failed else "")
     except ray.exceptions.RayError as err:
         raise ValueError(f"the job failed on the cluster: {str(err).strip().splitlines()[-1][:200]}") from None
     finally:

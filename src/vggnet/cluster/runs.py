@@ -129,10 +129,10 @@ def state_of_name(settings: Settings, name: str) -> str:
 def collect(ray: Any, pending: dict[Any, str], out: Path, what: str, log, total: int) -> dict[str, str]:
     """Wait for the tasks, writing each one's files into its run's folder as it finishes; a progress bar of the
     plan's runs done, and of them by node."""
-    from tqdm import tqdm
+    from ..base.progress import Progress
 
     states, nodes = {}, Counter()
-    with tqdm(total=total, initial=total - len(pending), desc=what, unit="run", disable=not pending) as bar:
+    with Progress(total, total - len(pending), what, unit="run", enabled=bool(pending)) as bar:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             found = ray.get(done[0])
@@ -140,8 +140,7 @@ def collect(ray: Any, pending: dict[Any, str], out: Path, what: str, log, total:
             states[found["name"]] = found["state"]
             nodes[found["node"]] += 1
             del pending[done[0]]
-            bar.set_postfix_str(", ".join(f"{n}: {c}" for n, c in sorted(nodes.items())))
-            bar.update()
+            bar.update(bar.n + 1, ", ".join(f"{n}: {c}" for n, c in sorted(nodes.items())))
     if nodes:
         log(f"{what}: " + ", ".join(f"{c} on {n}" for n, c in sorted(nodes.items())))
     return states

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlparse
 
 from ..base.settings import setting
+from ..formats import format_lines
 from ..inference import Loaded, load_found
 from ..weights import WeightsFile, read_weights, save_weights
 
@@ -23,18 +26,23 @@ from ..weights import WeightsFile, read_weights, save_weights
 class ConvertSettings:
     """``vggnet convert``: any weights file vggnet reads to a vggnet ``.safetensors`` file."""
 
-    cli_text: ClassVar[str] = (
-        "Read a VGG file of any origin (Caffe, Keras, PyTorch ports, torchvision, timm) and write it as a vggnet "
-        "file for RGB images on [0, 1], saying its format, network, classes, input and every layer mapped."
+    cli_text: ClassVar[str] = "\n".join(
+        [
+            "Read a VGG file of any origin (Caffe, Keras, ONNX, MatConvNet, PyTorch ports, torchvision, timm) and "
+            "write it as a vggnet file for RGB images on [0, 1], saying its format, network, classes, input and every "
+            "layer mapped. The file is written beside FILE, under FILE's name with .safetensors, unless --out says "
+            "where; an existing file is replaced only with --force.",
+            "",
+            "Formats it reads (by suffix):",
+            *format_lines(),
+        ]
     )
 
-    source: str | None = setting(
-        None,
-        "the file: a .caffemodel, Keras .h5/.weights.h5/.keras, a PyTorch .pth/.pt (torchvision's, timm's, "
-        "jcjohnson's or Caffe-named ports), .safetensors, or a URL",
-        positional=True,
+    source: str | None = setting(None, "the file (any format below), or a URL", positional=True, metavar="FILE")
+    out: str | None = setting(
+        None, "the vggnet file to write (.safetensors; default: FILE's folder and name, with .safetensors)"
     )
-    out: str = setting("model.safetensors", "the vggnet file to write (.safetensors)")
+    force: bool = setting(False, "replace --out where it exists")
     arch: str | None = setting(None, "the architecture of a torchvision-layout file, which cannot say it (vgg16 ...)")
     normalize: str = setting(
         "auto",
@@ -118,12 +126,34 @@ def _module_path(model, name: str) -> str | None:
     return next(path for path, m in model.named_modules() if m is module)
 
 
-def convert(settings: ConvertSettings) -> tuple[str, str]:
-    """Write ``settings.source`` as a vggnet file; return the report and a line saying where."""
+def target(settings: ConvertSettings) -> Path:
+    """Where the vggnet file goes: ``--out``, else beside the file under its own name (``vgg16.caffemodel`` ->
+    ``vgg16.safetensors``; a ``.safetensors`` file -> ``NAME.vggnet.safetensors``; a URL's file, or the
+    architecture of a name such as ``torchvision``, in the current folder). ``ValueError`` where it exists and
+    ``--force`` was not given: a file is never replaced unasked."""
     if settings.source is None:
-        raise ValueError("give the file to convert: vggnet convert FILE --out model.safetensors")
-    if not settings.out.endswith(".safetensors"):
-        raise ValueError(f"--out must end in .safetensors, got {settings.out}")
+        raise ValueError("give the file to convert: vggnet convert FILE (--out OUT.safetensors)")
+    if settings.out is not None:
+        out = Path(settings.out)
+        if out.suffix != ".safetensors":
+            raise ValueError(f"--out must end in .safetensors, got {settings.out}")
+    elif "://" in settings.source:  # a URL: its file's name, here
+        out = Path(Path(urlparse(settings.source).path).stem + ".safetensors")
+    elif not Path(settings.source).suffix:  # a name (torchvision): the architecture's, here
+        out = Path(f"{settings.arch or settings.source}.safetensors")
+    else:
+        source = Path(settings.source)
+        own = ".vggnet.safetensors" if source.suffix == ".safetensors" else ".safetensors"
+        out = source.parent / f"{source.stem}{own}"
+    if out.exists() and not settings.force:
+        raise ValueError(f"{out} exists; vggnet convert replaces a file only with --force (or give another --out)")
+    return out
+
+
+def convert(settings: ConvertSettings) -> tuple[str, str]:
+    """Write ``settings.source`` as a vggnet file (:func:`target` says where); return the report and a line saying
+    where."""
+    out = target(settings)
     found, loaded = open_file(settings.source, settings.arch, settings.normalize, settings.classes)
     text = report(found, loaded)
     metadata = {
@@ -135,5 +165,5 @@ def convert(settings: ConvertSettings) -> tuple[str, str]:
     }
     if loaded.scale:
         metadata["scale"] = json.dumps(loaded.scale)
-    path = save_weights(loaded.model, settings.out, metadata, trunk_only=found.trunk_only)
+    path = save_weights(loaded.model, out, metadata, trunk_only=found.trunk_only)
     return text, f"wrote {path}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..base.files import folder_lock
-from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, setting, typed
+from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, ProgressSettings, setting, typed
 from ..bench.run import BenchSettings
 from ..cluster.collection import ROWS_PER_FILE
 from ..evaluate import EvalSettings
@@ -66,8 +66,9 @@ class ReproduceActions(OnRay):
     run_gpus: float = setting(0.0, "with --ray: GPUs each run needs", NON_NEGATIVE)
     power: str | None = setting(
         None,
-        "with --plan: a finished (or pilot) reproduction's folder; print, per finding, the seeds that 80 percent "
-        "power at the paper's effect needs with that folder's per-seed spreads, and what they would cost here",
+        "with --plan: a finished (or pilot) reproduction's folder, or a published report (docs/reproduce.json); "
+        "print, per finding, the seeds that 80 percent power at the paper's effect needs with its per-seed spreads, "
+        "and what they would cost here",
     )
 
 
@@ -95,10 +96,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from .convert import convert, target
 
     s = build(ConvertSettings, args)
-    with folder_lock(s.out, "weights file"):
+    with folder_lock(target(s), "weights file"):
         print("\n".join(convert(s)))
     return 0
 
@@ -131,7 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import run_predict
+    from .predict import images_to_predict, run_predict
 
     s, ray = build(PredictSettings, args), build(CollectionFlags, args)
     if ray.ray:
@@ -139,11 +140,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         job = Job("predict", scales=[s.scale] if s.scale else None, top=s.top, protocol=s.protocol)
         return on_ray(s, ray, s.data, None, None, job)
-    for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)):
-        if value and len(s.images) != 1:
-            raise ValueError(f"{flag} draws one image; give a single IMAGE")
-    (loaded,) = s.load(one="predict")
-    run_predict(s, loaded)
+    drawn = [flag for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)) if value]
+    if drawn and len(s.images) + bool(s.data) != 1:
+        raise ValueError(f"{drawn[0]} draws one image; give a single IMAGE")
+    (loaded,) = s.load(one="predict")  # the model's flags first, as every command checks them
+    images = images_to_predict(s)
+    if drawn and len(images) != 1:
+        raise ValueError(f"{drawn[0]} draws one image; {s.images[0] if s.images else s.data} holds {len(images)}")
+    run_predict(s, loaded, images)
     return 0
 
 
@@ -228,7 +232,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     runs = plan(settings)
     if actions.power is not None:
         if not actions.plan:
-            raise ValueError("--power FOLDER goes with --plan (it plans seeds; it runs nothing)")
+            raise ValueError("--power goes with --plan (it plans seeds; it runs nothing)")
         print(power_plan(actions.power))
         return 0
     if actions.plan:
@@ -361,13 +365,13 @@ COMMANDS = (
         "eval",
         "top-1/top-5 error under the paper's test protocols (layout of Tables 3-6)",
         cmd_eval,
-        (EvalSettings,),
+        (EvalSettings, ProgressSettings),
     ),
     Command(
         "predict",
         "top-k classes of images, Grad-CAM, and a heat map of the dense class scores",
         cmd_predict,
-        (PredictSettings, CollectionFlags),
+        (PredictSettings, CollectionFlags, ProgressSettings),
     ),
     Command(
         "export",
@@ -379,7 +383,7 @@ COMMANDS = (
         "features",
         "one descriptor per image (the paper's Appendix B), saved as safetensors",
         cmd_features,
-        (FeatureSettings, CollectionFlags),
+        (FeatureSettings, CollectionFlags, ProgressSettings),
     ),
     Command(
         "probe",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..base.files import atomic_write
+from ..base.progress import track
 from ..base.settings import AT_LEAST_ONE, setting
 from ..data.images import read_image
 from ..data.sources import failures_sentence
@@ -31,7 +33,13 @@ def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | t
 class PredictSettings(ModelChoice):
     """``vggnet predict``: top-k classes of image files, a dense heat map and Grad-CAM."""
 
-    images: list[str] = setting([], "image files", positional=True, metavar="IMAGE")
+    images: list[str] = setting(
+        [],
+        "image files, folders (every image under them, sorted; other files left out, saying so) or lists of images "
+        "(.txt, one path a line; a relative one from the current folder, else from the list's)",
+        positional=True,
+        metavar="IMAGE",
+    )
     top: int = setting(5, "how many classes to print", AT_LEAST_ONE)
     scale: int | None = setting(None, "test scale Q (default: the one the model was validated at)", AT_LEAST_ONE)
     protocol: str = setting(
@@ -43,7 +51,10 @@ class PredictSettings(ModelChoice):
     heatmap: str | None = setting(None, "draw the dense score map of the top class over the image", metavar="OUT.png")
     cam: str | None = setting(None, "draw the Grad-CAM map of the top class over the image", metavar="OUT.png")
     cam_layer: str = setting("relu5_3", "Grad-CAM's layer (or the last ReLU where the net has no relu5_3)")
-    data: str | None = setting(None, "with --ray: a collection (an image folder, a list of paths, Parquet)")
+    data: str | None = setting(
+        None, "a collection, read as --ray reads it (an image folder DIR/<class>/*, a list of paths, Parquet)"
+    )
+    json: bool = setting(False, "one JSON object a line per image: its path and top classes with probabilities")
     out: str | None = setting(None, "with --ray: the folder of the Parquet rows (path, class, top classes)")
 
 
@@ -69,7 +80,7 @@ def predict(
     q = scale or loaded.default_scale
     net = prepare(loaded.model, device)
     results = []
-    for path in paths:
+    for path in track(paths, desc="predict", estimate=True):
         try:
             _, x = dense_input(loaded, path, q, device)
         except ValueError as err:
@@ -154,16 +165,39 @@ def draw_overlay(img: torch.Tensor, grid: torch.Tensor, title: str, label: str, 
     return target
 
 
-def run_predict(s: PredictSettings, loaded: Loaded) -> None:
-    """``vggnet predict``: print each image's top classes; draw the heat map and Grad-CAM where asked."""
-    skipped: list[str] | None = [] if len(s.images) > 1 else None  # one unreadable image of many is a warning
-    for result in predict(loaded, s.images, s.top, s.scale, s.device, s.protocol, skipped):
-        print(result["image"])
-        for name, p in result["top"]:
-            print(f"  {100 * p:6.2f}%  {name}")
+def images_to_predict(s: PredictSettings) -> list[str]:
+    """The images ``vggnet predict`` was given: files, folders and lists (:mod:`vggnet.data.listing`) and the
+    collection of ``--data``, read as ``--ray`` reads it; what a folder holds besides images is said, once."""
+    from ..data.listing import images_named, left_out_sentence
+
+    images, left_out = images_named(s.images)
+    if s.data:
+        from ..cluster.collection import collection_rows
+
+        images += [row["path"] for row in collection_rows(s.data)]
+    if left_out:
+        print(f"note: {left_out_sentence(left_out)}", file=sys.stderr)
+    if not images:
+        raise ValueError("give the images: IMAGE files, folders or lists of them, or --data COLLECTION")
+    return images
+
+
+def result_line(result: dict[str, Any], as_json: bool = False) -> str:
+    """One line per image: ``cat.png: cat 91.20%, dog 5.10%`` or, ``as_json``, a JSON object."""
+    if as_json:
+        top = [{"class": name, "probability": p} for name, p in result["top"]]
+        return json.dumps({"image": result["image"], "top": top})
+    return f"{result['image']}: " + ", ".join(f"{name} {100 * p:.2f}%" for name, p in result["top"])
+
+
+def run_predict(s: PredictSettings, loaded: Loaded, images: list[str]) -> None:
+    """``vggnet predict``: print each image's top classes, a line each; draw the heat map and Grad-CAM where asked."""
+    skipped: list[str] | None = [] if len(images) > 1 else None  # one unreadable image of many is a warning
+    for result in predict(loaded, images, s.top, s.scale, s.device, s.protocol, skipped):
+        print(result_line(result, s.json), flush=True)
     if skipped:
-        print(f"warning: {failures_sentence(len(skipped), len(s.images), skipped)}", file=sys.stderr)
+        print(f"warning: {failures_sentence(len(skipped), len(images), skipped)}", file=sys.stderr)
     if s.heatmap:
-        print(f"wrote {heatmap(loaded, s.images[0], s.heatmap, s.scale, s.device)}")
+        print(f"wrote {heatmap(loaded, images[0], s.heatmap, s.scale, s.device)}")
     if s.cam:
-        print(f"wrote {cam(loaded, s.images[0], s.cam, s.scale, s.device, s.cam_layer)}")
+        print(f"wrote {cam(loaded, images[0], s.cam, s.scale, s.device, s.cam_layer)}")

@@ -14,19 +14,37 @@ through it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from .net import Assembled, ForeignNet, FoundLayer, Mapped, assemble
 
-SUFFIXES = {
-    ".caffemodel": "caffe",
-    ".h5": "keras",
-    ".hdf5": "keras",
-    ".keras": "keras",
-    ".onnx": "onnx",
-    ".mat": "matconvnet",
-}
 
-__all__ = ["Assembled", "ForeignNet", "FoundLayer", "Mapped", "assemble", "read_foreign", "SUFFIXES"]
+class Format(NamedTuple):
+    """A kind of file vggnet reads: its suffixes, the module of this package that reads it (None: PyTorch's own
+    files, read by :mod:`vggnet.weights`) and a line saying what it is."""
+
+    suffixes: tuple[str, ...]
+    reader: str | None
+    description: str
+
+
+# Every format vggnet reads, one entry each: ``vggnet convert --help`` lists them from here.
+FORMATS = [
+    Format((".caffemodel",), "caffe", "Caffe: the authors' release (VGG_ILSVRC_16/19_layers), VGG-Face"),
+    Format((".h5", ".hdf5", ".keras"), "keras", "Keras 2 and 3: keras.applications, model.save, .weights.h5, deepface"),
+    Format((".onnx",), "onnx", "ONNX graphs: the ONNX Model Zoo, torch.onnx.export, tf2onnx (read, never run)"),
+    Format((".mat",), "matconvnet", "MatConvNet: imagenet-vgg-verydeep-16/19, vgg-face (MATLAB v5 and v7.3)"),
+    Format((".pth", ".pt", ".bin", ".ckpt"), None, "PyTorch: torchvision, timm, jcjohnson's, Caffe-named ports"),
+    Format((".safetensors",), None, "safetensors: vggnet's own files, torchvision's or timm's state dicts"),
+]
+SUFFIXES = {suffix: f.reader for f in FORMATS if f.reader for suffix in f.suffixes}
+
+__all__ = ["Assembled", "ForeignNet", "FoundLayer", "Mapped", "assemble", "read_foreign", "FORMATS", "SUFFIXES"]
+
+
+def format_lines() -> list[str]:
+    """One line per format vggnet reads: its suffixes and what it is."""
+    return [f"  {', '.join(f.suffixes):<24} {f.description}" for f in FORMATS]
 
 
 def read_foreign(path: Path) -> ForeignNet | None:

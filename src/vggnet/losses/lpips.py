@@ -56,13 +56,15 @@ def lpips_layers(source: str | os.PathLike | None = None, version: str = "0.1") 
     from ``source`` (a ``.pth``/``.safetensors`` file or a URL), else from the installed ``lpips`` package's
     ``weights/v<version>/vgg.pth`` (read, not imported), else downloaded once from the authors' repository into
     torch's hub cache."""
+    from ..base.download import supplied_as
     from ..weights import download, read_file
 
     if version not in VERSIONS:
         raise ValueError(f"unknown LPIPS version {version!r}; expected one of {', '.join(VERSIONS)}")
     if source is None:
         source = installed_lpips_file(version) or _fetch_default(version)
-    state = read_file(download(str(source)) if "://" in str(source) else source)
+    with supplied_as('LPIPS(lin="path/to/{name}")'):  # the Python argument, not a flag
+        state = read_file(download(str(source)) if "://" in str(source) else source)
     found: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         match = re.fullmatch(r"lin(\d)\.model\.\d\.weight", key)

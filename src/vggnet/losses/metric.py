@@ -95,7 +95,7 @@ class TapMetric(nn.Module):
         self.reduction = reduction or self.default_reduction
         _check_options(self.reduction, channels, patch_size, patches, fake_3d_ratio)
         model, self.normalization, self.weights_source = load_trunk(
-            model, arch, weights, list(self.layer_weights), normalization
+            model, arch, weights, list(self.layer_weights), normalization, type(self).__name__
         )
         self.taps = FeatureTaps(model, list(self.layer_weights), pooling or self.default_pooling, checkpoint)
         self.trunk_name = model.describe() if hasattr(model, "describe") else type(model).__name__

@@ -203,12 +203,18 @@ class FeatureTaps(nn.Module):
 
 
 def load_trunk(
-    model: VGG | Loaded | None, arch: str, weights: str | None, names: list[str], normalization: Normalization | None
+    model: VGG | Loaded | None,
+    arch: str,
+    weights: str | None,
+    names: list[str],
+    normalization: Normalization | None,
+    caller: str = "the loss",
 ) -> tuple[VGG, Normalization, str]:
     """The VGG a loss taps, the normalisation its weights expect and where they came from: ``model`` (a VGG, or
     one from :func:`vggnet.load_model`, which brings its weights' normalisation and origin), else ``weights`` (a
     name such as ``"torchvision"``, a file of any format vggnet reads, or a URL) for ``arch``, names checked
     before any download."""
+    from ..base.download import supplied_as
     from ..inference import load_model
     from ..weights import is_official_name
 
@@ -218,7 +224,8 @@ def load_trunk(
         if is_official_name(given):  # check the names against the architecture before a download
             with torch.device("meta"):
                 FeatureTaps.check_names(build(arch), names)
-        model = load_model(given, arch, arch_if_unknown=True)
+        with supplied_as(f'{caller}(weights="path/to/{{name}}")'):  # the Python argument, not a flag
+            model = load_model(given, arch, arch_if_unknown=True)
     if isinstance(model, Loaded):  # a loaded model brings the normalisation of its weights
         if normalization is None:
             normalization = Normalization(model.mean, model.std, source=model.source)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
+from ..base.progress import duration, say, track
 from .geometry import Geometry
 from .plan import LETTERS, NAMES, RunSpec, Settings, judged_by, plan, train_config, wanted
 from .schedule import schedule_lines
@@ -31,6 +33,7 @@ def measure_cost(settings: Settings) -> Cost:
     from ..model import build
 
     device = pick_device(settings.device)
+    say("timing a few training steps of each net here, to cost the plan (seconds)")
     cost = Cost(val_images=settings.val_split)
     for spec in {r.dataset: r for r in plan(replace(settings, seeds=1))}.values():
         cfg = train_config(spec, settings)
@@ -38,7 +41,7 @@ def measure_cost(settings: Settings) -> Cost:
         cost.images[spec.dataset] = len(train_set)
         cost.test_images[spec.dataset] = min(len(open_test_set(cfg, train_set.classes)), settings.eval_limit or 10**9)
     cfg = train_config(plan(replace(settings, seeds=1))[0], settings)
-    for letter in LETTERS:
+    for letter in track(LETTERS, desc="timing the nets", unit="net"):
         model = build(
             NAMES[letter],
             batch_norm=settings.batch_norm,
@@ -92,7 +95,7 @@ def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None
         f"x{settings.width:g}, fc {settings.head_width}, "
         + ("BN, every net from scratch" if settings.batch_norm else "no BN, the paper's procedure"),
         "",
-        "| run | data | S (paper's) | starts from | lr | epochs | test Q (paper's) | protocols (test) | est. min |",
+        "| run | data | S (paper's) | starts from | lr | epochs | test Q (paper's) | protocols (test) | est. time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     total = 0.0
@@ -107,7 +110,7 @@ def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None
         if cost is not None:
             seconds = sum(estimate_seconds(spec, settings, cost))
             total += seconds
-            est = f"{seconds / 60:.1f}"
+            est = duration(seconds)
         protocols = ", ".join(wanted(spec, settings, "test"))
         lines.append(
             f"| {spec.name} | {spec.dataset} | {geo.label(spec.kind)} | {start} | {spec.lr:g} | "
@@ -115,35 +118,67 @@ def plan_table(settings: Settings, runs: list[RunSpec], cost: Cost | None = None
         )
     if cost is not None:
         rates = ", ".join(f"{k} {v:.0f}" for k, v in cost.train_images_per_s.items())
-        lines += ["", f"estimated total: {total / 60:.0f} min (measured training images/s: {rates})"]
+        lines += ["", f"estimated total: {duration(total)} (measured training images/s: {rates})"]
         minutes = {r.name: sum(estimate_seconds(r, settings, cost)) / 60 for r in runs}
         lines += schedule_lines(runs, minutes)
-    return "\n".join(lines + ["", *outputs(settings)])
+    return "\n".join(lines + ["", *outputs(settings, runs)])
 
 
-def outputs(settings: Settings) -> list[str]:
-    """The tables a reproduction writes, and the data each of its decisions is taken on."""
-    breaks = Geometry(settings.crop).dense_breaks(Geometry(settings.crop).q_multi("jitter"))
+def outputs(settings: Settings, runs: list[RunSpec]) -> list[str]:
+    """The tables a reproduction of ``runs`` writes (only those its runs fill), and the data each of its decisions
+    is taken on."""
+    geo = Geometry(settings.crop)
+    breaks = geo.dense_breaks(geo.q_multi("jitter"))
     family = judged_by(settings, "scales" if settings.separate_scale_runs else "nets")
     judged = {"dense": "dense", "multicrop": "multi-crop (5 x 5 x 2), test set only", "center": "centre crop"}[family]
     dense = f"dense: not testable here ({breaks})" if breaks else "dense and multi-crop"
+    tables = produced_tables(settings, runs, dense)
+    decided = ["- the plateau schedule: each run's validation error, every epoch"]
+    if any(line.startswith("- Table 3, the training scales") for line in tables):
+        decided.append(
+            "- the better fixed S of each scale net (against which jittering is judged): validation error, centre crop"
+        )
+    if any(line.startswith("- Table 6") for line in tables):
+        decided.append("- the ensemble's pair and its better member: validation error, centre crop")
     return [
         "Tables (reproduce.md, reproduce.json, reproduce.png), all errors on the test set:",
-        f"- Table 3, the nets A, A-LRN, B, C, D, E at the small S ({settings.main_data})",
-        f"- Table 3, the training scales of {', '.join(settings.scale_nets)} ({settings.scale_data})",
-        "- Table 4, multi-scale testing: one Q against three",
-        f"- Table 5, D and E at jittered S: multi-crop; {dense}",
-        "- Table 6, the ensemble of the two best nets, and its better member",
-        "- the paper's findings: effect, 95 % interval, smallest detectable effect, verdict; the deviations from the "
-        "paper; each run's per-epoch validation error and learning rate",
+        *tables,
+        "- the paper's findings its runs can judge: effect, 95 % interval, smallest detectable effect, verdict; the "
+        "deviations from the paper; each run's per-epoch validation error and learning rate",
         "",
         f"Decisions, each on the {settings.val_split:,} training images a seed's runs hold out (never the test set), "
         "on the cheapest protocol that answers them:",
-        "- the plateau schedule: each run's validation error, every epoch",
-        "- the better fixed S of each scale net (against which jittering is judged): validation error, centre crop",
-        "- the ensemble's pair and its better member: validation error, centre crop",
-        f"The scale findings and the ensemble are judged on {judged}.",
+        *decided,
+        f"The scale findings and the ensemble are judged on {judged}." if len(decided) > 1 else "",
     ]
+
+
+def produced_tables(settings: Settings, runs: list[RunSpec], dense: str) -> list[str]:
+    """A line for each of Tables 3-6 that ``runs`` fill, and one naming those they leave empty (and why)."""
+    nets = [x for x in LETTERS if any(r.letter == x and r.kind == "256" and r.group == "nets" for r in runs)]
+    scaled = sorted({r.letter for r in runs if r.kind != "256"}, key=LETTERS.index)
+    crops = sorted({r.letter for r in runs if r.multicrop}, key=LETTERS.index)
+    # the ensemble's candidates (results.decisions): C, D, E trained at more than the small S of the nets' data
+    candidates = [r for r in runs if r.letter in "CDE" and (r.group == "scales" or r.kind != "256")]
+    found, missing = [], []
+    if nets:
+        found.append(f"- Table 3, the nets {', '.join(nets)} at the small S ({settings.main_data})")
+    if scaled:
+        found.append(f"- Table 3, the training scales of {', '.join(scaled)} ({settings.scale_data})")
+        found.append("- Table 4, multi-scale testing: one Q against three")
+    else:
+        missing.append("Table 3's training scales, Tables 4 and 5 (no training-scale runs: --scale-seeds 0)")
+    if crops:
+        found.append(f"- Table 5, {' and '.join(crops)} at jittered S: multi-crop; {dense}")
+    elif scaled:
+        missing.append("Table 5 (its nets D and E are not among --scale-nets)")
+    if len({r.model for r in candidates}) >= 2 and len({r.seed for r in candidates}) >= 2:
+        found.append("- Table 6, the ensemble of the two best nets, and its better member")
+    else:
+        missing.append("Table 6 (its ensemble takes two scale nets' models, each from another seed: two seeds of them)")
+    if missing:
+        found.append("- not in this plan: " + "; ".join(missing))
+    return found
 
 
 # -- planning for power ---------------------------------------------------------------------------------------------
@@ -151,7 +186,6 @@ def folder_settings(folder: str) -> Settings:
     """The settings of the reproduction in ``folder``, with as many seeds of each group as its runs hold."""
     import json
     import re
-    from pathlib import Path
 
     path = Path(folder) / "reproduce_settings.json"
     if not path.is_file():
@@ -177,50 +211,82 @@ def folder_settings(folder: str) -> Settings:
     )
 
 
-def power_plan(folder: str) -> str:
-    """``vggnet reproduce --plan --power FOLDER``: per finding, the seeds that 80 % power at the paper's effect
-    needs with the folder's per-seed spreads, and what a seed of its runs costs on this machine; then the plan that
-    gives each group of findings (the nets, the training scales) the seeds its findings need, and its cost."""
+def power_source(source: str) -> tuple[Settings, list[dict]]:
+    """The settings and findings (claim, models a and b, seeds, power at the paper's effect, seeds for 80 %) of a
+    reproduction's folder, computed from its runs, or of a published report (``reproduce.json``), as it records
+    them: a newcomer can plan for power from the reports vggnet ships (docs/reproduce.json) before running anything."""
+    import json
+
+    keys = ("claim", "a", "b", "seeds", "power_at_paper", "seeds_for_power")
+    path = Path(source)
+    if path.is_file():
+        try:
+            report = json.loads(path.read_text())
+            saved, found = report["settings"], [{k: f.get(k) for k in keys} for f in report["findings"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(
+                f"{source} is not a reproduction's report (reproduce.json: settings and findings): {err}"
+            ) from None
+        known = {k: v for k, v in saved.items() if k in Settings.__dataclass_fields__}
+        return Settings(**{**known, "out": str(path.parent), "progress": False}), found
+    if not path.is_dir():
+        raise ValueError(f"--power {source}: give a reproduction's folder or its report (reproduce.json)")
     from .findings import findings
-    from .record import lineage
     from .results import Results, decisions
 
-    settings = folder_settings(folder)
+    settings = folder_settings(source)
+    results = Results(settings, plan(settings))
+    return settings, [{k: getattr(f, k) for k in keys} for f in findings(results, decisions(results))]
+
+
+def _lineage(first: dict[str, RunSpec], model: str) -> list[str]:
+    """The models a model's runs need, itself included: the nets it starts from, back to random weights."""
+    spec = first.get(model)
+    if spec is None:
+        return []
+    return [*(_lineage(first, spec.init_from.rsplit("_seed", 1)[0]) if spec.init_from else []), model]
+
+
+def power_plan(source: str) -> str:
+    """``vggnet reproduce --plan --power FOLDER`` (or a report, ``reproduce.json``): per finding, the seeds that 80 %
+    power at the paper's effect needs with the per-seed spreads found, and what a seed of its runs costs on this
+    machine; then the plan that gives each group of findings (the nets, the training scales) the seeds its findings
+    need, and its cost."""
+    settings, found = power_source(source)
     runs = plan(settings)
-    results = Results(settings, runs)
-    found = findings(results, decisions(results))
     cost = measure_cost(settings)
     lines = [
-        f"{folder}: {settings.seeds} seed(s) of the nets, {settings.seeds_of_scales} of the training scales. Seeds for "
+        f"{source}: {settings.seeds} seed(s) of the nets, {settings.seeds_of_scales} of the training scales. Seeds for "
         "80 % power at the paper's effect with its per-seed spreads, and their cost on this machine:",
         "",
-        "| finding | group | seeds there | power there | seeds for 80 % | min per seed here | hours here |",
+        "| finding | group | seeds there | power there | seeds for 80 % | time per seed here | time for them here |",
         "|---|---|---|---|---|---|---|",
     ]
     wanted_seeds: dict[str, int] = {"nets": settings.seeds, "scales": settings.seeds_of_scales}
     first = {r.model: r for r in runs if r.seed == 0}
     for f in found:
-        models = [m for m in (*f.a.split(" + "), f.b) if m in first]
-        lineage_models = dict.fromkeys(x for m in models for x in lineage(results, m))
-        minutes = sum(sum(estimate_seconds(first[m], settings, cost)) for m in lineage_models if m in first) / 60
+        models = [m for m in (*str(f["a"]).split(" + "), f["b"]) if m in first]
+        chain = dict.fromkeys(x for m in models for x in _lineage(first, m))
+        seconds = sum(sum(estimate_seconds(first[m], settings, cost)) for m in chain)
         group = first[models[0]].group if models else "nets"
-        need = f.seeds_for_power
+        need, power = f["seeds_for_power"], f["power_at_paper"]
         if need and need <= 100:
             wanted_seeds[group] = max(wanted_seeds[group], need)
-        power = f"{100 * f.power_at_paper:.0f} %" if f.power_at_paper is not None else "—"
-        needed = str(need) if need else ("more than 1000" if f.power_at_paper is not None else "—")
-        hours = f"{need * minutes / 60:.1f}" if need and minutes else "—"
-        shown = f"{minutes:.1f}" if minutes else "—"
-        lines.append(f"| {f.claim} | {group} | {f.seeds} | {power} | {needed} | {shown} | {hours} |")
+        shown = f"{100 * power:.0f} %" if power is not None else "—"
+        needed = str(need) if need else ("more than 1000" if power is not None else "—")
+        total = duration(need * seconds) if need and seconds else "—"
+        each = duration(seconds) if seconds else "—"
+        lines.append(f"| {f['claim']} | {group} | {f['seeds']} | {shown} | {needed} | {each} | {total} |")
     seeds, scale_seeds = wanted_seeds["nets"], wanted_seeds["scales"]
     bigger = replace(settings, seeds=seeds, scale_seeds=scale_seeds)
-    total = sum(sum(estimate_seconds(r, bigger, cost)) for r in plan(bigger)) / 3600
+    total = sum(sum(estimate_seconds(r, bigger, cost)) for r in plan(bigger))
+    keeps = "the folder keeps its runs: continue it" if Path(source).is_dir() else "run it"
     return "\n".join(
         lines
         + [
             "",
             f"A plan that gives each group the seeds its reachable findings need (at most 100): --seeds {seeds} "
-            f"--scale-seeds {scale_seeds}, {len(plan(bigger))} runs, about {total:.1f} hours here, one run at a "
-            f"time (the folder keeps its runs: continue it with these flags).",
+            f"--scale-seeds {scale_seeds}, {len(plan(bigger))} runs, about {duration(total)} here, one run at a "
+            f"time ({keeps} with these flags).",
         ]
     )

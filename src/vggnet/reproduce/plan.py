@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, validate
+from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, progress_setting, validate
 from ..base.settings import setting as s
 from ..data.dataset import DATASETS
 from .geometry import Geometry
@@ -160,7 +160,7 @@ class Settings:
     device: str = s("auto", "auto, cpu, cuda or cuda:N", role=RUNTIME)
     # float32: these narrow nets gain ~7 % from bf16 on a CPU, and float32's results do not depend on the CPU kind
     amp: str = s("off", "autocast (float32 by default)", choices=("auto", "bf16", "fp16", "off"), role=RUNTIME)
-    progress: bool = s(True, "progress lines while training", role=RUNTIME)
+    progress: bool = progress_setting()
     out: str | None = s(
         None, "folder of the runs and the report (default runs/reproduce, runs/reproduce_bn)", role=RUNTIME
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 
+from ..base.progress import duration
 from .plan import RunSpec
 
 
@@ -49,7 +50,7 @@ def makespan(runs: list[RunSpec], minutes: dict[str, float], nodes: int) -> floa
 
 
 def schedule_lines(runs: list[RunSpec], minutes: dict[str, float], nodes=(1, 2, 4, 8, 16, 32, 64)) -> list[str]:
-    """The plan's hours on each number of nodes, and the longest chain that bounds them all."""
-    hours = ", ".join(f"{n} node{'s' * (n > 1)} {makespan(runs, minutes, n) / 60:.1f} h" for n in nodes)
-    bound = longest_chain(runs, minutes) / 60
-    return [f"on a cluster, one run at a time on each node: {hours}; no cluster beats its longest chain, {bound:.1f} h"]
+    """The plan's time on each number of nodes, and the longest chain that bounds them all."""
+    times = ", ".join(f"{n} node{'s' * (n > 1)} {duration(60 * makespan(runs, minutes, n))}" for n in nodes)
+    bound = duration(60 * longest_chain(runs, minutes))
+    return [f"on a cluster, one run at a time on each node: {times}; no cluster beats its longest chain, {bound}"]

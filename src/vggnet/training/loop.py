@@ -15,7 +15,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +25,15 @@ import torch
 import torch.nn.functional as F
 
 from ..base.files import atomic_copy, folder_lock
+from ..base.progress import Progress, duration, showing
+from ..base.progress import enabled as shown
 from ..data.dataset import Batch
 from ..weights import (
     save_weights,
 )
 from . import distributed as dist_utils
 from .checkpoint import TrainState, unwrap
-from .metrics import Progress, plot_curves, write_csv
+from .metrics import plot_curves, stuck_at_chance, write_csv
 from .settings import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
 from .setup import Run, start
 from .validate import evaluate_split
@@ -153,8 +155,14 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> Totals | RunResu
     )
     totals = Totals.on(run.ctx.device)
     progress = Progress(
-        run.steps_per_epoch, state.step, f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every, enabled=cfg.progress
+        run.steps_per_epoch,
+        state.step,
+        f"epoch {epoch + 1}/{cfg.epochs}",
+        cfg.log_every,
+        enabled=cfg.progress and run.ctx.main,
+        estimate=None if run.estimated else epoch_estimate(run, epoch),
     )
+    run.estimated = True
     left = len(order) - state.step * run.per_rank
     # Reading a number off the GPU waits for it; so on CUDA the loss is checked every few steps, not every step.
     check_every = 1 if run.ctx.device.type == "cpu" else 20
@@ -179,6 +187,20 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> Totals | RunResu
     finally:
         progress.close()
     return totals
+
+
+def epoch_estimate(run: Run, epoch: int) -> Callable[[float], str]:
+    """The line that says, from the first steps of the first epoch a process trains, what an epoch (and the run)
+    will take on this machine: a run of the paper's 74 epochs at 224 is days on a CPU, and should say so first."""
+    cfg, first = run.cfg, run.state.step
+
+    def say(seconds: float) -> str:  # seconds: what the rest of this epoch takes
+        per_epoch = seconds * run.steps_per_epoch / max(run.steps_per_epoch - first, 1)
+        left = per_epoch * (cfg.epochs - epoch - 1) + seconds
+        epochs = f"the {cfg.epochs - epoch} epochs left" if cfg.epochs - epoch > 1 else "this one"
+        return f"about {duration(per_epoch)} per epoch here, {duration(left)} for {epochs} (timed on the first steps)"
+
+    return say
 
 
 def train_step(run: Run, batches: Iterator[Batch], images: int, totals: Totals) -> None:
@@ -306,9 +328,10 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
     improved = False
     if finished or (epoch + 1) % cfg.val_every == 0:
         # Inference holds no activations for backward: twice the training micro-batch fits.
-        val = evaluate_split(
-            run.net, run.data.val, 2 * run.micro, run.ctx, run.memory_format, run.autocast, cfg.val_flip
-        )
+        with showing(shown() and cfg.progress and run.ctx.main, cfg.log_every):
+            val = evaluate_split(
+                run.net, run.data.val, 2 * run.micro, run.ctx, run.memory_format, run.autocast, cfg.val_flip
+            )
         row.update(val_loss=val["loss"], val_top1_err=1 - val["top1"], val_top5_err=1 - val["top5"])
         improved = val["top1"] > state.best_acc
         state.best_acc = max(state.best_acc, val["top1"])
@@ -329,33 +352,6 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
         if warning:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
     return finished
-
-
-# An epoch is at chance when its mean loss is within 2 % of ln C or above it, and its accuracy within a tenth of
-# the way from chance (1 / C) to perfect.
-CHANCE_TOLERANCE = 0.02
-
-
-def stuck_at_chance(history: list[dict[str, float]], classes: int, epochs: int) -> str | None:
-    """The sentence to say, once, when training has sat at chance (a loss of ln C, what a net that predicts
-    nothing scores, and an accuracy near 1 / C) for the last few epochs (3, or 2 in a run of 5 epochs or fewer): on
-    the epoch that makes it so, not again after it."""
-    needed = 2 if epochs <= 5 else 3
-    if classes < 2 or len(history) < needed:
-        return None
-    chance = math.log(classes)
-    flat = [
-        h["train_loss"] >= chance * (1 - CHANCE_TOLERANCE) and h["train_top1_err"] >= 0.9 * (1 - 1 / classes)
-        for h in history
-    ]
-    if not all(flat[-needed:]) or (len(flat) > needed and flat[-needed - 1]):
-        return None
-    return (
-        f"the training loss has stayed at chance (ln {classes} = {chance:.3f}) for {needed} epochs: the net is not "
-        "learning. Likely causes: the learning rate (--lr too high or too low), the initialisation (--init; the "
-        "paper's N(0, 0.01) starves a narrow net of signal), the input's normalisation (--normalize), or labels that "
-        "do not follow the images"
-    )
 
 
 def counts_for_the_rule(run: Run, epoch: int, top1: float) -> bool:

@@ -1,14 +1,13 @@
-"""What a person sees of a run: CSV, TensorBoard and a PNG of the training curves."""
+"""What a person sees of a run: CSV, TensorBoard, a PNG of the training curves, and a word when it sits at chance."""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
-import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..base.files import atomic_write, atomic_write_text
 
@@ -87,52 +86,28 @@ class TensorBoard:
             self.writer.close()
 
 
-class Progress:
-    """Progress through an epoch: a tqdm bar on a terminal; where the output is a log file (not a TTY), a plain line
-    every ``every`` seconds instead of thousands of carriage-return frames; nothing at all unless ``enabled``."""
+# An epoch is at chance when its mean loss is within 2 % of ln C or above it, and its accuracy within a tenth of
+# the way from chance (1 / C) to perfect.
+CHANCE_TOLERANCE = 0.02
 
-    def __init__(
-        self,
-        total: int,
-        initial: int = 0,
-        desc: str = "",
-        every: float = 30.0,
-        stream: TextIO | None = None,
-        enabled: bool = True,
-    ) -> None:
-        self.stream = stream or sys.stderr
-        self.total, self.n, self.desc, self.every = total, initial, desc, every
-        self.enabled = enabled
-        self.last = time.monotonic()
-        self.bar = None
-        if enabled and self.stream.isatty():
-            from tqdm import tqdm
 
-            self.bar = tqdm(
-                total=total,
-                initial=initial,
-                desc=desc,
-                unit="step",
-                leave=False,
-                mininterval=1.0,
-                dynamic_ncols=True,
-                file=self.stream,
-            )
-
-    def update(self, n: int, status: str = "") -> None:
-        """Now at step ``n`` of ``total``; ``status`` is a short summary (rate, loss ...)."""
-        self.n = n
-        if self.bar is not None:
-            self.bar.set_postfix_str(status, refresh=False)
-            self.bar.update(n - self.bar.n)
-        elif self.enabled and time.monotonic() - self.last >= self.every:
-            self.last = time.monotonic()
-            print(
-                f"{self.desc}: step {n}/{self.total} ({100 * n / max(self.total, 1):.0f}%), {status}",
-                file=self.stream,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def stuck_at_chance(history: list[dict[str, float]], classes: int, epochs: int) -> str | None:
+    """The sentence to say, once, when training has sat at chance (a loss of ln C, what a net that predicts
+    nothing scores, and an accuracy near 1 / C) for the last few epochs (3, or 2 in a run of 5 epochs or fewer): on
+    the epoch that makes it so, not again after it."""
+    needed = 2 if epochs <= 5 else 3
+    if classes < 2 or len(history) < needed:
+        return None
+    chance = math.log(classes)
+    flat = [
+        h["train_loss"] >= chance * (1 - CHANCE_TOLERANCE) and h["train_top1_err"] >= 0.9 * (1 - 1 / classes)
+        for h in history
+    ]
+    if not all(flat[-needed:]) or (len(flat) > needed and flat[-needed - 1]):
+        return None
+    return (
+        f"the training loss has stayed at chance (ln {classes} = {chance:.3f}) for {needed} epochs: the net is not "
+        "learning. Likely causes: the learning rate (--lr too high or too low), the initialisation (--init; the "
+        "paper's N(0, 0.01) starves a narrow net of signal), the input's normalisation (--normalize), or labels that "
+        "do not follow the images"
+    )

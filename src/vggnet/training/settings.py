@@ -9,7 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from ..base.classes import by_position_setting, class_map_setting
-from ..base.settings import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, RUNTIME, Range, check_types, names, validate
+from ..base.settings import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    RUNTIME,
+    Range,
+    check_types,
+    log_every_setting,
+    names,
+    progress_setting,
+    validate,
+)
 from ..base.settings import setting as s
 from ..data.dataset import DATASETS, NORMALIZATIONS
 from ..data.device import DECODERS
@@ -163,12 +175,8 @@ class TrainConfig:
     max_steps: int | None = s(
         None, "stop (and save) after this many optimizer steps in all", AT_LEAST_ONE, role=RUNTIME
     )
-    progress: bool = s(
-        True, "progress per epoch: a bar on a terminal, a line every --log-every seconds in a log", role=RUNTIME
-    )
-    log_every: float = s(
-        30.0, "seconds between progress lines when the output is not a terminal", POSITIVE, role=RUNTIME
-    )
+    progress: bool = progress_setting()
+    log_every: float = log_every_setting()
     tensorboard: bool = s(True, "write TensorBoard event files", role=RUNTIME)
 
     def check(self) -> None:

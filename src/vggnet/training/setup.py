@@ -52,6 +52,7 @@ class Run:
     memory_format: torch.memory_format
     board: TensorBoard
     plotted: float = float("-inf")  # when curves.png was last drawn
+    estimated: bool = False  # whether the time an epoch takes here was said (once, in the first epoch trained)
 
     @property
     def per_rank(self) -> int:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base.progress import track
 from . import distributed as dist_utils
 from .settings import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
 
@@ -31,7 +32,8 @@ def evaluate_split(
     net.eval()
     indices = list(range(ctx.rank, len(dataset), ctx.world))
     loss, top1, top5, n = 0.0, 0.0, 0.0, 0
-    for x, y, _ in dataset.batches(indices, batch_size, epoch=0, device=ctx.device):
+    batches = dataset.batches(indices, batch_size, epoch=0, device=ctx.device)
+    for x, y, _ in track(batches, len(indices), "validation", size=lambda batch: len(batch[1])):
         if len(y) == 0:
             continue
         x = x.contiguous(memory_format=memory_format)
