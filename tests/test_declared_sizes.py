@@ -155,7 +155,7 @@ def v5_declaring(path, dims, compress=True):
 
 @pytest.mark.parametrize("compress", [True, False], ids=["zlib", "stored"])
 def test_a_v5_variable_declaring_more_than_it_holds_is_refused_before_scipy_reads_it(tmp_path, compress, capsys):
-    assert vggnet.weights.read_weights(v5_declaring(tmp_path / "same.mat", (3, 3, 3, 4), compress)).state
+    assert vggnet.network.weights.read_weights(v5_declaring(tmp_path / "same.mat", (3, 3, 3, 4), compress)).state
     huge = v5_declaring(tmp_path / "huge.mat", (2048, 2048, 3, 64), compress)
     words = "huge.mat: layers{1}.weights{1} declares 2048 x 2048 x 3 x 64, 805,306,368 values"
     refused(huge, words, capsys=capsys)

@@ -9,11 +9,11 @@ from helpers import TINY_TRAIN, make_folder, randomise_bn, tiny
 import vggnet
 from vggnet.cli import main
 from vggnet.data.opening import open_datasets
+from vggnet.network.weights import read_file
 from vggnet.training.loop import train
 from vggnet.training.pretrained import adapt_input_conv, load_pretrained
 from vggnet.training.settings import TrainConfig, load_recipe
 from vggnet.training.setup import make_optimizer
-from vggnet.weights import read_file
 
 
 def randomised(model):
@@ -129,7 +129,7 @@ def test_the_optimizer_holds_only_trainable_parameters_at_their_rates(tmp_path):
     data = open_datasets(cfg)
     from vggnet.training.setup import make_model
 
-    model, report = make_model(cfg, data, vggnet.weights.read_weights(path))
+    model, report = make_model(cfg, data, vggnet.network.weights.read_weights(path))
     optimizer = make_optimizer(model, cfg, report, torch.device("cpu"))
     rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     assert sum(p.requires_grad for p in model.parameters()) == len(rates)
@@ -151,7 +151,7 @@ def test_a_gray_model_fine_tunes_on_a_colour_folder_and_says_what_it_did(tmp_pat
     assert f"newly initialised: fc8 (2 classes; {path} has 10)" in out
     assert "adapted: conv1_1 (1 -> 3 input channels)" in out
     assert "normalisation: mean [0.3, 0.3, 0.3], std [0.2, 0.2, 0.2] (from the weights file)" in out
-    saved = vggnet.weights.read_metadata(tmp_path / "run" / "model.safetensors")
+    saved = vggnet.network.weights.read_metadata(tmp_path / "run" / "model.safetensors")
     assert saved["in_channels"] == 3 and saved["num_classes"] == 2 and saved["mean"] == [0.3] * 3
     # --normalize says otherwise
     assert main([*args, "--normalize", "meanstd", "--out", str(tmp_path / "run2")]) == 0
@@ -209,13 +209,13 @@ def test_freezing_a_convolution_freezes_its_batch_norm_too(tmp_path, capsys):
     weights = vggnet.save_weights(
         randomise_bn(tiny("vgg11_bn", pool_size=1, num_classes=4)), tmp_path / "w.safetensors"
     )
-    before = vggnet.weights.read_file(weights)
+    before = vggnet.network.weights.read_file(weights)
     args = ["train", "--dataset", "synthetic", "--weights", str(weights), "--freeze", "conv2_1", "--epochs", "1",
             "--batch-size", "16", "--amp", "off", "--no-progress", "--no-tensorboard"]  # fmt: skip
     args += ["--out", str(tmp_path / "run")]
     assert main(args) == 0
     assert "frozen: conv1_1 ... bn2_1 (" in capsys.readouterr().out
-    after = vggnet.weights.read_file(tmp_path / "run" / "model.safetensors")
+    after = vggnet.network.weights.read_file(tmp_path / "run" / "model.safetensors")
     for key in ("features.5.weight", "features.5.bias", "features.5.running_mean", "features.5.running_var"):
         assert torch.equal(after[key], before[key]), key  # bn2_1: its scale, shift and statistics
     assert not torch.equal(after["features.9.running_mean"], before["features.9.running_mean"])  # bn3_1 trains

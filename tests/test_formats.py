@@ -21,7 +21,7 @@ from vggnet.cli import main
 from vggnet.data.transforms import normalize
 from vggnet.inference import load_model
 from vggnet.losses import PerceptualLoss
-from vggnet.weights import read_weights
+from vggnet.network.weights import read_weights
 
 
 @pytest.fixture(scope="session")

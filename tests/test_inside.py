@@ -22,8 +22,8 @@ from PIL import Image
 import vggnet
 from vggnet.base.configs import CONFIGS
 from vggnet.cli import main
-from vggnet.fields import stacks
 from vggnet.inside import kernels, look
+from vggnet.network.fields import stacks
 
 ROOT = Path(__file__).resolve().parents[1]
 

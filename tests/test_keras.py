@@ -22,7 +22,7 @@ from vggnet.cli import main  # noqa: E402
 from vggnet.data.transforms import normalize  # noqa: E402
 from vggnet.features import load_features  # noqa: E402
 from vggnet.inference import load_model  # noqa: E402
-from vggnet.weights import read_weights  # noqa: E402
+from vggnet.network.weights import read_weights  # noqa: E402
 
 SIDE = 64  # pool5 is 2 x 2: fc1 flattens a map, row by row, then column, then channel
 

@@ -179,5 +179,5 @@ def test_an_average_image_is_averaged_in_float64(tmp_path):
     image = (CAFFE_MEAN_BGR[::-1] + rng.normal(0, 40, (224, 224, 3))).astype(np.float32)
     savemat(str(tmp_path / "older.mat"), {"layers": mat_layers(caffe_net("A"), True),
                                           "normalization": {"averageImage": image}})  # fmt: skip
-    mean = vggnet.weights.read_weights(tmp_path / "older.mat").normalization.mean
+    mean = vggnet.network.weights.read_weights(tmp_path / "older.mat").normalization.mean
     np.testing.assert_allclose(mean, image.astype(np.float64).reshape(-1, 3).mean(0), rtol=0, atol=1e-9)

@@ -138,8 +138,8 @@ def test_timm_layout_is_converted():
     theirs = timm.create_model("vgg11", pretrained=False, num_classes=10).eval()
     ours = build("vgg11", num_classes=10).eval()
     state = theirs.state_dict()
-    vggnet.weights.check_compatible(ours, vggnet.weights.convert(state))
-    ours.load_state_dict(vggnet.weights.convert(state))
+    vggnet.network.weights.check_compatible(ours, vggnet.network.weights.convert(state))
+    ours.load_state_dict(vggnet.network.weights.convert(state))
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)
@@ -301,7 +301,7 @@ def test_built_models_run_nhwc_but_hand_back_standard_tensors(tmp_path):
         assert t.is_contiguous()
         t.view(t.shape[0], -1)  # what users do with them
     # saved weights are plain tensors (torchvision's keys and shapes are checked above)
-    saved = vggnet.weights.read_file(vggnet.save_weights(model, tmp_path / "w.safetensors"))
+    saved = vggnet.network.weights.read_file(vggnet.save_weights(model, tmp_path / "w.safetensors"))
     assert all(v.is_contiguous() for v in saved.values())
 
 

@@ -142,7 +142,7 @@ def test_a_keras_nhwc_graph_with_a_vgg_head_loads_and_agrees_with_onnxruntime(tm
     loaded = vggnet.load_model(path)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     probabilities, pool5 = session_outputs(path, x)
-    assert "the file carries no input normalisation" in " ".join(vggnet.weights.read_weights(str(path)).notes)
+    assert "the file carries no input normalisation" in " ".join(vggnet.network.weights.read_weights(str(path)).notes)
     with torch.no_grad():  # the graph says nothing of its input: the model takes it as the graph does, NCHW
         inputs = loaded.model.normalization(torch.from_numpy(x).permute(0, 3, 1, 2))
         scores, got = loaded.model(inputs), loaded.model.extract(inputs, ["pool5"])["pool5"]
@@ -156,7 +156,7 @@ def test_a_keras_graph_with_a_head_of_its_own_loads_as_a_trunk_and_says_what_the
     path = keras_style_graph(tmp_path / "transfer.onnx", CONFIG, convs, fcs, custom_head=True, normalise=True)
     x = 255 * np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
     _, pool5 = session_outputs(path, x)
-    found = vggnet.weights.read_weights(str(path))
+    found = vggnet.network.weights.read_weights(str(path))
     assert "head not loaded: Flatten → Dense 64 → BatchNorm → Dense 128 → 4, softmax" in found.notes
     assert (
         found.trunk_only
@@ -337,8 +337,8 @@ def test_external_weights_beside_the_model_load_and_those_outside_its_folder_are
     folder = tmp_path / "model"
     folder.mkdir()
     path = external_graph(folder, "data/weights.bin")  # a folder inside the model's own: its data
-    expected = vggnet.weights.read_weights(tmp_path / "model" / "inline.onnx").state
-    got = vggnet.weights.read_weights(path).state
+    expected = vggnet.network.weights.read_weights(tmp_path / "model" / "inline.onnx").state
+    got = vggnet.network.weights.read_weights(path).state
     assert all(torch.equal(got[k], expected[k]) for k in expected)
     outside = tmp_path / "elsewhere.bin"
     (folder / "data" / "weights.bin").rename(outside)

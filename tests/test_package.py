@@ -18,10 +18,9 @@ PACKAGE = ROOT / "src" / "vggnet"
 # (commands/, bench/, reproduce/, serving/, inside/, the command line).
 BASE = [("version", "base", "recipes")]
 CORE = [
-    ("fields", "layers", "data", "formats", "engines"),
-    ("weights",),
-    ("model",),
-    ("sizes", "inference"),
+    ("data", "formats", "engines"),
+    ("network",),
+    ("inference",),
     ("explain", "losses", "evaluate", "features", "training"),
     ("export",),
 ]
@@ -135,7 +134,7 @@ def test_modules_import_each_other_without_cycles_or_back_arrows():
     assert not back, back
     # the base stands alone, and the network stands on the base only (its weights' formats below it)
     assert all(dep.startswith("base.") for name, deps in graph.items() if name.startswith("base.") for dep in deps)
-    for name in ("model", "weights", *(n for n in graph if n.startswith("formats"))):
+    for name in (n for n in graph if n.startswith(("network", "formats"))):
         assert not [d for d in graph[name] if d.startswith("data")], f"{name} imports the data layer"
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from vggnet.layers import init_weights
-from vggnet.model import build
+from vggnet.network.layers import init_weights
+from vggnet.network.model import build
 from vggnet.reproduce.plan import Settings, plan, train_config
 from vggnet.reproduce.recorded import backfilled, command_line
 from vggnet.reproduce.results import Results

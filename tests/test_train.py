@@ -196,8 +196,8 @@ def test_existing_run_is_not_overwritten(tmp_path):
 
 def test_preinit_from_a_trained_net_a_checkpoint(tmp_path):
     from vggnet.data.opening import open_datasets
+    from vggnet.network.weights import read_file
     from vggnet.training.setup import make_model
-    from vggnet.weights import read_file
 
     train(synthetic_config(tmp_path / "a", epochs=1, arch="vgg11"))
     net_a = read_file(tmp_path / "a" / "model.safetensors")

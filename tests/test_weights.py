@@ -4,7 +4,7 @@ from helpers import tiny
 
 import vggnet
 import vggnet.base.download
-from vggnet.weights import read_metadata
+from vggnet.network.weights import read_metadata
 
 
 def test_safetensors_round_trip_with_metadata(tmp_path):
@@ -31,7 +31,7 @@ def test_file_url_and_checkpoint_layouts(tmp_path):
 def test_official_short_name_goes_through_the_hub_cache(hub_dir, monkeypatch):
     # The real path: torchvision's URL for vgg11, fetched into torch's hub cache. Here the cache is pre-filled
     # (a narrow model stands in for the 507 MB file), and the download itself is shown to be called for a miss.
-    url = vggnet.weights.official_weights("vgg11").url
+    url = vggnet.network.weights.official_weights("vgg11").url
     assert url.endswith("vgg11-8a719046.pth")
     model = tiny()
     cached = hub_dir / "checkpoints" / "vgg11-8a719046.pth"
@@ -49,7 +49,7 @@ def test_official_short_name_goes_through_the_hub_cache(hub_dir, monkeypatch):
 
     monkeypatch.setattr(vggnet.base.download, "fetch", fake_download)
     loaded = vggnet.load_weights(tiny("vgg13"), "IMAGENET1K_V1")
-    assert fetched == [vggnet.weights.official_weights("vgg13").url]
+    assert fetched == [vggnet.network.weights.official_weights("vgg13").url]
     torch.testing.assert_close(loaded.features[0].weight, served.features[0].weight)
     assert (hub_dir / "checkpoints" / "vgg13-19584684.pth").is_file()
 

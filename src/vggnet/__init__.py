@@ -2,8 +2,8 @@
 
 from .base.configs import CONFIGS, NAMES
 from .inference import fuse_batch_norm, load_model, prepare
-from .layers import init_weights, preinit_from
-from .model import (
+from .network.layers import init_weights, preinit_from
+from .network.model import (
     VGG,
     build,
     vgg11,
@@ -19,8 +19,8 @@ from .model import (
     vgg19,
     vgg19_bn,
 )
+from .network.weights import load_weights, save_weights
 from .version import __version__
-from .weights import load_weights, save_weights
 
 __all__ = [
     "__version__",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .model import VGG
+from .network.model import VGG
 
 
 def grad_cam(

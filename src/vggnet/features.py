@@ -25,7 +25,7 @@ from .base.progress import track
 from .base.settings import AT_LEAST_ONE, setting
 from .data.sources import Source
 from .inference import Loaded, ModelChoice, prepare, rescale
-from .model import VGG
+from .network.model import VGG
 
 
 @dataclass

@@ -23,9 +23,9 @@ from .base.configs import canonical_name, resolve
 from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from .base.settings import RUNTIME, setting
 from .data.transforms import normalize
-from .layers import init_weights, is_paper_head
-from .model import VGG, build
-from .weights import WeightsFile, check_compatible, read_weights, rgb_input
+from .network.layers import init_weights, is_paper_head
+from .network.model import VGG, build
+from .network.weights import WeightsFile, check_compatible, read_weights, rgb_input
 
 PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
 
@@ -161,7 +161,8 @@ def load_model(
 
 
 def load_found(found: WeightsFile, arch: str | None = None, arch_if_unknown: bool = False) -> Loaded:
-    """The model of weights already read (:func:`vggnet.weights.read_weights`), as :func:`load_model` gives it."""
+    """The model of weights already read (:func:`vggnet.network.weights.read_weights`), as :func:`load_model` gives
+    it."""
     source = found.source
     found = rgb_input(found)
     with torch.device("meta"):  # no random initialisation to throw away (1.4 s for VGG-16 on 2 cores)

@@ -31,8 +31,8 @@ NAMES: dict[str, str] = {
 
 # AlexNet's LRN (Krizhevsky et al. 2012): b = a / (k + alpha * sum(a^2))^beta over n channels. The constants hold for
 # activations of images in Caffe's pixel units (0-255 minus the mean), as the paper's nets took them; a net fed in
-# other units has alpha rescaled to match (vggnet.model.CaffeLRN). PyTorch's LocalResponseNorm divides alpha by n,
-# so it is given alpha * n.
+# other units has alpha rescaled to match (vggnet.network.layers.CaffeLRN). PyTorch's LocalResponseNorm divides alpha
+# by n, so it is given alpha * n.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 # Caffe pixel levels per unit of vggnet's default input: [0, 1] images minus the mean (the paper's normalisation).
 PIXEL_SCALE = 255.0

@@ -20,7 +20,7 @@ from ..data.sources import Source
 from ..engines.select import choose, installed, open_engine
 from ..export import Int8Settings, export
 from ..inference import Loaded, prepare
-from ..model import build
+from ..network.model import build
 
 
 def models() -> dict[str, tuple[Loaded, int]]:
@@ -107,7 +107,7 @@ def measure_model(label: str, loaded: Loaded, side: int, work: Path, batches: li
 
 
 def macs_of(loaded: Loaded, side: int) -> float:
-    from ..sizes import summarize
+    from ..network.sizes import summarize
 
     return summarize(loaded.model, side).gmacs * 1e9
 

@@ -12,12 +12,12 @@ import torch.nn.functional as F
 
 from ..base.files import atomic_write_bytes
 from ..inference import posteriors, prepare
-from ..model import build
+from ..network.model import build
 from .measure import Figure, alternate
 
 
 def vgg_macs(arch: str, size: int = 224) -> float:
-    from ..sizes import summarize
+    from ..network.sizes import summarize
 
     with torch.device("meta"):
         model = build(arch)

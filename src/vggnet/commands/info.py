@@ -10,11 +10,11 @@ import torch
 
 from ..base.configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
 from ..base.settings import AT_LEAST_ONE, Range, setting
-from ..fields import stacks
 from ..inference import is_exported
-from ..model import VGG, build
-from ..sizes import layer_table, summarize
-from ..weights import FILE_SUFFIXES
+from ..network.fields import stacks
+from ..network.model import VGG, build
+from ..network.sizes import layer_table, summarize
+from ..network.weights import FILE_SUFFIXES
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ..data.images import read_image
 from ..data.sources import failures_sentence
 from ..explain import grad_cam_of_centre
 from ..inference import PREDICT_PROTOCOLS, Loaded, ModelChoice, centre_window, image_posteriors, prepare
-from ..model import VGG
+from ..network.model import VGG
 
 
 def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):

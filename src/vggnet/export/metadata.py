@@ -12,7 +12,7 @@ from typing import Any
 from ..engines.exported import METADATA
 from ..engines.onnxruntime_engine import read_onnx_metadata
 from ..inference import Loaded
-from ..model import VGG
+from ..network.model import VGG
 
 
 def exported_metadata(loaded: Loaded, model: VGG, precision: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from .net import Assembled, ForeignNet, FoundLayer, Mapped, assemble
 
 class Format(NamedTuple):
     """A kind of file vggnet reads: its suffixes, the module of this package that reads it (None: PyTorch's own
-    files, read by :mod:`vggnet.weights`) and a line saying what it is."""
+    files, read by :mod:`vggnet.network.weights`) and a line saying what it is."""
 
     suffixes: tuple[str, ...]
     reader: str | None

@@ -3,7 +3,7 @@
 
 :func:`look` runs the image once: at the end of every block (its last ReLU, before the pool) it keeps the block's
 strongest channels (by mean activation) with their maps as the block computed them, where each map peaks, and the
-input region behind each peak (the unit's receptive field, :mod:`vggnet.fields`); from the Grad-CAM layer on the
+input region behind each peak (the unit's receptive field, :mod:`vggnet.network.fields`); from the Grad-CAM layer on the
 pass keeps gradients, so that the top class's Grad-CAM costs a backward pass through the rest of the net only, and
 the dense score map comes from pool5's map. :func:`kernels` shows what a channel looks for: its 3x3 kernels (the
 first layer's as RGB patches). :func:`vggnet.base.pictures.to_png` turns any map into a PNG; nothing here sends a
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from ..explain import cam_of
-from ..fields import Field
-from ..layers import CaffeLRN
-from ..model import VGG
+from ..network.fields import Field
+from ..network.layers import CaffeLRN
+from ..network.model import VGG
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 
 from ..base.pictures import data_url, to_png
 from ..inference import Loaded, rescale
-from ..model import VGG
+from ..network.model import VGG
 from .look import View, conv_of, kernels
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..inference import Loaded
-from ..model import VGG
+from ..network.model import VGG
 from ..serving.bodies import image_bytes
 from ..serving.engine import Engine
 from ..serving.service import HttpError

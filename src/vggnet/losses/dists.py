@@ -14,7 +14,7 @@ import torch
 
 from ..base.normalization import Normalization
 from ..inference import Loaded
-from ..model import VGG
+from ..network.model import VGG
 from .describe import tensor_digest
 from .metric import TapMetric
 
@@ -35,7 +35,7 @@ def installed_dists_file() -> Path | None:
 def dists_weights(source: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """DISTS's alpha and beta (1,475 weights each: the image's 3 channels, then relu1_2 ... relu5_3's) from
     ``source`` or the installed ``dists-pytorch`` package; never downloaded."""
-    from ..weights import read_file
+    from ..network.weights import read_file
 
     if source is None:
         source = installed_dists_file()

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..base.normalization import Normalization
 from ..inference import Loaded, fuse_batch_norm
-from ..model import VGG
+from ..network.model import VGG
 from .taps import load_trunk
 
 

@@ -13,7 +13,7 @@ import torch
 
 from ..base.normalization import Normalization
 from ..inference import Loaded
-from ..model import VGG
+from ..network.model import VGG
 from .describe import tensor_digest
 from .inputs import masked_mean
 from .metric import TapMetric
@@ -57,7 +57,7 @@ def lpips_layers(source: str | os.PathLike | None = None, version: str = "0.1") 
     ``weights/v<version>/vgg.pth`` (read, not imported), else downloaded once from the authors' repository into
     torch's hub cache."""
     from ..base.download import supplied_as
-    from ..weights import download, read_file
+    from ..network.weights import download, read_file
 
     if version not in VERSIONS:
         raise ValueError(f"unknown LPIPS version {version!r}; expected one of {', '.join(VERSIONS)}")

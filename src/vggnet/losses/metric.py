@@ -13,7 +13,7 @@ from torch import nn
 
 from ..base.normalization import Normalization
 from ..inference import Loaded
-from ..model import VGG
+from ..network.model import VGG
 from ..version import __version__
 from .describe import Description, base_description
 from .inputs import (

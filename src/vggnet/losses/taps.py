@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint as recompute
 
 from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from ..inference import Loaded, fold_batch_norm_
-from ..model import VGG, build
+from ..network.model import VGG, build
 from .inputs import wide
 
 POOLINGS = {
@@ -216,7 +216,7 @@ def load_trunk(
     before any download."""
     from ..base.download import supplied_as
     from ..inference import load_model
-    from ..weights import is_official_name
+    from ..network.weights import is_official_name
 
     source = None
     if model is None:

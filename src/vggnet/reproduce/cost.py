@@ -30,7 +30,7 @@ def measure_cost(settings: Settings) -> Cost:
     from ..base.devices import pick_device
     from ..data.folders import ImageFolder
     from ..data.opening import open_raw, open_test_set
-    from ..model import build
+    from ..network.model import build
 
     device = pick_device(settings.device)
     say("timing a few training steps of each net here, to cost the plan (seconds)")

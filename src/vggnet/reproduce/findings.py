@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base.configs import CONFIGS
-from ..layers import PREINIT_LAYERS
+from ..network.layers import PREINIT_LAYERS
 from .geometry import Geometry
 from .judged import FEW_SEEDS, NOT_MEASURED, PAPER_ENSEMBLE_MEMBER, Finding
 from .plan import judged_by

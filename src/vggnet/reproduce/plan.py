@@ -1,8 +1,8 @@
 """The plan of the paper's experiments (Sect. 4, Tables 3-6): its settings, its runs and what each is evaluated on.
 
 The procedure is the paper's: net A from random initialisation; B, C, D and E initialised from the trained A (its
-first four convolutions and three FC layers, :func:`vggnet.model.preinit_from`), the rest random; the nets at the
-large S initialised from the same net at the small S with a learning rate of 1e-3, and the jittered-S nets
+first four convolutions and three FC layers, :func:`vggnet.network.layers.preinit_from`), the rest random; the nets
+at the large S initialised from the same net at the small S with a learning rate of 1e-3, and the jittered-S nets
 fine-tuned from the large-S ones; SGD with momentum 0.9, weight decay 5e-4, dropout 0.5, the rate divided by 10 on
 a validation plateau; no batch normalisation. ``batch_norm=True`` runs the same plan with BN nets, each from scratch
 (today's practice). Scales keep the paper's ratios to the crop, so a 28-pixel crop is the paper's geometry in
@@ -342,7 +342,7 @@ def _scales(settings: Settings, seed: int) -> list[RunSpec]:
 
 def train_config(spec: RunSpec, settings: Settings):
     """The :class:`~vggnet.training.TrainConfig` of one run."""
-    from ..model import build
+    from ..network.model import build
     from ..training.settings import TrainConfig
 
     arch = NAMES[spec.letter] + ("_bn" if settings.batch_norm else "")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..base.configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
 from ..base.hardware import cpu_description
-from ..layers import PREINIT_LAYERS
+from ..network.layers import PREINIT_LAYERS
 from .calibration import calibrate, finds_an_effect
 from .deviations import deviations
 from .findings import Finding, uncopied

@@ -104,8 +104,8 @@ HEAD_INITS = {"paper": "N(0, 0.01)", "xavier": "by Glorot's rule", "fan-in": "fo
 
 
 def head_init(settings: Settings, runs: list[RunSpec]) -> str:
-    """How the plan's runs initialise their heads' linear layers (:func:`vggnet.layers.init_weights`)."""
-    from ..layers import is_paper_head
+    """How the plan's runs initialise their heads' linear layers (:func:`vggnet.network.layers.init_weights`)."""
+    from ..network.layers import is_paper_head
 
     cfg = train_config(runs[0], settings)
     if cfg.init == "xavier":

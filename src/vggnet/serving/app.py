@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..data.images import BadImage
 from ..export.triton import model_config
 from ..inside.routes import InsideModel, InsideState, inside
-from ..model import VGG
+from ..network.model import VGG
 from .batcher import Batcher, Overloaded  # noqa: F401  (Overloaded: part of the errors' table, re-exported)
 from .engine import Engine
 from .errors import BAD_IMAGE, STATUS, message

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..base.pictures import data_url, to_png
 from ..data.images import check_bytes, decode_bytes, to_gray
 from ..inference import Loaded, centre_window, load_model, prepare
-from ..model import VGG
+from ..network.model import VGG
 from .settings import MAX_IMAGE_PIXELS
 
 
@@ -64,7 +64,7 @@ class Engine:
         would otherwise fight the event loop and the image decoding for the cores (BENCHMARKS.md)."""
         if not isinstance(self.loaded.model, VGG):
             return cores  # onnxruntime runs its own threads
-        from ..sizes import summarize
+        from ..network.sizes import summarize
 
         costly = summarize(self.loaded.model, self.loaded.crop).gmacs > 1.0
         return cores if costly else max(1, cores - 1)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..base.files import load_torch, save_torch
-from ..weights import model_metadata
+from ..network.weights import model_metadata
 
 # The parts of a TrainState that are live objects; a checkpoint holds their state dicts.
 LIVE = ("model", "optimizer", "plateau", "scaler")

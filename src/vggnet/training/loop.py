@@ -28,9 +28,7 @@ from ..base.files import atomic_copy, folder_lock
 from ..base.progress import Progress, duration, showing
 from ..base.progress import enabled as shown
 from ..data.dataset import Batch
-from ..weights import (
-    save_weights,
-)
+from ..network.weights import save_weights
 from . import distributed as dist_utils
 from .checkpoint import TrainState, unwrap
 from .metrics import plot_curves, stuck_at_chance, write_csv

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..base.classes import ClassMatching, name_key
-from ..weights import WeightsFile, check_compatible, read_weights
+from ..network.weights import WeightsFile, check_compatible, read_weights
 
 
 @dataclass

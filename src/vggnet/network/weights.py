@@ -21,12 +21,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from .base.files import load_torch, save_safetensors
-from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
-from .base.shape import shape_of
-from .formats import FORMATS, ForeignNet, Mapped, assemble, read_foreign
-from .formats.onnx import not_a_vgg
-from .formats.ports import recognise
+from ..base.files import load_torch, save_safetensors
+from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
+from ..base.shape import shape_of
+from ..formats import FORMATS, ForeignNet, Mapped, assemble, read_foreign
+from ..formats.onnx import not_a_vgg
+from ..formats.ports import recognise
 
 OFFICIAL = ("torchvision", "imagenet", "default")
 # What a file of weights is called: every format's (formats.FORMATS), and OpenVINO's .xml, which is refused as
@@ -87,7 +87,7 @@ def download(url: str) -> Path:
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(parsed.path)
     if not cached.is_file():
-        from .base.download import by_hand, fetch
+        from ..base.download import by_hand, fetch
 
         fetch(url, cached, by_hand(cached))
     return cached

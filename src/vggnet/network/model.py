@@ -9,27 +9,18 @@ layout (about 2x faster than NCHW on CPUs), while shapes, keys and values stay t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from fractions import Fraction
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import shape
-from .base.configs import (
-    CONFIGS,
-    HEAD_NAMES,
-    PIXEL_SCALE,
-    Layer,
-    canonical_name,
-    letter_of,
-    resolve,
-    validate,
-)
-from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
-from .base.settings import FRACTION, POSITIVE
-from .fields import Field, head_fields, trunk_fields
+from ..base import shape
+from ..base.configs import CONFIGS, HEAD_NAMES, PIXEL_SCALE, Layer, canonical_name, resolve, validate
+from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
+from ..base.settings import FRACTION, POSITIVE
+from . import anatomy
+from .fields import Field
 from .layers import CaffeLRN, exporting, fx_tracing, init_weights, input_scale_of, is_paper_head, make_features
 
 
@@ -47,7 +38,7 @@ class VGG(nn.Module):
             ``fc_width`` the head suits 32x32 images: ``build("vgg16_bn", pool_size=1, fc_width=512, ...)``.
         fc_width: width of fc6 and fc7 (4096 in the paper).
         init: ``"kaiming"`` (torchvision's), ``"normal"`` (the paper's, std 0.01) or ``"xavier"`` (Glorot); a head
-            other than the paper's is scaled for its width (:func:`vggnet.layers.init_weights`).
+            other than the paper's is scaled for its width (:func:`vggnet.network.layers.init_weights`).
         arch: the name this model is known by (used to find official weights).
         ceil_mode: round pooled sizes up, as the authors' Caffe did (any input of at least one pixel then passes the
             five pools: a 28 x 28 image ends as a 1 x 1 map), instead of down as torchvision does. Weights are the
@@ -185,40 +176,20 @@ class VGG(nn.Module):
 
     def min_input(self, side: int) -> int:
         """The smallest input side that leaves a map of at least ``side`` x ``side`` after the pools."""
-        reduction = 2 ** self.config.count("M")
-        return (side - 1) * reduction + 1 if self.ceil_mode else side * reduction
+        return anatomy.min_input(self.config, self.ceil_mode, side)
 
     def map_size(self, size: int) -> int:
         """The side of pool5's map for an input of side ``size``."""
-        for _ in range(self.config.count("M")):
-            size = -(-size // 2) if self.ceil_mode else size // 2
-        return size
+        return anatomy.map_size(self.config, self.ceil_mode, size)
 
     def describe(self) -> str:
         """What this network is, in words: ``VGG-13 (net B) with BN at 1/4 width``, or the layers of a custom one."""
-        bn = " with BN" if self.batch_norm else ""
-        convs = sum(not isinstance(i, str) for i in self.config)
-        letter = letter_of(self.config)
-        if letter is None:
-            layers = ", ".join(str(i if isinstance(i, (int, str)) else tuple(i)) for i in self.effective_config())
-            return f"VGG [{layers}]{bn} ({convs} convolutions + 3 FC layers){self._lrn_note()}"
-        first = next(m.out_channels for m in self.features if isinstance(m, nn.Conv2d))
-        width = Fraction(first, 64).limit_denominator(64)
-        scale = "" if width == 1 else f" at {width} width"
-        return f"VGG-{convs + 3} (net {letter}){bn}{scale}{self._lrn_note()}"
-
-    def _lrn_note(self) -> str:
-        if not self.has_lrn:
-            return ""
-        return f", its LRN in Caffe's pixel units (1 input unit = {self.input_scale:.4g} pixel levels)"
+        return anatomy.describe(self)
 
     def receptive_fields(self, size: int | tuple[int, int] = 224) -> list[Field]:
         """Every named layer's output shape and the receptive field, jump and effective padding of its units, for an
-        input of ``size``, computed from the layers (:mod:`vggnet.fields`); the head in its dense form."""
-        h, w = (size, size) if isinstance(size, int) else size
-        trunk = trunk_fields(list(zip(self.layer_names, self.features)), self.in_channels, (h, w))
-        head = [("fc6", self.fc_width, self.pool_size), ("fc7", self.fc_width, 1), ("fc8", self.num_classes, 1)]
-        return trunk + head_fields(trunk[-1], head)
+        input of ``size`` (:func:`vggnet.network.anatomy.receptive_fields`); the head in its dense form."""
+        return anatomy.receptive_fields(self, size)
 
     # -- the uniform interface of timm -------------------------------------------------------------------------
     @property

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, PIXEL_SCALE, Layer, trunk_names
+from ..base.configs import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, PIXEL_SCALE, Layer, trunk_names
 
 INIT_SCHEMES = ("kaiming", "normal", "xavier", "he")
 
