@@ -24,7 +24,7 @@ from vggnet.base.timing import take_turns  # noqa: E402
 from vggnet.bench.engines import exported, models  # noqa: E402
 from vggnet.engines.fixed import MARGIN, batch_sizes  # noqa: E402
 from vggnet.engines.openvino_engine import OpenVinoModel  # noqa: E402
-from vggnet.inference import prepare  # noqa: E402
+from vggnet.inference.folding import prepare  # noqa: E402
 
 
 def rates_at(dynamic: OpenVinoModel, net: torch.nn.Module, shape: tuple[int, ...], rounds: int) -> dict[str, float]:

@@ -38,7 +38,7 @@ def main() -> int:
     if not weights.exists():
         vggnet.save_weights(vggnet.vgg16(), weights, metadata={"crop": "224", "scale": "224"})
     settings = InsideSettings()
-    models = inside_models(vggnet.inference.ModelChoice(weights=[str(weights)]), settings)
+    models = inside_models(vggnet.inference.loading.ModelChoice(weights=[str(weights)]), settings)
     model = models[0].loaded.model
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(buffer, "PNG")

@@ -29,7 +29,7 @@ from vggnet.engines.onnxruntime_engine import OnnxModel, read_onnx_metadata  # n
 from vggnet.engines.openvino_engine import OpenVinoModel  # noqa: E402
 from vggnet.export import Int8Settings, check_agreement, export  # noqa: E402
 from vggnet.export.metadata import write_ir_metadata  # noqa: E402
-from vggnet.inference import Loaded  # noqa: E402
+from vggnet.inference.loading import Loaded  # noqa: E402
 
 
 def calibration_inputs(loaded: Loaded, source: Source, count: int) -> list:

@@ -229,7 +229,7 @@ def perf_analyzer_rows(label: str, weights: str, image: bytes, args: argparse.Na
 def export_both(weights: str, folder: Path) -> dict[str, str]:
     """The main job's model exported as float32 and int8 ONNX (calibrated and checked on Fashion-MNIST)."""
     from vggnet.export import Int8Settings, export
-    from vggnet.inference import load_model
+    from vggnet.inference.loading import load_model
 
     if not (folder / "model.int8.onnx").exists():
         export(load_model(weights), folder, ("onnx",), int8=Int8Settings(calibration=500, check=1000))
@@ -244,7 +244,7 @@ def make_vgg16(folder: Path) -> tuple[str, str]:
     import vggnet
     from vggnet.export import export, quantize_onnx
     from vggnet.export.metadata import write_metadata
-    from vggnet.inference import load_model
+    from vggnet.inference.loading import load_model
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "vgg16.safetensors"

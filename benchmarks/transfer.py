@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from vggnet.commands.probe import linear_probe  # noqa: E402
 from vggnet.data.fashion_mnist import load_fashion_mnist  # noqa: E402
 from vggnet.data.sources import open_source  # noqa: E402
-from vggnet.evaluate import evaluate  # noqa: E402
-from vggnet.features import extract_features  # noqa: E402
-from vggnet.inference import load_model  # noqa: E402
+from vggnet.inference.descriptors import extract_features  # noqa: E402
+from vggnet.inference.loading import load_model  # noqa: E402
+from vggnet.inference.protocols import evaluate  # noqa: E402
 from vggnet.training.loop import train  # noqa: E402
 from vggnet.training.settings import TrainConfig  # noqa: E402
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import vggnet  # noqa: E402
 from vggnet.data.fashion_mnist import load_fashion_mnist  # noqa: E402
-from vggnet.explain import grad_cam  # noqa: E402
+from vggnet.inference.gradcam import grad_cam  # noqa: E402
 from vggnet.losses import PerceptualLoss, StyleLoss  # noqa: E402
 
 

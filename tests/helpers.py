@@ -10,7 +10,7 @@ from PIL import Image
 
 import vggnet
 from vggnet.data.fashion_mnist import FASHION_MNIST_DEBIAN
-from vggnet.inference import Loaded
+from vggnet.inference.loading import Loaded
 
 needs_fashion = pytest.mark.skipif(
     not (FASHION_MNIST_DEBIAN / "t10k-labels-idx1-ubyte.gz").exists(), reason="dataset-fashion-mnist is not installed"

@@ -14,7 +14,7 @@ import vggnet
 from vggnet.base.classes import ClassMatching, match_classes, name_key, read_class_map
 from vggnet.cli import main
 from vggnet.commands.probe import linear_probe
-from vggnet.features import FeatureSet, load_features
+from vggnet.inference.descriptors import FeatureSet, load_features
 from vggnet.training.pretrained import load_pretrained
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

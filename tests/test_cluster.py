@@ -164,7 +164,7 @@ def collection(tmp_path_factory):
 def test_features_of_a_collection_equal_the_local_command_row_for_row(cluster, collection):
     import pyarrow.parquet as pq
 
-    from vggnet.features import load_features
+    from vggnet.inference.descriptors import load_features
 
     c, _ = cluster
     w, images = str(collection / "w.safetensors"), str(collection / "images")

@@ -153,7 +153,7 @@ def test_in_memory_crops_train_on_random_windows_and_validate_on_the_centre():
 
 def test_the_papers_scales_in_memory_rescale_the_originals_then_crop():
     from vggnet.data.opening import open_datasets, open_raw
-    from vggnet.inference import rescale
+    from vggnet.inference.geometry import rescale
     from vggnet.training.settings import TrainConfig
 
     cfg = TrainConfig(dataset="synthetic", crop=28, scale=[32, 64], normalize="meanstd", seed=3, ceil_mode=True)

@@ -10,8 +10,8 @@ import torchvision
 from helpers import tiny
 
 from vggnet import build
-from vggnet.evaluate import posteriors
-from vggnet.inference import fuse_batch_norm
+from vggnet.inference.folding import fuse_batch_norm
+from vggnet.inference.geometry import posteriors
 
 DEVICE = torch.device(os.environ.get("VGGNET_TEST_DEVICE", "cpu"))
 pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="no CUDA device")

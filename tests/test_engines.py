@@ -11,7 +11,7 @@ from helpers import make_folder, randomise_bn
 import vggnet
 from vggnet.cli import main
 from vggnet.export import Int8Settings, export
-from vggnet.inference import Loaded, load_model
+from vggnet.inference.loading import Loaded, load_model
 
 openvino = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'vggnet[openvino]')")
 

@@ -7,8 +7,9 @@ from helpers import loaded, make_folder, saved_tiny, tiny
 from vggnet.cli import main
 from vggnet.commands.predict import predict
 from vggnet.data.sources import Source
-from vggnet.evaluate import evaluate, markdown
-from vggnet.inference import load_model, posteriors
+from vggnet.inference.geometry import posteriors
+from vggnet.inference.loading import load_model
+from vggnet.inference.protocols import evaluate, markdown
 
 
 def in_memory_source(images, labels, classes):
@@ -48,7 +49,7 @@ def test_errors_are_counted_against_the_labels():
     model = tiny("vgg11", num_classes=4)
     images = torch.randint(0, 256, (8, 3, 224, 224), dtype=torch.uint8)
     net = loaded(model)
-    from vggnet.inference import rescale
+    from vggnet.inference.geometry import rescale
 
     x = rescale(images, 224, net.mean, net.std)
     predicted = posteriors(model, x, "center", 224).argmax(1)

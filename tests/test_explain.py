@@ -7,7 +7,7 @@ from helpers import make_folder, saved_tiny, tiny
 
 import vggnet
 from vggnet.cli import main
-from vggnet.explain import grad_cam
+from vggnet.inference.gradcam import grad_cam
 
 
 def hooked_grad_cam(model, x, target, layer):

@@ -18,7 +18,8 @@ import vggnet.export.onnx
 from vggnet.cli import main
 from vggnet.data.sources import open_source
 from vggnet.export import Int8Settings, export
-from vggnet.inference import Loaded, load_model, rescale
+from vggnet.inference.geometry import rescale
+from vggnet.inference.loading import Loaded, load_model
 from vggnet.training.loop import train
 from vggnet.training.settings import TrainConfig
 

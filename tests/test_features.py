@@ -11,8 +11,9 @@ import vggnet
 from vggnet.cli import main
 from vggnet.commands.probe import linear_probe
 from vggnet.data.fashion_mnist import load_fashion_mnist
-from vggnet.features import FeatureSet, load_features, save_features
-from vggnet.inference import load_model, rescale
+from vggnet.inference.descriptors import FeatureSet, load_features, save_features
+from vggnet.inference.geometry import rescale
+from vggnet.inference.loading import load_model
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from vggnet.base.configs import CONFIGS
 from vggnet.base.normalization import CAFFE_MEAN_PIXEL, VGGFACE_MEAN_PIXEL
 from vggnet.cli import main
 from vggnet.data.transforms import normalize
-from vggnet.inference import load_model
+from vggnet.inference.loading import load_model
 from vggnet.losses import PerceptualLoss
 from vggnet.network.weights import read_weights
 

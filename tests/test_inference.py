@@ -5,7 +5,9 @@ import torchvision
 from helpers import TINY_TRAIN, randomise_bn, tiny
 
 import vggnet
-from vggnet.inference import fuse_batch_norm, grid_boxes, load_model, posteriors
+from vggnet.inference.folding import fuse_batch_norm
+from vggnet.inference.geometry import grid_boxes, posteriors
+from vggnet.inference.loading import load_model
 
 
 def test_dense_equals_the_fc_forward_at_224():
@@ -82,7 +84,7 @@ def test_plain_weights_load_with_arch_and_class_count_from_fc8(tmp_path):
 
 
 def test_imagenet_names_for_1000_class_models(tmp_path):
-    from vggnet.inference import imagenet_classes
+    from vggnet.inference.loading import imagenet_classes
 
     names = imagenet_classes()
     assert len(names) == 1000 and names[0] == "tench" and names[207] == "golden retriever"

@@ -156,7 +156,7 @@ def test_the_page_s_endpoints_answer_views_kernels_and_sentences(two_models):
     from vggnet.inside.settings import InsideSettings
 
     settings = InsideSettings(max_body=2_000_000, max_pixels=20_000_000)
-    models = inside_models(vggnet.inference.ModelChoice(weights=[str(p) for p in two_models]), settings)
+    models = inside_models(vggnet.inference.loading.ModelChoice(weights=[str(p) for p in two_models]), settings)
     with TestClient(create_inside_app(models, settings)) as client:
         assert client.get("/").url.path == "/inside" and "Inside the network" in client.get("/inside").text
         listed = client.get("/inside/models").json()["models"]

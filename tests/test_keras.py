@@ -20,8 +20,8 @@ from PIL import Image  # noqa: E402
 from vggnet.base.normalization import VGGFACE_MEAN_PIXEL
 from vggnet.cli import main  # noqa: E402
 from vggnet.data.transforms import normalize  # noqa: E402
-from vggnet.features import load_features  # noqa: E402
-from vggnet.inference import load_model  # noqa: E402
+from vggnet.inference.descriptors import load_features  # noqa: E402
+from vggnet.inference.loading import load_model  # noqa: E402
 from vggnet.network.weights import read_weights  # noqa: E402
 
 SIDE = 64  # pool5 is 2 x 2: fc1 flattens a map, row by row, then column, then channel

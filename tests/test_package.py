@@ -14,14 +14,15 @@ PACKAGE = ROOT / "src" / "vggnet"
 
 # The layers, low to high: a module may import from its own layer and those below, never from above. A package is
 # one name (its modules share its layer); the rest are single modules. Three tiers, at a glance in src/vggnet/: the
-# base (base/, version), the core (the network, its files and data, inference, training, export) and the commands
-# (commands/, bench/, reproduce/, serving/, inside/, the command line).
+# base (base/, version), the core (formats/, network/, data/, engines/, inference/, losses/, training/, export/) and
+# the commands (commands/, bench/, reproduce/, serving/, inside/, cluster/, the command line).
 BASE = [("version", "base", "recipes")]
 CORE = [
-    ("data", "formats", "engines"),
+    ("formats",),
     ("network",),
+    ("data", "engines"),
     ("inference",),
-    ("explain", "losses", "evaluate", "features", "training"),
+    ("losses", "training"),
     ("export",),
 ]
 COMMANDS = [
@@ -96,13 +97,25 @@ def test_no_function_is_longer_than_a_screen():
 
 def test_every_subpackage_is_walked_and_says_what_it_holds():
     found = modules()
-    packages = ("base", "data", "formats", "inside", "training", "reproduce", "serving", "engines", "export", "bench",
-                "losses")  # fmt: skip
+    packages = ("base", "data", "formats", "network", "inference", "inside", "training", "reproduce", "serving",
+                "engines", "export", "bench", "losses")  # fmt: skip
     for package in (*packages, "commands"):
         assert package in found, f"{package}/ is not a package"
         doc = ast.get_docstring(found[package][1]) or ""
         assert len(doc) > 150 and "import" in doc, f"{package}/__init__.py does not say what it holds and imports"
     assert any(n.startswith("serving.") for n in found) and any(n.startswith("data.") for n in found)
+
+
+def test_every_submodule_vggnet_names_imports():
+    import importlib
+
+    import vggnet
+
+    for name in vggnet.SUBMODULES:
+        assert (PACKAGE / name / "__init__.py").is_file(), f"vggnet.SUBMODULES names {name}, which is not a package"
+        assert getattr(vggnet, name) is importlib.import_module(f"vggnet.{name}")
+    missing = [p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file() and TIERS[p.name] == "core"]
+    assert set(missing) <= set(vggnet.SUBMODULES), sorted(set(missing) - set(vggnet.SUBMODULES))
 
 
 def test_modules_import_each_other_without_cycles_or_back_arrows():

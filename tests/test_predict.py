@@ -6,8 +6,10 @@ from PIL import Image
 from vggnet.cli import main
 from vggnet.commands.predict import predict
 from vggnet.data.sources import open_source
-from vggnet.evaluate import evaluate
-from vggnet.inference import load_model, posteriors, prepare
+from vggnet.inference.folding import prepare
+from vggnet.inference.geometry import posteriors
+from vggnet.inference.loading import load_model
+from vggnet.inference.protocols import evaluate
 from vggnet.training.loop import train
 from vggnet.training.settings import TrainConfig
 

@@ -476,7 +476,7 @@ def test_an_exported_model_is_served_through_the_engine_asked_for(weights, local
     (tests/test_engines.py), and auto's choice too."""
     from vggnet.engines.select import installed
     from vggnet.export import export
-    from vggnet.inference import load_model
+    from vggnet.inference.loading import load_model
 
     engine = "openvino" if "openvino" in installed() else "onnxruntime"
     export(load_model(weights), tmp_path, ("onnx",))

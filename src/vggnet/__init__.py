@@ -1,7 +1,8 @@
 """vggnet: the VGG networks of Simonyan & Zisserman (arXiv 1409.1556) in PyTorch."""
 
 from .base.configs import CONFIGS, NAMES
-from .inference import fuse_batch_norm, load_model, prepare
+from .inference.folding import fuse_batch_norm, prepare
+from .inference.loading import load_model
 from .network.layers import init_weights, preinit_from
 from .network.model import (
     VGG,
@@ -49,7 +50,8 @@ __all__ = [
     "prepare",
 ]
 
-SUBMODULES = ("losses", "training", "formats", "features", "explain", "evaluate", "predict", "export", "inference")
+# The subpackages ``vggnet.X`` reaches on first use, each importable (the package test imports every one)
+SUBMODULES = ("base", "data", "engines", "export", "formats", "inference", "losses", "network", "training")
 
 
 def __getattr__(name: str):

@@ -19,7 +19,8 @@ from ..base.timing import take_turns
 from ..data.sources import Source
 from ..engines.select import choose, installed, open_engine
 from ..export import Int8Settings, export
-from ..inference import Loaded, prepare
+from ..inference.folding import prepare
+from ..inference.loading import Loaded
 from ..network.model import build
 
 

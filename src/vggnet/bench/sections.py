@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from ..base.files import atomic_write_bytes
-from ..inference import posteriors, prepare
+from ..inference.folding import prepare
+from ..inference.geometry import posteriors
 from ..network.model import build
 from .measure import Figure, alternate
 

@@ -103,7 +103,8 @@ class Runner:
         import ray
         import torch
 
-        from ..inference import load_model, prepare
+        from ..inference.folding import prepare
+        from ..inference.loading import load_model
 
         torch.set_num_threads(job.threads)
         with tempfile.TemporaryDirectory(prefix="vggnet-weights-") as tmp:
@@ -140,7 +141,7 @@ class Runner:
             return self.features(img) if self.job.kind == "features" else self.predict(img)
 
     def features(self, img: Any) -> dict[str, Any]:
-        from ..features import describe_images
+        from ..inference.descriptors import describe_images
 
         j, m = self.job, self.loaded
         found = describe_images(self.net, img, j.layer, self.scales, m.mean, m.std, j.flip, j.l2, m.pad)
@@ -149,10 +150,10 @@ class Runner:
     def predict(self, img: Any) -> dict[str, Any]:
         import torch
 
-        from ..inference import image_posteriors
+        from ..inference.geometry import image_posteriors
 
         x = self.loaded.inputs(img, self.scales[0]).contiguous(memory_format=torch.channels_last)
-        p = image_posteriors(self.loaded, self.net, x, self.job.protocol)[0]
+        p = image_posteriors(self.net, x, self.loaded.crop, self.job.protocol)[0]
         values, indices = p.topk(min(self.job.top, len(p)))
         return {"top_classes": [self.loaded.classes[i] for i in indices.tolist()], "top_probabilities": values.tolist()}
 

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from ..base.settings import setting
 from ..formats import format_lines
-from ..inference import Loaded, load_found
+from ..inference.loading import Loaded, load_found
 from ..network.weights import WeightsFile, read_weights, save_weights
 
 

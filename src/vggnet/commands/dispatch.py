@@ -17,15 +17,15 @@ from ..base.files import folder_lock
 from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, ProgressSettings, setting, typed
 from ..bench.run import BenchSettings
 from ..cluster.collection import ROWS_PER_FILE
-from ..evaluate import EvalSettings
 from ..export import ExportSettings, Int8Settings
-from ..features import FeatureSettings
-from ..inference import ModelChoice
+from ..inference.loading import ModelChoice
 from ..inside.settings import InsideSettings
 from ..reproduce.plan import Settings
 from ..serving.settings import ServeSettings
 from ..training.settings import TrainConfig
 from .convert import ConvertSettings
+from .eval import EvalSettings
+from .features import FeatureSettings
 from .info import InfoSettings
 from .predict import PredictSettings
 from .probe import ProbeSettings
@@ -123,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..evaluate import run_eval
+    from .eval import run_eval
 
     s = build(EvalSettings, args)
     check_out_folder(s.out)
@@ -163,7 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from ..features import run_features
+    from .features import run_features
 
     s, ray = build(FeatureSettings, args), build(CollectionFlags, args)
     if ray.ray:
@@ -207,7 +207,7 @@ def on_ray(s: Any, ray: CollectionFlags, data: str | None, split: str | None, li
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from ..features import load_features
+    from ..inference.descriptors import load_features
     from .probe import linear_probe
 
     s = build(ProbeSettings, args)

@@ -10,7 +10,7 @@ import torch
 
 from ..base.configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
 from ..base.settings import AT_LEAST_ONE, Range, setting
-from ..inference import is_exported
+from ..inference.loading import is_exported
 from ..network.fields import stacks
 from ..network.model import VGG, build
 from ..network.sizes import layer_table, summarize

@@ -17,8 +17,10 @@ from ..base.progress import track
 from ..base.settings import AT_LEAST_ONE, setting
 from ..data.images import read_image
 from ..data.sources import failures_sentence
-from ..explain import grad_cam_of_centre
-from ..inference import PREDICT_PROTOCOLS, Loaded, ModelChoice, centre_window, image_posteriors, prepare
+from ..inference.folding import prepare
+from ..inference.geometry import PREDICT_PROTOCOLS, centre_window, image_posteriors
+from ..inference.gradcam import grad_cam_of_centre
+from ..inference.loading import Loaded, ModelChoice
 from ..network.model import VGG
 
 
@@ -89,7 +91,7 @@ def predict(
             print(f"warning: {err}; skipped", file=sys.stderr)
             skipped.append(str(err))
             continue
-        p = image_posteriors(loaded, net, x, protocol)[0].cpu()
+        p = image_posteriors(net, x, loaded.crop, protocol)[0].cpu()
         values, indices = p.topk(min(top, len(p)))
         results.append(
             {"image": str(path), "top": [(loaded.classes[i], v) for v, i in zip(values.tolist(), indices.tolist())]}

@@ -10,7 +10,7 @@ import torch
 
 from ..base.classes import ClassMatching, by_position_setting, class_map_setting
 from ..base.settings import POSITIVE, setting
-from ..features import FeatureSet
+from ..inference.descriptors import FeatureSet
 
 
 @dataclass

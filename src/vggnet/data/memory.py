@@ -145,7 +145,7 @@ class InMemoryImages:
         self, indices: Sequence[int], batch_size: int, epoch: int, device: torch.device, start: int
     ) -> Iterator[Batch]:
         """The paper's geometry: originals rescaled to S (jittered per image), random crop and flip; at validation
-        rescaled to Q and centre-cropped, as test images are (:func:`vggnet.inference.rescale`)."""
+        rescaled to Q and centre-cropped, as test images are (:func:`vggnet.inference.geometry.rescale`)."""
         from torchvision.transforms.v2.functional import center_crop, resize
 
         images = self.originals.to(device, non_blocking=True)

@@ -13,8 +13,9 @@ import torch
 from ..base.settings import AT_LEAST_ONE, setting
 from ..data.sources import Source
 from ..engines.onnxruntime_engine import OnnxModel
-from ..evaluate import label_map
-from ..inference import Loaded, prepare
+from ..inference.folding import prepare
+from ..inference.loading import Loaded
+from ..inference.protocols import label_map
 from .metadata import exported_metadata, write_metadata
 
 INT8_SCHEMES = ("auto", "u8s8", "u8s8-reduced", "u8u8")

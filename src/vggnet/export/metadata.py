@@ -11,7 +11,7 @@ from typing import Any
 
 from ..engines.exported import METADATA
 from ..engines.onnxruntime_engine import read_onnx_metadata
-from ..inference import Loaded
+from ..inference.loading import Loaded
 from ..network.model import VGG
 
 

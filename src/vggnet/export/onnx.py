@@ -15,7 +15,8 @@ from ..base.extras import require
 from ..base.files import Staging, folder_lock
 from ..base.settings import AT_LEAST_ONE, setting
 from ..engines.onnxruntime_engine import OnnxModel
-from ..inference import Loaded, ModelChoice, fuse_batch_norm
+from ..inference.folding import fuse_batch_norm
+from ..inference.loading import Loaded, ModelChoice
 from ..network.model import VGG
 from .int8 import Int8Settings, check_agreement, export_int8, resolve_scheme
 from .metadata import exported_metadata, save_ir, write_metadata

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.files import Staging, folder_lock
-from ..inference import Loaded
+from ..inference.loading import Loaded
 
 IMAGE, IMAGE_BYTES, PROBABILITIES, LABELS = "image", "image_bytes", "probabilities", "labels.txt"
 PLATFORMS = {  # what runs the model: Triton's platform and backend names

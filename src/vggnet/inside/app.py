@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from ..data.images import read_image_bytes
-from ..inference import ModelChoice
+from ..inference.loading import ModelChoice
 from ..serving.app import install_error_handlers
 from ..serving.engine import Engine
 from ..serving.settings import ServeSettings

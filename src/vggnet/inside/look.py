@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..explain import cam_of
+from ..inference.gradcam import cam_of
 from ..network.fields import Field
 from ..network.layers import CaffeLRN
 from ..network.model import VGG

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from ..base.pictures import data_url, to_png
-from ..inference import Loaded, rescale
+from ..inference.geometry import rescale
+from ..inference.loading import Loaded
 from ..network.model import VGG
 from .look import View, conv_of, kernels
 

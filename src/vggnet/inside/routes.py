@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..inference import Loaded
+from ..inference.loading import Loaded
 from ..network.model import VGG
 from ..serving.bodies import image_bytes
 from ..serving.engine import Engine

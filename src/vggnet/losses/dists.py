@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..base.normalization import Normalization
-from ..inference import Loaded
+from ..inference.loading import Loaded
 from ..network.model import VGG
 from .describe import tensor_digest
 from .metric import TapMetric

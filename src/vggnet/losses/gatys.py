@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ..base.normalization import Normalization
-from ..inference import Loaded, fuse_batch_norm
+from ..inference.folding import fuse_batch_norm
+from ..inference.loading import Loaded
 from ..network.model import VGG
 from .taps import load_trunk
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base.normalization import Normalization
-from ..inference import Loaded
+from ..inference.loading import Loaded
 from ..network.model import VGG
 from ..version import __version__
 from .describe import Description, base_description

@@ -20,7 +20,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as recompute
 
 from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
-from ..inference import Loaded, fold_batch_norm_
+from ..inference.folding import fold_batch_norm_
+from ..inference.loading import Loaded
 from ..network.model import VGG, build
 from .inputs import wide
 
@@ -215,7 +216,7 @@ def load_trunk(
     name such as ``"torchvision"``, a file of any format vggnet reads, or a URL) for ``arch``, names checked
     before any download."""
     from ..base.download import supplied_as
-    from ..inference import load_model
+    from ..inference.loading import load_model
     from ..network.weights import is_official_name
 
     source = None

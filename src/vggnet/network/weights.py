@@ -45,7 +45,7 @@ class WeightsFile:
     normalization: Normalization | None = None
     crop: int | None = None
     scale: int | None = None  # the test scale Q the model was validated at
-    pad: int = 0  # zeros added around an image rescaled to Q before the crop (see vggnet.inference.Loaded)
+    pad: int = 0  # zeros added around an image rescaled to Q before the crop (see vggnet.inference.loading.Loaded)
     meta: dict[str, Any] = field(default_factory=dict)
     format: str = "PyTorch state dict"  # what kind of file it was
     mapping: list[Mapped] = field(default_factory=list)  # for other frameworks' files: every layer, where it went

@@ -232,8 +232,8 @@ def evaluate_run(spec: RunSpec, settings: Settings, split: str, chosen: set[str]
     from ..base.classes import ClassMatching
     from ..base.devices import pick_device
     from ..data.opening import VAL_REMEDY
-    from ..evaluate import collect
-    from ..inference import load_model
+    from ..inference.loading import load_model
+    from ..inference.protocols import collect
 
     folder = Path(settings.out) / spec.name
     loaded = load_model(folder / "model.safetensors")

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 
 from ..base.pictures import data_url, to_png
 from ..data.images import check_bytes, decode_bytes, to_gray
-from ..inference import Loaded, centre_window, load_model, prepare
+from ..inference.folding import prepare
+from ..inference.geometry import centre_window
+from ..inference.loading import Loaded, load_model
 from ..network.model import VGG
 from .settings import MAX_IMAGE_PIXELS
 
@@ -113,7 +115,7 @@ class Engine:
     def explain(self, data: bytes, layer: str = "relu5_3") -> dict[str, object]:
         """The top class of an image, its Grad-CAM map and the dense score map of that class, as PNGs (data URLs)
         the size of the image at its test scale."""
-        from ..explain import grad_cam_of_centre
+        from ..inference.gradcam import grad_cam_of_centre
 
         if not isinstance(self.loaded.model, VGG):
             raise NotExplainable(

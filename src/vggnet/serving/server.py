@@ -24,7 +24,7 @@ import signal
 import socket
 from typing import Any
 
-from ..inference import ModelChoice
+from ..inference.loading import ModelChoice
 from .settings import ServeSettings
 
 LINGER_SECONDS = 2.0  # how long a refused head's connection stays open to swallow what its client still sends

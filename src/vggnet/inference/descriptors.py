@@ -13,42 +13,19 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 
-from .base.classes import ClassMatching, by_position_setting, class_map_setting
-from .base.files import save_safetensors
-from .base.progress import track
-from .base.settings import AT_LEAST_ONE, setting
-from .data.sources import Source
-from .inference import Loaded, ModelChoice, prepare, rescale
-from .network.model import VGG
-
-
-@dataclass
-class FeatureSettings(ModelChoice):
-    """``vggnet features``: one descriptor per image (the paper's Appendix B), saved as safetensors."""
-
-    cli_text: ClassVar[str] = (
-        "Turn every image of a folder (DIR/<class>/*, or DIR/SPLIT/<class>/*) or a Fashion-MNIST split into one "
-        "vector: the layer's dense map averaged over space, the mirror image and the scales Q, then L2-normalised. "
-        "Writes tensors features (N x D) and labels (N), metadata classes and files. The labels are the folder's "
-        "classes, or, with --class-map or --classes-by-position, the model's classes they match."
-    )
-
-    data: str = setting(None, "an image folder, or fashion-mnist / fashion-mnist-scaled", required=True)
-    split: str | None = setting(None, "train, val, test ...: DIR/SPLIT, or the Fashion-MNIST split (default test)")
-    layer: str = setting("relu7", "a Caffe layer name (relu7: fc7 after its ReLU, the paper's)")
-    scales: list[int] | None = setting(None, "test scales Q, averaged (default: the model's own)", AT_LEAST_ONE)
-    flip: bool = setting(True, "average with the mirror image (--no-flip leaves it out)")
-    l2: bool = setting(True, "L2-normalise the descriptors (--no-l2 leaves them as they are)")
-    limit: int | None = setting(None, "only the first N images", AT_LEAST_ONE)
-    out: str = setting(None, "where to write the features", required=True, metavar="FILE.safetensors")
-    class_map: str | None = class_map_setting()
-    classes_by_position: bool = by_position_setting()
+from ..base.classes import ClassMatching
+from ..base.files import save_safetensors
+from ..base.progress import track
+from ..data.sources import Source
+from ..network.model import VGG
+from .folding import prepare
+from .geometry import rescale
+from .loading import Loaded
 
 
 @dataclass
@@ -86,7 +63,7 @@ def describe_images(
 ) -> torch.Tensor:
     """Descriptors N x D of uint8 images N x C x H x W: ``layer``'s dense map averaged over space, the mirror image
     (``flip``) and the scales Q, then L2-normalised (``l2``). ``pad``: zeros around each rescaled image (the model's
-    test geometry, :class:`vggnet.inference.Loaded`)."""
+    test geometry, :class:`vggnet.inference.loading.Loaded`)."""
     total = None
     for q in scales:
         x = rescale(images, q, mean, std, pad).contiguous(memory_format=torch.channels_last)
@@ -186,19 +163,3 @@ def in_model_classes(found: FeatureSet, loaded: Loaded, matching: ClassMatching)
         print(f"note: {match.note}", file=sys.stderr)
     labels = torch.tensor(match.index, dtype=torch.long)[found.labels]
     return FeatureSet(found.features, labels, list(loaded.classes), found.files, found.meta)
-
-
-def run_features(s: FeatureSettings, loaded: Loaded) -> Path:
-    """``vggnet features``: extract, save, and say what was written."""
-    from .data.sources import open_source
-
-    source = open_source(s.data, 64, False, s.limit, s.split, loaded.model.in_channels)
-    found = extract_features(loaded, source, s.layer, s.scales, s.flip, s.l2, s.device)
-    if s.class_map or s.classes_by_position:
-        found = in_model_classes(found, loaded, ClassMatching.of(s))
-    path = save_features(found, s.out)
-    shape = found.features.shape
-    print(f"wrote {path}: {shape[0]} images x {shape[1]} ({s.layer}), {len(found.classes)} classes")
-    if source.skipped:
-        print(f"warning: {source.skipped_sentence()}", file=sys.stderr)
-    return path

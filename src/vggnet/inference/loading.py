@@ -1,33 +1,24 @@
-"""Models ready for inference and the test-time geometry of the paper (Sect. 3.2).
-
-A model comes back from a checkpoint or weights file with what is needed to feed it (:class:`Loaded`), in its fast
-form (:func:`prepare`: BN folded, channels_last); images are rescaled isotropically to Q (:func:`rescale`) and turned
-into soft-max posteriors by one of the paper's protocols (:func:`posteriors`).
+"""Models ready for inference: a model comes back from a checkpoint, a weights file of any origin or an exported
+model with what is needed to feed it (:class:`Loaded`: class names, normalisation, crop and test scale), and a
+command's choice of model is one dataclass of flags (:class:`ModelChoice`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torchvision.transforms.v2.functional import resize
 
-from .base.configs import canonical_name, resolve
-from .base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
-from .base.settings import RUNTIME, setting
-from .data.transforms import normalize
-from .network.layers import init_weights, is_paper_head
-from .network.model import VGG, build
-from .network.weights import WeightsFile, check_compatible, read_weights, rgb_input
-
-PROTOCOLS = ("center", "dense", "multicrop", "dense+multicrop")
+from ..base.configs import canonical_name, resolve
+from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
+from ..base.settings import RUNTIME, setting
+from ..network.layers import init_weights, is_paper_head
+from ..network.model import VGG, build
+from ..network.weights import WeightsFile, check_compatible, read_weights, rgb_input
+from .geometry import rescale
 
 
 @dataclass
@@ -77,7 +68,7 @@ class ModelChoice:
                 f"{one} takes one model, got {len(self.weights)} --weights ({', '.join(self.weights)}); give one "
                 "(vggnet eval averages several)"
             )
-        from .base.devices import pick_device
+        from ..base.devices import pick_device
 
         pick_device(self.device)
         return [
@@ -208,13 +199,13 @@ def is_exported(source: str | os.PathLike) -> bool:
     path = Path(str(source))
     if path.suffix == ".xml":
         return True
-    from .formats.onnx import exported_by_vggnet
+    from ..formats.onnx import exported_by_vggnet
 
     return path.suffix == ".onnx" and (not path.is_file() or exported_by_vggnet(path))
 
 
 def _load_exported(source: str | os.PathLike, engine: str, precision: str) -> Loaded:
-    from .engines.select import open_exported
+    from ..engines.select import open_exported
 
     if not Path(str(source)).is_file():
         raise ValueError(f"no such exported model: {source}")
@@ -238,110 +229,3 @@ def _build_for(arch: str, found: WeightsFile) -> VGG:
     if pool < 1 or pool * pool * trunk != fc6.shape[1]:
         pool = 7  # no head of arch fits: build the paper's, and the key check names what differs
     return build(arch, num_classes=head.shape[0], in_channels=conv.shape[1], fc_width=head.shape[1], pool_size=pool)
-
-
-@torch.no_grad()
-def fuse_batch_norm(model: VGG) -> VGG:
-    """A copy of ``model`` (in eval mode) with every BatchNorm folded into the convolution before it.
-
-    Layer names and indices stay; the BN modules become ``nn.Identity``. Outputs equal the original's to float
-    tolerance, with one pass over each activation fewer.
-    """
-    fused = copy.deepcopy(model).eval()
-    fold_batch_norm_(fused.features)
-    return fused
-
-
-@torch.no_grad()
-def fold_batch_norm_(layers: nn.Sequential) -> nn.Sequential:
-    """Fold each BatchNorm of ``layers`` (in inference mode) into the convolution before it, in place."""
-    for i in range(1, len(layers)):
-        conv, bn = layers[i - 1], layers[i]
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            conv.weight.mul_(scale.view(-1, 1, 1, 1))
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
-            layers[i] = nn.Identity()
-    return layers
-
-
-def prepare(
-    model: VGG, device: torch.device | str = "cpu", channels_last: bool = True, fuse: bool = True, compile: bool = False
-) -> nn.Module:
-    """The fast inference form: eval mode, BN folded, channels_last, optionally compiled. Use it under
-    ``torch.inference_mode()``."""
-    model = fuse_batch_norm(model) if fuse and model.batch_norm else model.eval()
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    if not compile:
-        return model
-    # Inference only: weights become constants, so oneDNN/cuDNN can pre-pack them and fuse the ReLUs. Given as this
-    # compilation's option, not set in inductor's global config: other torch.compile calls are left as they were.
-    return torch.compile(model, options={"freezing": True})
-
-
-# -- test-time geometry ---------------------------------------------------------------------------------------------
-def grid_boxes(height: int, width: int, crop: int, grid: int = 5) -> list[tuple[int, int]]:
-    """Top-left corners of a ``grid`` x ``grid`` regular grid of ``crop`` x ``crop`` crops covering the image."""
-    if height < crop or width < crop:
-        raise ValueError(f"a {height}x{width} image is smaller than the {crop} crop")
-
-    def steps(size: int) -> list[int]:
-        return [round(i * (size - crop) / (grid - 1)) for i in range(grid)] if grid > 1 else [(size - crop) // 2]
-
-    return [(top, left) for top in steps(height) for left in steps(width)]
-
-
-def rescale(images: torch.Tensor, q: int, mean: Sequence[float], std: Sequence[float], pad: int = 0) -> torch.Tensor:
-    """uint8 N x C x H x W to float, smallest side ``q`` (isotropic), ``pad`` zero pixels added on every side,
-    normalised."""
-    if min(images.shape[-2:]) != q:
-        images = resize(images, [q], antialias=True)
-    if pad:
-        images = F.pad(images, (pad, pad, pad, pad))
-    return normalize(images, mean, std)
-
-
-def centre_window(x: torch.Tensor, crop: int) -> torch.Tensor:
-    """The centre ``crop`` x ``crop`` window of images ``... x H x W`` (a view)."""
-    top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
-    return x[..., top : top + crop, left : left + crop]
-
-
-@torch.inference_mode()
-def posteriors(net: nn.Module, x: torch.Tensor, method: str, crop: int, chunk: int = 10) -> torch.Tensor:
-    """Soft-max posteriors N x K of one protocol for a batch ``x`` already rescaled to Q.
-
-    ``center``: the centre crop. ``dense``: the class score map of the whole image, averaged spatially, and of its
-    mirror image; posteriors of the two averaged. ``multicrop``: 5 x 5 crops x 2 flips, posteriors averaged.
-    """
-    h, w = x.shape[-2:]
-    if method == "center":
-        return F.softmax(net(centre_window(x, crop)).float(), 1)
-    if method == "dense":
-        scores = [net.score_map(v).float().mean((2, 3)) for v in (x, x.flip(3))]
-        return (F.softmax(scores[0], 1) + F.softmax(scores[1], 1)) / 2
-    if method == "multicrop":
-        boxes = grid_boxes(h, w, crop)
-        total = torch.zeros((), device=x.device)
-        for i in range(0, len(boxes), chunk):
-            crops = torch.stack([x[..., t : t + crop, left : left + crop] for t, left in boxes[i : i + chunk]], 1)
-            crops = crops.flatten(0, 1)  # N*k x C x crop x crop
-            crops = torch.cat([crops, crops.flip(3)])
-            total = total + F.softmax(net(crops).float(), 1).view(2, x.shape[0], -1, net.num_classes).sum((0, 2))
-        return total / (2 * len(boxes))
-    raise ValueError(f"unknown protocol {method!r}; expected one of {', '.join(PROTOCOLS)}")
-
-
-PREDICT_PROTOCOLS = ("center", "dense", "multicrop")  # what a prediction of one image may use
-
-
-def image_posteriors(loaded: Loaded, net: torch.nn.Module, x: torch.Tensor, protocol: str = "center") -> torch.Tensor:
-    """Posteriors N x K of images already at the model's test scale. ``center``: the model's own validation, the
-    centre crop and its mirror, posteriors averaged (what its training report measured); ``dense``: the paper's
-    fully convolutional net over the whole image and its mirror; ``multicrop``: 5 x 5 crops x 2 flips."""
-    if protocol not in PREDICT_PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PREDICT_PROTOCOLS)}")
-    if protocol != "center":
-        return posteriors(net, x, protocol, loaded.crop)
-    return (posteriors(net, x, "center", loaded.crop) + posteriors(net, x.flip(3), "center", loaded.crop)) / 2

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .network.model import VGG
+from ..network.model import VGG
 
 
 def grad_cam(
@@ -59,7 +59,7 @@ def grad_cam_of_centre(
     """Grad-CAM of the centre ``crop`` window of one image ``x`` (1 x C x H x W, at its test scale), placed where the
     window lies on an H x W map of zeros, less ``pad`` pixels at each edge (the zeros added around the image in
     validation are not part of it): the map of a model that looks at the centre crop, as in its validation."""
-    from .inference import centre_window
+    from .geometry import centre_window
 
     (h, w), top, left = x.shape[-2:], (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
     heat = torch.zeros(h, w, device=x.device)
