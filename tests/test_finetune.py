@@ -9,6 +9,7 @@ from helpers import TINY_TRAIN, make_folder, randomise_bn, tiny
 import vggnet
 from vggnet.cli import main
 from vggnet.data.opening import open_datasets
+from vggnet.formats.pytorch import read_metadata
 from vggnet.network.weights import read_file
 from vggnet.training.loop import train
 from vggnet.training.pretrained import adapt_input_conv, load_pretrained
@@ -151,7 +152,7 @@ def test_a_gray_model_fine_tunes_on_a_colour_folder_and_says_what_it_did(tmp_pat
     assert f"newly initialised: fc8 (2 classes; {path} has 10)" in out
     assert "adapted: conv1_1 (1 -> 3 input channels)" in out
     assert "normalisation: mean [0.3, 0.3, 0.3], std [0.2, 0.2, 0.2] (from the weights file)" in out
-    saved = vggnet.network.weights.read_metadata(tmp_path / "run" / "model.safetensors")
+    saved = read_metadata(tmp_path / "run" / "model.safetensors")
     assert saved["in_channels"] == 3 and saved["num_classes"] == 2 and saved["mean"] == [0.3] * 3
     # --normalize says otherwise
     assert main([*args, "--normalize", "meanstd", "--out", str(tmp_path / "run2")]) == 0

@@ -10,6 +10,7 @@ from torch import nn
 
 import vggnet
 from vggnet import CONFIGS, build
+from vggnet.formats.found import convert
 
 PAPER_PARAMS = {
     "A": 132_863_336,
@@ -138,8 +139,8 @@ def test_timm_layout_is_converted():
     theirs = timm.create_model("vgg11", pretrained=False, num_classes=10).eval()
     ours = build("vgg11", num_classes=10).eval()
     state = theirs.state_dict()
-    vggnet.network.weights.check_compatible(ours, vggnet.network.weights.convert(state))
-    ours.load_state_dict(vggnet.network.weights.convert(state))
+    vggnet.network.weights.check_compatible(ours, convert(state))
+    ours.load_state_dict(convert(state))
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)

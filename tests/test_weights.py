@@ -4,7 +4,7 @@ from helpers import tiny
 
 import vggnet
 import vggnet.base.download
-from vggnet.network.weights import read_metadata
+from vggnet.formats.pytorch import read_metadata
 
 
 def test_safetensors_round_trip_with_metadata(tmp_path):

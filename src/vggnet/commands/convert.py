@@ -17,9 +17,9 @@ from typing import ClassVar
 from urllib.parse import urlparse
 
 from ..base.settings import setting
-from ..formats import format_lines
+from ..formats import WeightsFile, format_lines
 from ..inference.loading import Loaded, load_found
-from ..network.weights import WeightsFile, read_weights, save_weights
+from ..network.weights import read_weights, save_weights
 
 
 @dataclass

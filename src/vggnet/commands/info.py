@@ -10,11 +10,10 @@ import torch
 
 from ..base.configs import CONFIGS, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, Layer
 from ..base.settings import AT_LEAST_ONE, Range, setting
-from ..inference.loading import is_exported
+from ..formats import identify, suffixes
 from ..network.fields import stacks
 from ..network.model import VGG, build
 from ..network.sizes import layer_table, summarize
-from ..network.weights import FILE_SUFFIXES
 
 
 @dataclass
@@ -45,7 +44,7 @@ class InfoSettings:
         if self.weights:
             return self.weights
         text = self.arch or ""
-        return text if "://" in text or text.lower().endswith(FILE_SUFFIXES) or Path(text).is_file() else None
+        return text if "://" in text or text.lower().endswith(suffixes()) or Path(text).is_file() else None
 
 
 def _describe(item: Layer) -> str:
@@ -161,7 +160,7 @@ def layer_json(model: VGG, size: int = 224) -> dict:
 
 def run_info(s: InfoSettings) -> str:
     """``vggnet info``: a weights file described, one architecture layer by layer, or the family."""
-    if s.file() is not None and is_exported(s.file()):
+    if s.file() is not None and identify(s.file()).exported:
         return exported_report(s.file())
     if s.file() is not None:
         from .convert import open_file, report

@@ -28,6 +28,7 @@ import torch
 
 from ..base.extras import require
 from ..base.normalization import Normalization
+from .found import WeightsFile, from_foreign
 from .net import Declared, ForeignNet, FoundLayer
 
 # Operators of quantised graphs (QDQ, QOperator, integer ops): their weights are not the float VGG's.
@@ -45,13 +46,12 @@ EXTERNAL = 1  # onnx.TensorProto.EXTERNAL: an initialiser whose bytes are in ano
 ITEMSIZE = dict(zip(range(1, 21), (4, 1, 1, 2, 2, 4, 8, 0, 1, 2, 8, 4, 8, 8, 16, 2, 1, 1, 1, 1)))
 
 
-def read(path: Path) -> ForeignNet:
-    """The VGG in an ONNX graph (see the module's docstring); ``ValueError`` in a sentence for a file that is not
-    ONNX, whose external weights are missing, that is quantised, or that holds another network."""
+def read(path: Path) -> WeightsFile:
+    """The VGG in an ONNX graph (see the module's docstring), assembled; ``ValueError`` in a sentence for a file
+    that is not ONNX, whose external weights are missing, that is quantised, or that holds another network (an
+    ONNX file vggnet exported is a model to run: :mod:`vggnet.formats.registry` tells it apart)."""
     require("onnx", f"reading {path}")
     model = _load(path)
-    if _carries_vggnet_metadata(model):
-        raise ValueError(f"{path} is an exported ONNX model: it can be evaluated (vggnet eval/predict), not trained")
     graph = model.graph
     quantised = sorted({n.op_type for n in graph.node} & QUANTISED)
     if quantised:
@@ -66,7 +66,10 @@ def read(path: Path) -> ForeignNet:
         raise ValueError(not_a_vgg(path, err)) from None
     producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown producer"
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    return walk.net(f"ONNX graph (opset {opset}, from {producer})")
+    try:
+        return from_foreign(walk.net(f"ONNX graph (opset {opset}, from {producer})"), str(path))
+    except ValueError as err:
+        raise ValueError(not_a_vgg(path, err)) from None
 
 
 def exported_by_vggnet(path: Path) -> bool:
@@ -90,10 +93,6 @@ def _properties(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], .
     import onnx
 
     return tuple((p.key, p.value) for p in onnx.load(path, load_external_data=False).metadata_props)
-
-
-def _carries_vggnet_metadata(model: Any) -> bool:
-    return any(p.key.startswith("vggnet_") for p in model.metadata_props)
 
 
 def not_a_vgg(path: Path, err: Exception) -> str:

@@ -15,9 +15,10 @@ import torch
 from ..base.configs import canonical_name, resolve
 from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
 from ..base.settings import RUNTIME, setting
+from ..formats import WeightsFile, identify
 from ..network.layers import init_weights, is_paper_head
 from ..network.model import VGG, build
-from ..network.weights import WeightsFile, check_compatible, read_weights, rgb_input
+from ..network.weights import apply_weights, read_weights
 from .geometry import rescale
 
 
@@ -153,34 +154,29 @@ def load_model(
 
 def load_found(found: WeightsFile, arch: str | None = None, arch_if_unknown: bool = False) -> Loaded:
     """The model of weights already read (:func:`vggnet.network.weights.read_weights`), as :func:`load_model` gives
-    it."""
-    source = found.source
-    found = rgb_input(found)
+    it: built in the shape the file says (or ``arch``'s, with the file's head), the weights put in by
+    :func:`~vggnet.network.weights.apply_weights`, in eval mode."""
     with torch.device("meta"):  # no random initialisation to throw away (1.4 s for VGG-16 on 2 cores)
-        model = _model_for(found, source, arch, arch_if_unknown)
+        model = _model_for(found, found.source, arch, arch_if_unknown)
     model = model.to_empty(device="cpu")
     if found.trunk_only:  # the file has no head: the one built stays, initialised as a new one is
         init_weights(model.classifier, paper_head=is_paper_head(model.pool_size, model.fc_width))
-    check_compatible(model, found.state, f"weights from {source}", trunk_only=found.trunk_only)
-    model.load_state_dict(found.state, strict=not found.trunk_only)
+    found = apply_weights(model, found)
     model.eval()
+    if found.normalization is None:  # the file does not say: ImageNet's for RGB, [-1, 1] for other channels
+        three = model.in_channels == 3
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if three else ([0.5] * model.in_channels,) * 2
+        model.set_normalization(Normalization(mean, std))
+    input_scale = (found.config or {}).get("input_scale")
+    if input_scale is not None:  # a vggnet file says its LRN's units itself
+        model.set_input_scale(input_scale)
     classes = found.classes or (
         imagenet_classes() if model.num_classes == 1000 else [f"class {i}" for i in range(model.num_classes)]
     )
-    if found.normalization is not None:
-        mean, std = found.normalization.for_channels(model.in_channels).rgb_unit()
-    elif model.in_channels == 3:
-        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-    else:
-        mean, std = [0.5] * model.in_channels, [0.5] * model.in_channels
-    input_scale = (found.config or {}).get("input_scale")
-    model.set_normalization(Normalization(mean, std, source=found.normalization.source if found.normalization else ""))
-    if input_scale is not None:  # a vggnet file says its LRN's units itself
-        model.set_input_scale(input_scale)
     if len(classes) != model.num_classes:
-        raise ValueError(f"{source} names {len(classes)} classes for a model with {model.num_classes}")
-    crop = found.crop or 224
-    loaded = Loaded(model, list(classes), list(mean), list(std), crop, str(source), found.scale, found.pad)
+        raise ValueError(f"{found.source} names {len(classes)} classes for a model with {model.num_classes}")
+    mean, std = list(model.normalization.mean), list(model.normalization.std)
+    loaded = Loaded(model, list(classes), mean, std, found.crop or 224, found.source, found.scale, found.pad)
     loaded.has_head = not found.trunk_only
     return loaded
 
@@ -194,14 +190,9 @@ def _model_for(found: WeightsFile, source: str | os.PathLike, arch: str | None, 
 
 
 def is_exported(source: str | os.PathLike) -> bool:
-    """Whether ``source`` is a model vggnet exported, to run through an engine: OpenVINO's IR, or an ONNX file with
-    vggnet's metadata (another ONNX file is a VGG's weights, read by :mod:`vggnet.formats.onnx`)."""
-    path = Path(str(source))
-    if path.suffix == ".xml":
-        return True
-    from ..formats.onnx import exported_by_vggnet
-
-    return path.suffix == ".onnx" and (not path.is_file() or exported_by_vggnet(path))
+    """Whether ``source`` is a model vggnet exported, to run through an engine, not weights to read
+    (:func:`vggnet.formats.identify` decides)."""
+    return identify(source).exported
 
 
 def _load_exported(source: str | os.PathLike, engine: str, precision: str) -> Loaded:

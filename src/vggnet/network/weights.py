@@ -1,60 +1,30 @@
-"""Reading and writing weights: local files, URLs, torchvision's official weights, timm's layout, and the VGG files
-of other frameworks (the authors' Caffe models, Keras's files, the classic PyTorch ports: :mod:`vggnet.formats`).
+"""Weights into a model and out of it: local files, URLs, torchvision's official weights, timm's layout, and the VGG
+files of other frameworks (the authors' Caffe models, Keras's files, the classic PyTorch ports), each read as
+:mod:`vggnet.formats` says of its kind.
 
 Nothing here unpickles arbitrary objects: ``.safetensors`` is read with safetensors, ``.pth``/``.pt`` with
 ``torch.load(weights_only=True)``, ``.caffemodel`` as protobuf, ``.h5``/``.keras`` with h5py. A file says what it
 can about itself (architecture, classes, input normalisation, crop), and :func:`read_weights` gathers that into one
-:class:`WeightsFile`.
+:class:`~vggnet.formats.found.WeightsFile`; :func:`apply_weights` puts it into a model, for every caller.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import nn
 
-from ..base.files import load_torch, save_safetensors
+from ..base.files import save_safetensors
 from ..base.normalization import IMAGENET_MEAN, IMAGENET_STD, NAMED_NORMALIZATIONS, Normalization
-from ..base.shape import shape_of
-from ..formats import FORMATS, ForeignNet, Mapped, assemble, read_foreign
-from ..formats.onnx import not_a_vgg
-from ..formats.ports import recognise
+from ..formats import WeightsFile, read_weights_file
 
 OFFICIAL = ("torchvision", "imagenet", "default")
-# What a file of weights is called: every format's (formats.FORMATS), and OpenVINO's .xml, which is refused as
-# weights in a sentence rather than read as an architecture's name.
-FILE_SUFFIXES = (*(suffix for f in FORMATS for suffix in f.suffixes), ".xml")
-
-
-@dataclass
-class WeightsFile:
-    """A state dict in torchvision's layout, with what its file says about the model it belongs to."""
-
-    state: dict[str, torch.Tensor]
-    source: str
-    config: dict[str, Any] | None = None  # VGG.to_config() of the model, where the file records it
-    classes: list[str] | None = None
-    normalization: Normalization | None = None
-    crop: int | None = None
-    scale: int | None = None  # the test scale Q the model was validated at
-    pad: int = 0  # zeros added around an image rescaled to Q before the crop (see vggnet.inference.loading.Loaded)
-    meta: dict[str, Any] = field(default_factory=dict)
-    format: str = "PyTorch state dict"  # what kind of file it was
-    mapping: list[Mapped] = field(default_factory=list)  # for other frameworks' files: every layer, where it went
-    notes: list[str] = field(default_factory=list)  # what was assumed or left out in reading it
-
-    @property
-    def trunk_only(self) -> bool:
-        """The file holds the convolutional trunk and no classifier (Keras's ``include_top=False``)."""
-        return not any(k.startswith("classifier.") for k in self.state)
 
 
 def official_weights(arch: str | None, tag: str = "DEFAULT"):
@@ -93,104 +63,10 @@ def download(url: str) -> Path:
     return cached
 
 
-def _torch_load(path: Path) -> Any:
-    try:
-        return load_torch(path, "PyTorch weights file")
-    except ValueError as err:
-        raise ValueError(f"cannot read weights from {path}: {err}") from None
-
-
 def read_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a ``.safetensors`` or ``.pth``/``.pt`` file, or from a vggnet training checkpoint."""
-    return _read_path(Path(path)).state
-
-
-def _read_path(path: Path) -> WeightsFile:
-    if not path.is_file():
-        raise ValueError(f"no such weights file: {path}")
-    if path.suffix == ".xml":
-        raise ValueError(
-            f"{path} is an OpenVINO model (an exported network): it can be evaluated (vggnet eval/predict), not read "
-            "as weights; give the weights it came from"
-        )
-    foreign = read_foreign(path)
-    if foreign is not None:
-        try:
-            return from_foreign(foreign, str(path))
-        except ValueError as err:
-            raise ValueError(not_a_vgg(path, err) if path.suffix == ".onnx" else str(err)) from None
-    if path.suffix == ".safetensors":
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise ValueError(f"cannot read weights from {path}: truncated or not a safetensors file ({err})") from None
-        return describe(state, str(path), read_metadata(path))
-    obj = _torch_load(path)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and isinstance(obj.get("stats"), dict):
-        return _from_checkpoint(obj, str(path))  # a vggnet training checkpoint
-    for key in ("model", "state_dict", "model_state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
-    port = recognise(obj, str(path))
-    return from_foreign(port, str(path)) if port is not None else WeightsFile(convert(obj), str(path))
-
-
-def from_foreign(net: ForeignNet, source: str) -> WeightsFile:
-    """A :class:`WeightsFile` of another framework's VGG: its configuration, classes and normalisation as the file
-    says or implies, and every layer mapped."""
-    built = assemble(net, source)
-    return WeightsFile(
-        built.state,
-        source,
-        config=built.model_config(net.ceil_mode),
-        classes=net.classes,
-        normalization=net.normalization,
-        crop=net.crop,
-        format=net.format,
-        mapping=built.rows,
-        notes=list(net.notes),
-    )
-
-
-def _from_checkpoint(checkpoint: dict[str, Any], source: str) -> WeightsFile:
-    meta = decode_metadata(checkpoint.get("meta", {}))
-    meta.update(
-        classes=checkpoint.get("classes"),
-        mean=checkpoint["stats"].get("mean"),
-        std=checkpoint["stats"].get("std"),
-        crop=checkpoint.get("crop"),
-        scale=checkpoint["stats"].get("scale"),
-        pad=checkpoint["stats"].get("pad", 0),
-    )
-    found = describe(checkpoint["model"], source, meta)
-    found.format = "vggnet training checkpoint"
-    return found
-
-
-def describe(state: dict[str, torch.Tensor], source: str, meta: dict[str, Any]) -> WeightsFile:
-    """A :class:`WeightsFile` from a state dict and the metadata vggnet stores beside it."""
-    return WeightsFile(
-        convert(state),
-        source,
-        config=shape_of(meta),
-        classes=meta.get("classes"),
-        normalization=Normalization.from_metadata(meta),
-        crop=int(meta["crop"]) if meta.get("crop") else None,
-        scale=int(meta["scale"]) if meta.get("scale") else None,
-        pad=int(meta.get("pad") or 0),
-        meta=meta,
-        format=_vggnet_format(meta),
-    )
-
-
-def _vggnet_format(meta: dict[str, Any]) -> str:
-    if meta.get("format") != "vggnet":
-        return "safetensors file"
-    origin = meta.get("converted_from")
-    return "vggnet weights file" + (f", converted from {origin['format']}" if isinstance(origin, dict) else "")
+    """A state dict from a file of any format vggnet reads (:mod:`vggnet.formats`), or a vggnet training
+    checkpoint."""
+    return read_weights_file(path).state
 
 
 def is_official_name(source: str | os.PathLike) -> bool:
@@ -228,11 +104,11 @@ def _read_source(source: str | os.PathLike, arch: str | None) -> WeightsFile:
         if arch is None:
             raise ValueError(f"{text!r} names torchvision's weights: say which with --arch (e.g. vgg16)")
         entry = official_weights(arch, text)
-        found = _read_path(download(entry.url))
+        found = read_weights_file(download(entry.url))
         found.source = f"torchvision {arch} {entry.name}"
         found.normalization = Normalization(IMAGENET_MEAN, IMAGENET_STD, source="torchvision's ImageNet weights")
         return found
-    found = _read_path(download(text) if "://" in text else Path(text))
+    found = read_weights_file(download(text) if "://" in text else Path(text))
     found.source = text
     return found
 
@@ -279,24 +155,6 @@ def rgb_input(found: WeightsFile) -> WeightsFile:
     return replace(found, state=state, normalization=rgb)
 
 
-def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Bring a state dict into torchvision's layout: drop DDP/compile prefixes, convert timm's head."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        for prefix in ("module.", "_orig_mod."):
-            if key.startswith(prefix):
-                key = key[len(prefix) :]
-        out[key] = value
-    timm = {"pre_logits.fc1": "classifier.0", "pre_logits.fc2": "classifier.3", "head.fc": "classifier.6"}
-    for old, new in timm.items():
-        for suffix in ("weight", "bias"):
-            value = out.pop(f"{old}.{suffix}", None)
-            if value is not None:
-                # timm keeps fc6/fc7 as convolutions; flattening the kernel gives the same linear map.
-                out[f"{new}.{suffix}"] = value.reshape(value.shape[0], -1) if suffix == "weight" else value
-    return out
-
-
 def check_compatible(
     model: nn.Module, state: dict[str, torch.Tensor], source: str = "weights", trunk_only: bool = False
 ) -> None:
@@ -334,12 +192,22 @@ def load_weights(model: nn.Module, source: str | os.PathLike, normalize: str | N
     alone (Keras's ``include_top=False``) loads the trunk and leaves fc6-fc8 as they are. The model's pools round
     as it was built: Caffe's round up (``ceil_mode=True``; :func:`vggnet.load_model` builds the file's own net).
     """
-    found = rgb_input(read_weights(source, getattr(model, "arch", None), normalize))
-    check_compatible(model, found.state, f"weights from {source}", trunk_only=found.trunk_only)
+    apply_weights(model, read_weights(source, getattr(model, "arch", None), normalize), str(source))
+    return model
+
+
+def apply_weights(model: nn.Module, found: WeightsFile, source: str | None = None) -> WeightsFile:
+    """Put weights already read (:func:`read_weights`) into ``model``, in place: the same net made to take RGB
+    images on [0, 1] (:func:`rgb_input`), every key checked against the model's (:func:`check_compatible`; the trunk
+    alone where the file holds no head), the state dict loaded, and the input the weights expect made the model's
+    normalisation where the file says it. Returns the weights as they went in (RGB). ``source``: the name the
+    weights go by in a message (default: their file's)."""
+    found = rgb_input(found)
+    check_compatible(model, found.state, f"weights from {source or found.source}", trunk_only=found.trunk_only)
     model.load_state_dict(found.state, strict=not found.trunk_only)
     if found.normalization is not None and hasattr(model, "set_normalization"):
         model.set_normalization(found.normalization.for_channels(model.in_channels))
-    return model
+    return found
 
 
 # -- saving ---------------------------------------------------------------------------------------------------------
@@ -368,23 +236,3 @@ def save_weights(
     norm = getattr(model, "normalization", None)
     meta = {**model_metadata(model), **(norm.metadata() if norm is not None else {}), **(metadata or {})}
     return save_safetensors(state, path, meta)
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata ``save_weights`` stored, decoded (empty for files of other origins)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return decode_metadata(f.metadata() or {})
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"cannot read weights from {path}: truncated or not a safetensors file ({err})") from None
-
-
-def decode_metadata(meta: dict[str, str]) -> dict[str, Any]:
-    """Metadata strings back to values (JSON where they are JSON)."""
-    out: dict[str, Any] = {}
-    for key, value in meta.items():
-        try:
-            out[key] = json.loads(value)
-        except (json.JSONDecodeError, TypeError):
-            out[key] = value
-    return out

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..base.classes import ClassMatching, name_key
-from ..network.weights import WeightsFile, check_compatible, read_weights
+from ..formats import WeightsFile
+from ..network.weights import check_compatible, read_weights
 
 
 @dataclass

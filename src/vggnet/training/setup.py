@@ -25,9 +25,11 @@ from ..base.shape import OPTIONS, options_of
 from ..data.device import DeviceImageFolder, decodes_on_device
 from ..data.folders import ImageFolder
 from ..data.opening import OpenedData, open_datasets
+from ..formats import WeightsFile
+from ..formats.found import decode_metadata
 from ..network.layers import input_scale_of, preinit_from
 from ..network.model import VGG, build
-from ..network.weights import WeightsFile, decode_metadata, load_weights, read_weights, rgb_input
+from ..network.weights import load_weights, read_weights, rgb_input
 from . import distributed as dist_utils
 from .checkpoint import TrainState, load_checkpoint, unwrap
 from .metrics import TensorBoard
