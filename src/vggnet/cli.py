@@ -20,7 +20,7 @@ from .base.download import supplied_as
 from .base.extras import missing_package
 from .base.progress import showing
 from .base.settings import add_flags
-from .commands.dispatch import COMMANDS, Recipe, ReproduceActions
+from .commands.dispatch import COMMANDS
 from .version import __version__
 
 
@@ -79,7 +79,7 @@ def make_parser() -> argparse.ArgumentParser:
             formatter_class=KeepLists,
         )
         for cls in command.classes():
-            add_flags(p, cls, suppress=command.name in ("train", "reproduce") and cls not in (Recipe, ReproduceActions))
+            add_flags(p, cls, suppress=cls in command.only_typed)
         p.set_defaults(func=command.run)
         parser.commands[command.name] = p
     return parser

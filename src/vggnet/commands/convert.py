@@ -10,16 +10,19 @@ scale in the normalisation, so the same state dict also works in torchvision's V
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlparse
 
+from ..base.files import folder_lock
 from ..base.settings import setting
 from ..formats import WeightsFile, format_lines
 from ..inference.loading import Loaded, load_found
 from ..network.weights import read_weights, save_weights
+from .command import Command, parsed
 
 
 @dataclass
@@ -167,3 +170,18 @@ def convert(settings: ConvertSettings) -> tuple[str, str]:
         metadata["scale"] = json.dumps(loaded.scale)
     path = save_weights(loaded.model, out, metadata, trunk_only=found.trunk_only)
     return text, f"wrote {path}"
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    s = parsed(ConvertSettings, args)
+    with folder_lock(target(s), "weights file"):
+        print("\n".join(convert(s)))
+    return 0
+
+
+COMMAND = Command(
+    "convert",
+    "any VGG file (Caffe, Keras, PyTorch ports, torchvision, timm) to a vggnet file, saying what it found",
+    cmd_convert,
+    (ConvertSettings,),
+)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ import torch
 
 from ..base.classes import ClassMatching, by_position_setting, class_map_setting
 from ..base.files import atomic_write_text, folder_lock
-from ..base.settings import AT_LEAST_ONE, RUNTIME, setting
+from ..base.settings import AT_LEAST_ONE, RUNTIME, ProgressSettings, setting
 from ..data.device import decodes_on_device
 from ..data.sources import open_source
 from ..inference.geometry import PROTOCOLS
 from ..inference.loading import Loaded, ModelChoice
 from ..inference.protocols import evaluate, markdown
+from .command import Command, check_out_folder, parsed
 
 
 @dataclass
@@ -76,3 +78,18 @@ def run_eval(s: EvalSettings, models: Sequence[Loaded]) -> tuple[Path, Path]:
         md, js = write_report(report, s.out)
     print(f"wrote {md} and {js}")
     return md, js
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    s = parsed(EvalSettings, args)
+    check_out_folder(s.out)
+    run_eval(s, s.load())
+    return 0
+
+
+COMMAND = Command(
+    "eval",
+    "top-1/top-5 error under the paper's test protocols (layout of Tables 3-6)",
+    cmd_eval,
+    (EvalSettings, ProgressSettings),
+)

@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from ..base.classes import ClassMatching, by_position_setting, class_map_setting
-from ..base.settings import AT_LEAST_ONE, setting
+from ..base.files import folder_lock
+from ..base.settings import AT_LEAST_ONE, ProgressSettings, setting
 from ..data.sources import open_source
 from ..inference.descriptors import extract_features, in_model_classes, save_features
 from ..inference.loading import Loaded, ModelChoice
+from .command import Command, parsed
+from .on_ray import CollectionFlags, on_ray
 
 
 @dataclass
@@ -50,3 +54,31 @@ def run_features(s: FeatureSettings, loaded: Loaded) -> Path:
     if source.skipped:
         print(f"warning: {source.skipped_sentence()}", file=sys.stderr)
     return path
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    s, ray = parsed(FeatureSettings, args), parsed(CollectionFlags, args)
+    if ray.ray:
+        from ..cluster.collection import Job
+
+        if s.class_map or s.classes_by_position:
+            raise ValueError(
+                "with --ray each row carries its folder's class name; --class-map and "
+                "--classes-by-position label a local features file"
+            )
+        job = Job("features", s.layer, s.scales, s.flip, s.l2)
+        return on_ray(s, ray, s.data, s.split, s.limit, job)
+    if not s.out.endswith(".safetensors"):
+        raise ValueError(f"--out must end in .safetensors, got {s.out}")
+    (loaded,) = s.load(one="features")
+    with folder_lock(s.out, "feature file"):
+        run_features(s, loaded)
+    return 0
+
+
+COMMAND = Command(
+    "features",
+    "one descriptor per image (the paper's Appendix B), saved as safetensors",
+    cmd_features,
+    (FeatureSettings, CollectionFlags, ProgressSettings),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..formats import identify, suffixes
 from ..network.fields import stacks
 from ..network.model import VGG, build
 from ..network.sizes import layer_table, summarize
+from .command import Command, parsed
 
 
 @dataclass
@@ -195,3 +197,13 @@ def exported_report(path: str) -> str:
             f"{meta['std']} (vggnet's commands do this)",
         ]
     )
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(run_info(parsed(InfoSettings, args)))
+    return 0
+
+
+COMMAND = Command(
+    "info", "Table 1, parameters, GMACs and memory; or one architecture layer by layer", cmd_info, (InfoSettings,)
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from ..base.files import atomic_write
 from ..base.progress import track
-from ..base.settings import AT_LEAST_ONE, setting
+from ..base.settings import AT_LEAST_ONE, ProgressSettings, setting
 from ..data.images import read_image
 from ..data.sources import failures_sentence
 from ..inference.folding import prepare
@@ -22,6 +23,8 @@ from ..inference.geometry import PREDICT_PROTOCOLS, centre_window, image_posteri
 from ..inference.gradcam import grad_cam_of_centre
 from ..inference.loading import Loaded, ModelChoice
 from ..network.model import VGG
+from .command import Command, parsed
+from .on_ray import CollectionFlags, on_ray
 
 
 def dense_input(loaded: Loaded, path: str | os.PathLike, q: int, device: str | torch.device):
@@ -203,3 +206,29 @@ def run_predict(s: PredictSettings, loaded: Loaded, images: list[str]) -> None:
         print(f"wrote {heatmap(loaded, images[0], s.heatmap, s.scale, s.device)}")
     if s.cam:
         print(f"wrote {cam(loaded, images[0], s.cam, s.scale, s.device, s.cam_layer)}")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    s, ray = parsed(PredictSettings, args), parsed(CollectionFlags, args)
+    if ray.ray:
+        from ..cluster.collection import Job
+
+        job = Job("predict", scales=[s.scale] if s.scale else None, top=s.top, protocol=s.protocol)
+        return on_ray(s, ray, s.data, None, None, job)
+    drawn = [flag for flag, value in (("--heatmap", s.heatmap), ("--cam", s.cam)) if value]
+    if drawn and len(s.images) + bool(s.data) != 1:
+        raise ValueError(f"{drawn[0]} draws one image; give a single IMAGE")
+    (loaded,) = s.load(one="predict")  # the model's flags first, as every command checks them
+    images = images_to_predict(s)
+    if drawn and len(images) != 1:
+        raise ValueError(f"{drawn[0]} draws one image; {s.images[0] if s.images else s.data} holds {len(images)}")
+    run_predict(s, loaded, images)
+    return 0
+
+
+COMMAND = Command(
+    "predict",
+    "top-k classes of images, Grad-CAM, and a heat map of the dense class scores",
+    cmd_predict,
+    (PredictSettings, CollectionFlags, ProgressSettings),
+)

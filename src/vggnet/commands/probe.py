@@ -3,6 +3,7 @@ mean class accuracy, the measure of its Caltech results."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 
@@ -10,7 +11,8 @@ import torch
 
 from ..base.classes import ClassMatching, by_position_setting, class_map_setting
 from ..base.settings import POSITIVE, setting
-from ..inference.descriptors import FeatureSet
+from ..inference.descriptors import FeatureSet, load_features
+from .command import Command, parsed
 
 
 @dataclass
@@ -80,3 +82,17 @@ def linear_probe(
         per_class.append((n, float((predicted[mask] == k).float().mean()) if n else float("nan")))
     accuracy = float((predicted == target).float().mean())
     return ProbeReport(list(train.classes), per_class, accuracy)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    s = parsed(ProbeSettings, args)
+    report = linear_probe(load_features(s.train), load_features(s.test), s.c, ClassMatching.of(s))
+    print(report.table())
+    print(f"accuracy: {100 * report.accuracy:.2f}%")
+    print(f"mean class accuracy: {100 * report.mean_class_accuracy:.2f}%")
+    return 0
+
+
+COMMAND = Command(
+    "probe", "a linear SVM on feature files: mean class accuracy and a per-class table", cmd_probe, (ProbeSettings,)
+)
