@@ -189,7 +189,7 @@ def perf_analyzer_rows(label: str, weights: str, image: bytes, args: argparse.Na
     import csv
     import json
 
-    from vggnet.serving.engine import Engine
+    from vggnet.web.engine import Engine
 
     x = Engine.load(weights).preprocess(image)
     folder = Path(tempfile.mkdtemp(prefix="vggnet-pa-"))

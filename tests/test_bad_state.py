@@ -295,8 +295,8 @@ def test_a_non_finite_score_is_null_in_the_services_json(weights):
     from fastapi.testclient import TestClient
 
     from vggnet.serving.app import create_app
-    from vggnet.serving.engine import Engine
     from vggnet.serving.settings import ServeSettings
+    from vggnet.web.engine import Engine
 
     x = torch.rand(2, 3, 32, 32)
     x[1, 0, 5, 5] = float("nan")

@@ -394,8 +394,8 @@ def test_eval_and_the_service_take_a_caffemodel(pb, tmp_path):
     from PIL import Image
 
     from vggnet.serving.app import create_app
-    from vggnet.serving.engine import Engine
     from vggnet.serving.settings import ServeSettings
+    from vggnet.web.engine import Engine
 
     torch.manual_seed(30)  # a random net whose answers follow the images' colours
     config = narrow("A", 1 / 16)

@@ -15,7 +15,9 @@ PACKAGE = ROOT / "src" / "vggnet"
 # The layers, low to high: a module may import from its own layer and those below, never from above. A package is
 # one name (its modules share its layer); the rest are single modules. Three tiers, at a glance in src/vggnet/: the
 # base (base/, version), the core (formats/, network/, data/, engines/, inference/, losses/, training/, export/) and
-# the commands (commands/, bench/, reproduce/, serving/, inside/, cluster/, the command line).
+# the commands (web/, then commands/, bench/, reproduce/, serving/, inside/, cluster/, the command line). The
+# packages of one layer are rooms apart: none imports another (serving and inside share web/, below both, and the
+# serve command mounts the inside page on the service's app).
 BASE = [("version", "base", "recipes")]
 CORE = [
     ("formats",),
@@ -26,6 +28,7 @@ CORE = [
     ("export",),
 ]
 COMMANDS = [
+    ("web",),
     ("bench", "reproduce", "serving", "inside"),
     ("cluster",),
     ("commands",),
@@ -98,7 +101,7 @@ def test_no_function_is_longer_than_a_screen():
 def test_every_subpackage_is_walked_and_says_what_it_holds():
     found = modules()
     packages = ("base", "data", "formats", "network", "inference", "inside", "training", "reproduce", "serving",
-                "engines", "export", "bench", "losses")  # fmt: skip
+                "engines", "export", "bench", "losses", "web")  # fmt: skip
     for package in (*packages, "commands"):
         assert package in found, f"{package}/ is not a package"
         doc = ast.get_docstring(found[package][1]) or ""
@@ -145,6 +148,13 @@ def test_modules_import_each_other_without_cycles_or_back_arrows():
         if layer(dep) > layer(name)
     ]
     assert not back, back
+    beside = [
+        f"{name} imports {dep}: {name.split('.')[0]} and {dep.split('.')[0]} are rooms of one layer, apart"
+        for name, deps in graph.items()
+        for dep in deps
+        if layer(dep) == layer(name) and dep.split(".")[0] != name.split(".")[0]
+    ]
+    assert not beside, beside
     # the base stands alone, and the network stands on the base only (its weights' formats below it)
     assert all(dep.startswith("base.") for name, deps in graph.items() if name.startswith("base.") for dep in deps)
     for name in (n for n in graph if n.startswith(("network", "formats"))):

@@ -25,7 +25,7 @@ from helpers import headless_chromium, png
 from PIL import Image
 
 from vggnet.serving.batcher import Batcher, Overloaded
-from vggnet.serving.engine import Engine
+from vggnet.web.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 

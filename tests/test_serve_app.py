@@ -1,6 +1,7 @@
-"""The service's protocol and its error bodies, in-process: the app that ``vggnet serve`` runs, spoken to through
-FastAPI's TestClient (the lifespan runs: the batcher is up), with tritonclient's own encoder and decoder for the binary
-protocol. Fast; tests/test_serve.py starts the command itself."""
+"""The service's protocol and its error bodies, in-process: the app that ``vggnet serve`` runs (the service's, with
+the inside page mounted on it: vggnet.commands.serve.service_app), spoken to through FastAPI's TestClient (the
+lifespan runs: the batcher is up), with tritonclient's own encoder and decoder for the binary protocol. Fast;
+tests/test_serve.py starts the command itself."""
 
 import base64
 import gzip
@@ -19,9 +20,10 @@ from helpers import SERVED_CLASSES as CLASSES
 from helpers import png
 from PIL import Image
 
+from vggnet.commands.serve import service_app
 from vggnet.serving.app import create_app
-from vggnet.serving.engine import Engine
 from vggnet.serving.settings import ServeSettings
+from vggnet.web.engine import Engine
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def local(weights):
 @pytest.fixture(scope="module")
 def client(weights):
     settings = ServeSettings(max_batch=8, max_wait_ms=50, max_body=300_000)
-    with TestClient(create_app(Engine.load(str(weights)), settings)) as c:
+    with TestClient(service_app(Engine.load(str(weights)), settings)) as c:
         wait_until_ready(c)
         yield c
 
@@ -253,11 +255,17 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_answers(clie
 
 def test_the_app_maps_each_part_s_errors_in_one_place():
     from vggnet.data.images import BadImage
-    from vggnet.serving import app
+    from vggnet.serving import errors
+    from vggnet.serving.batcher import Overloaded
+    from vggnet.web import engine
+    from vggnet.web import errors as web_errors
 
-    assert app.STATUS[app.Overloaded] == 503 and app.STATUS[TimeoutError] == 504 and app.BAD_IMAGE["format"] == 415
-    engine_source = app.__file__.replace("app.py", "engine.py")
-    with open(engine_source) as f:
+    assert (
+        errors.STATUS[Overloaded] == 503
+        and errors.STATUS[TimeoutError] == 504
+        and web_errors.BAD_IMAGE["format"] == 415
+    )
+    with open(engine.__file__) as f:
         text = f.read()
     assert not re.search(r"\b[45]\d\d\b", text) and "status" not in text  # the engine knows nothing of HTTP
     assert issubclass(BadImage, ValueError)
@@ -309,3 +317,13 @@ def test_compressed_bodies_random_floats_and_both_inputs_as_perf_analyzer_sends_
     answer = client.post("/v2/models/vggnet/infer", content=json.dumps({"inputs": [noise, junk]}))
     assert answer.status_code == 200, answer.text  # NaN in, NaN out, as in Triton; image taken over image_bytes
     assert len(answer.json()["outputs"][0]["data"]) == 3
+
+
+def test_the_serve_command_mounts_the_inside_page_on_the_service_alone(client, weights):
+    assert "Inside the network" in client.get("/inside").text
+    (listed,) = client.get("/inside/models").json()["models"]
+    assert listed["label"] == "vggnet" and listed["classes"] == len(CLASSES)
+    view = client.post("/inside/look", content=png(48, 40, 1))
+    assert view.status_code == 200 and view.json()["top"][0]["class"] in CLASSES
+    bare = TestClient(create_app(Engine.load(str(weights)), ServeSettings()))  # the service knows no inside page
+    assert bare.get("/inside").status_code == 404 and "no such endpoint" in bare.get("/inside").json()["error"]

@@ -22,7 +22,7 @@ from PIL import Image
 from test_serve import Server
 
 import vggnet
-from vggnet.serving.engine import Engine
+from vggnet.web.engine import Engine
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

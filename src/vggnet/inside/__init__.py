@@ -3,8 +3,9 @@ maps, their receptive fields and the regions that drive them, Grad-CAM, the dens
 kernels), drawn as PNGs for the browser page (``page.html``, served by ``vggnet serve`` at /inside and by ``vggnet
 inside``) and for an offline folder (``render``).
 
-It sits with ``evaluate``, ``features`` and ``predict``: it imports ``model``, ``fields``, ``explain`` and
-``inference`` (for the test geometry), nothing of the service, which imports it.
+It imports the network (``model``, ``fields``), the inference layer (the test geometry, Grad-CAM) and what every
+vggnet server shares (``web``: bodies, errors, the engine, the server), nothing of the service: ``vggnet serve``
+mounts the page on the service's app (:mod:`vggnet.commands.serve`).
 """
 
 from __future__ import annotations

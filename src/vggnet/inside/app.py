@@ -13,10 +13,9 @@ from fastapi.responses import RedirectResponse
 
 from ..data.images import read_image_bytes
 from ..inference.loading import ModelChoice
-from ..serving.app import install_error_handlers
-from ..serving.engine import Engine
-from ..serving.settings import ServeSettings
-from .routes import InsideModel, InsideState, inside
+from ..web.engine import Engine
+from ..web.errors import install_error_handlers
+from .routes import InsideModel, InsideState, mount
 from .settings import InsideSettings
 
 
@@ -43,8 +42,7 @@ def create_inside_app(models: list[InsideModel], settings: InsideSettings) -> Fa
         return await asyncio.to_thread(locked)
 
     app = FastAPI(title="vggnet inside", docs_url=None, redoc_url=None)
-    app.state.inside = InsideState(models, run, settings.max_body, settings.channels)
-    app.include_router(inside)
+    mount(app, InsideState(models, run, settings.max_body, settings.channels))
 
     @app.get("/")
     async def home():
@@ -59,15 +57,14 @@ def run_inside(choice: ModelChoice, settings: InsideSettings) -> None:
     if settings.image or settings.out:
         write_view(inside_models(choice, settings), settings)
         return
-    from ..serving.server import bind, serve
+    from ..web.server import bind, serve
 
     sock = bind(settings.host, settings.port)  # a busy port is said before the models' seconds of loading
     port = sock.getsockname()[1]
     models = inside_models(choice, settings)
-    serving = ServeSettings(host=settings.host, port=port, max_body=settings.max_body)
     names = " and ".join(f"{m.label} ({m.loaded.model.describe()})" for m in models)
     print(f"inside {names}: http://{settings.host}:{port}/inside", flush=True)
-    serve(create_inside_app(models, settings), serving, sock)
+    serve(create_inside_app(models, settings), sock)
 
 
 def write_view(models: list[InsideModel], settings: InsideSettings) -> None:

@@ -1,7 +1,8 @@
-"""The learner's page at ``/inside`` (:mod:`vggnet.inside`), on ``vggnet serve`` and on ``vggnet inside``'s own
-small app: the page, the models it can show (one, or two side by side), an image's view through a model, and a
-channel's kernels. Images arrive as /predict's do (a multipart ``file`` or the raw body, within ``--max-body``,
-checked before decoding), are rescaled to the model's test scale first, and every error is one sentence."""
+"""The learner's page at ``/inside`` (:mod:`vggnet.inside`), mounted (:func:`mount`) on ``vggnet serve``'s app and
+on ``vggnet inside``'s own small one: the page, the models it can show (one, or two side by side), an image's view
+through a model, and a channel's kernels. Images arrive as /predict's do (a multipart ``file`` or the raw body,
+within ``--max-body``, checked before decoding), are rescaled to the model's test scale first, and every error is
+one sentence."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from ..inference.loading import Loaded
 from ..network.model import VGG
-from ..serving.bodies import image_bytes
-from ..serving.engine import Engine
-from ..serving.service import HttpError
+from ..web.bodies import image_bytes
+from ..web.engine import Engine
+from ..web.errors import HttpError
 from .look import block_taps, look
 from .render import as_json, kernels_json, prepare_image
 
@@ -41,6 +42,12 @@ class InsideState:
     max_body: int
     channels: int = 8
     why_not: str = ""  # why there is no model to show (an exported model: the page needs PyTorch weights)
+
+
+def mount(app: FastAPI, state: InsideState) -> None:
+    """The page and its endpoints at ``/inside`` on ``app`` (``vggnet inside``'s own, or ``vggnet serve``'s)."""
+    app.state.inside = state
+    app.include_router(inside)
 
 
 def page_html() -> str:

@@ -1,5 +1,5 @@
 """``vggnet inside``'s settings, each with its flag's help and range (imported without the serve extra), on the
-limits it shares with ``vggnet serve`` (:class:`~vggnet.serving.settings.Limits`)."""
+limits it shares with ``vggnet serve`` (:class:`~vggnet.web.settings.Limits`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..base.settings import RUNTIME, Range, setting
-from ..serving.settings import Limits
+from ..web.settings import Limits
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The service as a FastAPI app: one :class:`Service` (the model, its batcher, the metrics, the settings) held in
 ``app.state``, the routes of :mod:`vggnet.serving.routes`, and every error mapped to its HTTP status in one place
-(:data:`STATUS`), each answered as JSON with one sentence."""
+(:data:`~vggnet.serving.errors.STATUS`), each answered as JSON with one sentence. ``vggnet serve`` assembles it with
+the pages of other packages (:mod:`vggnet.commands.serve`)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,16 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 import torch
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
-from ..data.images import BadImage
 from ..export.triton import model_config
-from ..inside.routes import InsideModel, InsideState, inside
-from ..network.model import VGG
-from .batcher import Batcher, Overloaded  # noqa: F401  (Overloaded: part of the errors' table, re-exported)
-from .engine import Engine
-from .errors import BAD_IMAGE, STATUS, message
+from ..web.engine import Engine
+from ..web.errors import install_error_handlers
+from .batcher import Batcher
+from .errors import STATUS, message
 from .metrics import AccessLog, Metrics
 from .routes import plain, v2
-from .service import HttpError, Service
+from .service import Service
 from .settings import ServeSettings
 from .stats import ModelStats
 
@@ -69,14 +65,7 @@ def create_app(engine: Engine, settings: ServeSettings, announce: Announce | Non
     app.add_middleware(AccessLog, metrics=metrics)
     app.include_router(v2)
     app.include_router(plain)
-    app.include_router(inside)
-    app.state.inside = InsideState(
-        [InsideModel(settings.name, engine.loaded, engine)] if isinstance(engine.loaded.model, VGG) else [],
-        batcher.on_model_thread,  # between batches, on the model's thread
-        settings.max_body,
-        why_not=f"{engine.loaded.source} is an exported model: the inside view needs the PyTorch weights it came from",
-    )
-    install_error_handlers(app)
+    install_error_handlers(app, STATUS, message)
     return app
 
 
@@ -102,48 +91,3 @@ async def stop_grpc(service: Service) -> None:
     if service.grpc is not None:
         server, service.grpc = service.grpc, None
         await server.stop(service.settings.timeout)
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error as JSON with one sentence, its status from :data:`STATUS` (or the image's kind)."""
-
-    @app.exception_handler(HttpError)
-    async def refused(request: Request, err: HttpError):
-        return error_response(err.status, str(err))
-
-    @app.exception_handler(BadImage)
-    async def bad_image(request: Request, err: BadImage):
-        return error_response(BAD_IMAGE.get(err.kind, 400), message(err))
-
-    for kind, status in STATUS.items():
-        app.add_exception_handler(kind, answer_with(status))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def starlette_error(request: Request, err: StarletteHTTPException):
-        what = {
-            404: f"no such endpoint: {request.method} {request.url.path}",
-            405: f"{request.method} is not allowed on {request.url.path}",
-        }
-        return error_response(err.status_code, what.get(err.status_code, str(err.detail)))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, err: RequestValidationError):
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(400, f"bad {where}: {first.get('msg', 'invalid request')}")
-
-    @app.exception_handler(Exception)
-    async def bug(request: Request, err: Exception):  # still one sentence, and the service lives on
-        return error_response(500, f"internal error: {type(err).__name__}: {err}")
-
-
-def answer_with(status: int):
-    async def handler(request: Request, err: Exception) -> JSONResponse:
-        return error_response(status, message(err))
-
-    return handler

@@ -1,26 +1,20 @@
-"""What each error the service's parts raise means, in one place: its HTTP status (:data:`STATUS`; a bad image's by
-why it is bad, :data:`BAD_IMAGE`), its gRPC status code (:func:`grpc_code`), and its sentence (:func:`message`)."""
+"""What each error the service's parts raise means, in one place: its HTTP status (:data:`STATUS`: every server's,
+:mod:`vggnet.web.errors`, and the service's own; a bad image's by why it is bad), its gRPC status code
+(:func:`grpc_code`), and its sentence (:func:`message`)."""
 
 from __future__ import annotations
 
 from ..data.images import BadImage
+from ..web import errors as web
 from . import open_inference
 from .batcher import Overloaded
-from .bodies import BadEncoding, BodyTooLarge, NoImageField, UnknownEncoding
-from .engine import NotExplainable
-from .service import HttpError
 
 STATUS: dict[type[Exception], int] = {
-    BodyTooLarge: 413,
-    NoImageField: 400,
-    BadEncoding: 400,
-    UnknownEncoding: 415,
+    **web.STATUS,
     open_inference.ProtocolError: 400,
     Overloaded: 503,
     TimeoutError: 504,
-    NotExplainable: 501,
 }
-BAD_IMAGE = {"format": 415, "empty": 400, "size": 413, "truncated": 400, "corrupt": 400}
 # HTTP statuses as gRPC's codes, by name (grpc.StatusCode's members): what a gRPC client is told
 GRPC = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED", 415: "INVALID_ARGUMENT",
         501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}  # fmt: skip
@@ -28,10 +22,10 @@ GRPC = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED", 41
 
 def http_status(err: Exception) -> int:
     """The HTTP status of an error the service's parts raise (500: a bug)."""
-    if isinstance(err, HttpError):
+    if isinstance(err, web.HttpError):
         return err.status
     if isinstance(err, BadImage):
-        return BAD_IMAGE.get(err.kind, 400)
+        return web.BAD_IMAGE.get(err.kind, 400)
     return next((status for kind, status in STATUS.items() if isinstance(err, kind)), 500)
 
 
@@ -49,6 +43,4 @@ def message(err: Exception) -> str:
         return f"the service is overloaded: {err}; retry shortly"
     if isinstance(err, TimeoutError):
         return f"the model gave {err} (--timeout)"
-    if isinstance(err, BadImage):
-        return f"the upload is not a usable image: {err}"
-    return str(err)
+    return web.message(err)

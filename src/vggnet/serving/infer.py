@@ -10,9 +10,10 @@ import time
 import numpy as np
 import torch
 
+from ..web.engine import Engine
+from ..web.errors import HttpError
 from . import open_inference as protocol
-from .engine import Engine
-from .service import HttpError, Service
+from .service import Service
 from .stats import Timing
 
 VERSIONS = ("1",)
@@ -39,11 +40,6 @@ async def answer(svc: Service, request: protocol.Request, timing: Timing) -> lis
     return found
 
 
-async def preprocess(engine: Engine, data: bytes) -> torch.Tensor:
-    """An encoded image to a model input, in a worker thread (the event loop and the model's thread stay free)."""
-    return await asyncio.to_thread(engine.preprocess, data)
-
-
 async def model_inputs(engine: Engine, request: protocol.Request) -> torch.Tensor:
     """The batch a request describes: an FP32 ``image`` tensor N x C x crop x crop (normalised as the model takes
     it; NaN and infinities pass, as in Triton, and give NaN for that image), or else ``image_bytes``, N encoded
@@ -63,7 +59,8 @@ async def model_inputs(engine: Engine, request: protocol.Request) -> torch.Tenso
             or tensor.shape not in ([len(tensor.data)], [len(tensor.data), 1])
         ):
             raise protocol.ProtocolError(f"input {encoded} must be a non-empty BYTES tensor of shape [N] or [N, 1]")
-        return torch.stack([await preprocess(engine, data) for data in tensor.data])
+        # decoded in a worker thread: the event loop and the model's thread stay free
+        return torch.stack([await asyncio.to_thread(engine.preprocess, data) for data in tensor.data])
     if tensor.datatype != "FP32":
         raise protocol.ProtocolError(f"input {image} must be FP32, got {tensor.datatype}")
     if len(tensor.shape) != 4 or tensor.shape[1:] != engine.input_shape or tensor.shape[0] < 1:

@@ -5,6 +5,7 @@ errors of the parts it calls; the app maps them to statuses."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
@@ -12,10 +13,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..web.bodies import image_bytes, read_body
+from ..web.errors import HttpError
 from . import open_inference as protocol
-from .bodies import image_bytes, read_body
-from .infer import VERSIONS, answer, check_model, preprocess
-from .service import HttpError, Service, service
+from .infer import VERSIONS, answer, check_model
+from .service import Service, service
 from .stats import Timing
 
 v2 = APIRouter(prefix="/v2")
@@ -137,7 +139,7 @@ async def predict(request: Request, svc: Svc, top: int | None = None):
         with svc.batcher.expecting():
             data = await image_bytes(request, svc.settings.max_body)
             started = time.perf_counter()
-            x = await preprocess(svc.engine, data)
+            x = await asyncio.to_thread(svc.engine.preprocess, data)  # the loop and the model's thread stay free
             timing.input = time.perf_counter() - started
         values, indices = (await svc.batcher.submit(x[None], svc.settings.timeout, timing))[0].topk(top)
     best = [

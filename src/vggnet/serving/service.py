@@ -1,5 +1,5 @@
-"""What the routes work with: the :class:`Service` an app holds in ``app.state``, and the error a route raises for a
-request it refuses itself."""
+"""What the routes work with: the :class:`Service` an app holds in ``app.state`` (a route refuses a request itself
+with :class:`~vggnet.web.errors.HttpError`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import Request
 
+from ..web.engine import Engine
 from .batcher import Batcher
-from .engine import Engine
 from .metrics import Metrics
 from .settings import ServeSettings
 from .stats import ModelStats
@@ -30,14 +30,6 @@ class Service:
     grpc: Any = None  # the gRPC server, where there is one
     grpc_port: int | None = None  # the port it listens on
     fixed: list[Any] = field(default_factory=list)  # OpenVINO's fixed-batch copies (vggnet.engines.fixed.FixedBatch)
-
-
-class HttpError(Exception):
-    """A request refused by a route's own check (an unknown model, a bad query parameter), with its status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def service(request: Request) -> Service:

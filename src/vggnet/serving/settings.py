@@ -1,6 +1,6 @@
 """The service's settings, each with its flag's help and range (imported without the serve extra, so that ``vggnet serve
---help`` and the command line's checks work everywhere); the limits both servers share, defined once
-(:class:`Limits`)."""
+--help`` and the command line's checks work everywhere), on the limits both servers share
+(:class:`~vggnet.web.settings.Limits`)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,7 @@ from typing import ClassVar
 
 from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, Range, setting
 from ..engines.fixed import MARGIN, MODES
-
-MAX_IMAGE_PIXELS = 40_000_000  # the largest image a server decodes (read from its header first)
-
-
-@dataclass
-class Limits:
-    """Where a server listens and what it accepts: ``vggnet serve``'s and ``vggnet inside``'s, defined once."""
-
-    host: str = setting("127.0.0.1", "address to bind", role=RUNTIME)
-    port: int = setting(8000, "port (0: any free one)", Range(0, 65535), role=RUNTIME)
-    max_body: int = setting(
-        10 * 2**20, "largest request body (an upload) in bytes; more is refused with 413", AT_LEAST_ONE
-    )
-    max_pixels: int = setting(
-        MAX_IMAGE_PIXELS, "largest image in pixels, read from its header before decoding", AT_LEAST_ONE
-    )
+from ..web.settings import MAX_HEADER, TIMEOUT, Limits
 
 
 @dataclass
@@ -47,9 +32,9 @@ class ServeSettings(Limits):
     )
     max_queue: int = setting(256, "images allowed to wait; past it requests get 503 with Retry-After", AT_LEAST_ONE)
     max_header: int = setting(
-        32 * 2**10, "largest request line and headers in bytes, together; more is refused with 431", Range(1024)
+        MAX_HEADER, "largest request line and headers in bytes, together; more is refused with 431", Range(1024)
     )
-    timeout: float = setting(30.0, "seconds a request may wait for the model before 504", POSITIVE)
+    timeout: float = setting(TIMEOUT, "seconds a request may wait for the model before 504", POSITIVE)
     threads: int | None = setting(
         None,
         "threads of the model (default: the cores but one for a small model, so that the HTTP side keeps a core; all "

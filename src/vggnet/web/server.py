@@ -1,6 +1,6 @@
-"""Running the service: uvicorn with the request head bounded (``--max-header``), a lingering close after an
-early answer, a graceful shutdown on SIGTERM (the gRPC side's too), and the model loaded and announced once it is
-warm (``vggnet serve``).
+"""Running a vggnet server (``vggnet serve``'s, ``vggnet inside``'s): a socket bound before the app is built
+(:func:`bind`), and uvicorn with the request head bounded (``--max-header``), a lingering close after an early answer
+and a graceful shutdown on SIGTERM (another side's, such as the service's gRPC, with it) (:func:`serve`).
 
 uvicorn's httptools parser puts no bound on a request's line and headers; :class:`BoundedHead` counts the bytes of
 each request's head as they arrive and answers 431 past the bound, as nginx and Triton refuse large heads, before
@@ -17,15 +17,13 @@ sent ``100 Continue`` (HTTP/1.0 has no such answer), whatever its Expect header 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..inference.loading import ModelChoice
-from .settings import ServeSettings
+from .settings import MAX_HEADER, TIMEOUT
 
 LINGER_SECONDS = 2.0  # how long a refused head's connection stays open to swallow what its client still sends
 BODY_LINGER_SECONDS = 10.0  # how long a connection answered before its body ends reads and drops the rest
@@ -132,19 +130,19 @@ def bounded_head_protocol(max_head: int) -> type:
     return type("BoundedHead", (BoundedHeadMixin, HttpToolsProtocol), {"max_head": max_head})
 
 
-def graceful_server() -> type:
-    """uvicorn's server, stopping the gRPC side first when it shuts down: gRPC's new calls are refused and those in
-    flight answered while HTTP's are."""
+Stopping = Callable[[], Awaitable[Any]]
+
+
+def graceful_server(stopping: Stopping | None = None) -> type:
+    """uvicorn's server, calling ``stopping`` (the service's gRPC side) as it shuts down: the other side's new calls
+    are refused and those in flight answered while HTTP's are."""
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
-            from .app import stop_grpc
-
-            service = getattr(self.config.app.state, "service", None)  # vggnet inside's app has none
-            grpc_stopping = asyncio.ensure_future(stop_grpc(service) if service else asyncio.sleep(0))
+            others = asyncio.ensure_future(stopping() if stopping else asyncio.sleep(0))
             await super().shutdown(sockets)
-            await grpc_stopping
+            await others
 
     return GracefulServer
 
@@ -164,27 +162,34 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Any, settings: ServeSettings, sock: socket.socket) -> None:
+def serve(
+    app: Any,
+    sock: socket.socket,
+    max_header: int = MAX_HEADER,
+    timeout: float = TIMEOUT,
+    stopping: Stopping | None = None,
+) -> None:
     """Serve ``app`` on ``sock`` (from :func:`bind`) until SIGTERM or SIGINT: then stop accepting, finish the
-    requests in flight and return."""
+    requests in flight (given ``timeout`` seconds, and a few more) and return; ``stopping`` is awaited meanwhile.
+    ``max_header``: the bound on each request's line and headers."""
     import uvicorn
 
     try:
         import httptools  # noqa: F401  (uvicorn's fast parser; h11 otherwise)
 
-        http: Any = bounded_head_protocol(settings.max_header)
+        http: Any = bounded_head_protocol(max_header)
     except ImportError:
         http = "h11"
     config = uvicorn.Config(
         app,
         access_log=False,
         log_level="warning",
-        timeout_graceful_shutdown=settings.timeout + 5,
+        timeout_graceful_shutdown=timeout + 5,
         lifespan="on",
         http=http,
-        h11_max_incomplete_event_size=settings.max_header,
+        h11_max_incomplete_event_size=max_header,
     )
-    server = graceful_server()(config)
+    server = graceful_server(stopping)(config)
     # uvicorn handles the signal (graceful shutdown), then raises it again once done; by then it only means "done"
     previous = {sig: signal.signal(sig, lambda *a: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -192,47 +197,3 @@ def serve(app: Any, settings: ServeSettings, sock: socket.socket) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def serve_model(model: ModelChoice, settings: ServeSettings) -> None:
-    """``vggnet serve``: load the model, say what is served where, serve it, say that it stopped cleanly."""
-    import torch
-
-    from ..base.devices import pick_device
-    from .app import create_app
-    from .engine import Engine
-
-    if len(model.weights) != 1:
-        raise ValueError("give the model with one --weights (a vggnet file, an exported .onnx, or weights with --arch)")
-    pick_device(model.device)
-    sock = bind(settings.host, settings.port)  # a busy port is said before the model's seconds of loading
-    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
-    engine = Engine.load(
-        model.weights[0],
-        model.arch,
-        settings.mirror,
-        settings.max_pixels,
-        model.engine,
-        model.precision,
-        model.normalize,
-    )
-    torch.set_num_threads(settings.threads or engine.default_threads(os.cpu_count() or 2))
-    serve(create_app(engine, settings, announce), settings, sock)
-    print("stopped: every request in flight was answered", flush=True)
-
-
-def announce(service: Any, seconds: float) -> None:
-    """The first line: what is served where, once the model is warm (and how long that took)."""
-    engine, settings, loaded = service.engine, service.settings, service.engine.loaded
-    runs = "PyTorch" if engine.platform == "pytorch_libtorch" else f"{loaded.model.engine}, {loaded.model.precision}"
-    grpc = f" and gRPC on {settings.host}:{service.grpc_port}" if service.grpc_port else ""
-    sizes = " and ".join(str(n) for n in sorted({1, settings.max_batch}))
-    warm = f"warmed up in {seconds:.2f} s (batches of {sizes})" if settings.warmup else "no warm-up (--no-warmup)"
-    if service.fixed:
-        warm += "; OpenVINO batches " + ", ".join(map(str, service.fixed))
-    print(
-        f"serving {loaded.source} ({runs}) as {settings.name!r} ({len(loaded.classes)} classes; images rescaled to "
-        f"{loaded.default_scale}, centre {loaded.crop} x {loaded.crop}) on http://{settings.host}:{settings.port}/"
-        f"{grpc}; ready, {warm}",
-        flush=True,
-    )

@@ -2,7 +2,7 @@
 image of a ``/predict`` or ``/explain`` request.
 
 A body over the limit is refused with 413 at once, whatever its client still sends: the connection then reads and
-drops the rest for a bounded time (:mod:`vggnet.serving.server`'s lingering close, as nginx does), so that clients
+drops the rest for a bounded time (:mod:`vggnet.web.server`'s lingering close, as nginx does), so that clients
 which send the whole body before they read the answer (urllib, requests, httpx) read the 413 rather than a
 connection reset, and a 5 GB upload costs neither a wait nor 5 GB.
 """

@@ -1,7 +1,7 @@
-"""What the service runs: a loaded model (PyTorch weights, or an exported ONNX model through onnxruntime), the test
-geometry it was validated at, and the three things asked of it: bring an image to that geometry, classify a batch,
-explain one image. It raises its own errors (``BadImage``, :class:`NotExplainable`); the app says what they mean in
-HTTP."""
+"""What a vggnet server runs: a loaded model (PyTorch weights, or an exported model through onnxruntime or OpenVINO),
+the test geometry it was validated at, and the three things asked of it: bring an image to that geometry, classify a
+batch, explain one image. It raises its own errors (``BadImage``, :class:`NotExplainable`); the apps say what they
+mean in HTTP (:mod:`vggnet.web.errors`)."""
 
 from __future__ import annotations
 
