@@ -50,7 +50,8 @@ __all__ = [
     "prepare",
 ]
 
-# The subpackages ``vggnet.X`` reaches on first use, each importable (the package test imports every one)
+# The subpackages ``import vggnet`` reaches on first use (``vggnet.losses.LPIPS``), each one importable (the
+# package test imports every one)
 SUBMODULES = ("base", "data", "engines", "export", "formats", "inference", "losses", "network", "training")
 
 

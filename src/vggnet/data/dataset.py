@@ -52,7 +52,7 @@ class Dataset(Protocol):
 
 
 class DataSettings(Protocol):
-    """The settings :func:`open_datasets` reads (a :class:`vggnet.recipe.TrainConfig` has them all)."""
+    """The settings :func:`open_datasets` reads (a :class:`vggnet.training.settings.TrainConfig` has them all)."""
 
     dataset: str | None
     data: str | None

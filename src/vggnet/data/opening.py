@@ -42,7 +42,7 @@ def open_datasets(
     """The training and validation sets ``settings`` name, normalised and (training) augmented. ``stats`` (mean,
     std, colour eigen-decomposition) are computed from the training set unless given (a resumed run's);
     ``normalize = "auto"`` takes ``weights_normalization`` where there is one. ``folder``: the class image folders
-    open as (:class:`vggnet.device_data.DeviceImageFolder` decodes and augments on the GPU)."""
+    open as (:class:`vggnet.data.device.DeviceImageFolder` decodes and augments on the GPU)."""
     train_set, val_set = open_raw(settings, folder or ImageFolder)
     if stats is None:
         stats = data_statistics(train_set, settings, weights_normalization)

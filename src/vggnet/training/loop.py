@@ -5,7 +5,7 @@ Read it top to bottom: :func:`train` sets a run up (:func:`~vggnet.training.setu
 :func:`train_one_epoch` and validates (:func:`~vggnet.training.validate.evaluate_split`) once per epoch, and ends
 every way a run can end in one :class:`RunResult`. Runs resume
 exactly: the data order and every augmentation are functions of (seed, epoch, position), and the checkpoint
-(:class:`~vggnet.checkpoint.TrainState`) holds everything else that changes.
+(:class:`~vggnet.training.checkpoint.TrainState`) holds everything else that changes.
 """
 
 from __future__ import annotations
