@@ -4,7 +4,6 @@ while a run sits at chance, the three arms of the stall test with equal budgets,
 as they were."""
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,7 +16,9 @@ from vggnet.reproduce.recorded import backfilled, command_line
 from vggnet.reproduce.results import Results
 from vggnet.reproduce.stalls import arm_finding, compare_starts, stall_findings
 from vggnet.reproduce.stats import CONTRADICTED, HOLDS, NOT_RESOLVED, TOO_FEW
-from vggnet.training.loop import set_learning_rate, train
+from vggnet.training.loop import train
+from vggnet.training.schedule import Schedule
+from vggnet.training.settings import TrainConfig
 
 
 def by_name(runs):
@@ -85,19 +86,23 @@ def test_the_uncopied_layers_initialisation_keeps_the_signals_scale():
 
 
 def test_the_plateau_rule_warms_up_and_never_cuts_the_rate_of_a_run_at_chance(tmp_path):
-    group = {"lr": 0.0, "lr_scale": 1.0}
-    run = SimpleNamespace(
-        cfg=SimpleNamespace(schedule="plateau", warmup_epochs=2, lr=0.01, epochs=10),
-        state=SimpleNamespace(global_step=0, optimizer=SimpleNamespace(param_groups=[group])),
-        steps_per_epoch=10,
-    )
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+    optimizer.param_groups[0]["lr_scale"] = 1.0
+    cfg = TrainConfig(schedule="plateau", warmup_epochs=2, lr=0.01, epochs=10, hold_at_chance=True, patience=0)
+    schedule = Schedule(optimizer, cfg, steps_per_epoch=10, classes=4)
     seen = []
     for step in (0, 10, 20, 30):
-        run.state.global_step = step
-        group["lr"] = -1.0  # what the plateau rule would have set: untouched after the warm-up
-        set_learning_rate(run)
-        seen.append(group["lr"])
+        optimizer.param_groups[0]["lr"] = -1.0  # what the plateau rule would have set: untouched after the warm-up
+        schedule.before_step(step)
+        seen.append(optimizer.param_groups[0]["lr"])
     assert seen == pytest.approx([0.001, 0.0055, 0.01, -1.0])
+    optimizer.param_groups[0]["lr"] = 0.01
+    assert not schedule.counts(1, 0.9) and schedule.counts(2, 0.9) and not schedule.counts(2, 0.3)  # chance: 0.25
+    for epoch, top1 in enumerate([0.5, 0.5, 0.3, 0.3, 0.3]):  # the warm-up's epochs, then epochs at chance
+        assert not schedule.after_validation(epoch, top1)
+    assert optimizer.param_groups[0]["lr"] == 0.01 and schedule.decays == 0
+    assert not schedule.after_validation(5, 0.6) and not schedule.after_validation(6, 0.6)  # counted: cut at once
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.001) and schedule.decays == 1
     # a net that stays at chance (no BN, N(0, 0.01) at a narrow width): patience 0 cuts the rate every epoch,
     # unless epochs at chance do not count
     stuck = dict(arch="vgg11", init="normal", epochs=3, patience=0, max_decays=5, val_split=64)
@@ -105,6 +110,21 @@ def test_the_plateau_rule_warms_up_and_never_cuts_the_rate_of_a_run_at_chance(tm
     held = train(tiny_config(tmp_path / "held", **stuck, hold_at_chance=True))
     assert cut.val_top1_err > 0.7 and held.val_top1_err > 0.7  # both at chance (4 classes)
     assert cut.history[-1]["lr"] < 0.01 and [h["lr"] for h in held.history] == [0.01] * 3
+
+
+def test_the_first_rate_is_capped_by_a_forced_decay_that_the_rule_then_counts():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    cfg = TrainConfig(schedule="plateau", lr=0.1, epochs=6, final_decay=2, patience=5, max_decays=1)
+    schedule = Schedule(optimizer, cfg, steps_per_epoch=10, classes=4)
+    ended = [schedule.after_validation(epoch, 0.5 + epoch / 10) for epoch in range(4)]  # improving: never cut
+    assert ended == [False] * 4 and schedule.decays == 1  # but the last 2 epochs run at a tenth
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01) and schedule.plateau.num_bad_epochs == 0
+    state = schedule.state_dict()
+    assert set(state) == {"plateau", "decays"} and state["plateau"] == schedule.plateau.state_dict()
+    again = Schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01), cfg, 10, 4)
+    again.load_state_dict(state)
+    assert again.decays == 1 and again.plateau.best == schedule.plateau.best
+    assert not again.after_validation(4, 0.3) and again.plateau.num_bad_epochs == 1  # the restored best counts
 
 
 class Recorded(Results):

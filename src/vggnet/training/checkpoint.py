@@ -12,9 +12,12 @@ from torch import nn
 
 from ..base.files import load_torch, save_torch
 from ..network.weights import model_metadata
+from .schedule import Schedule
 
-# The parts of a TrainState that are live objects; a checkpoint holds their state dicts.
-LIVE = ("model", "optimizer", "plateau", "scaler")
+# The parts of a TrainState that are live objects; a checkpoint holds their state dicts (the schedule's as its
+# ``plateau`` and ``decays`` entries, the names every checkpoint has used).
+LIVE = ("model", "optimizer", "schedule", "scaler")
+SCHEDULE = ["plateau", "decays"]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -26,13 +29,13 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 @dataclass
 class TrainState:
-    """Everything a training checkpoint holds, and nothing else: the model, optimizer, schedule and gradient scaler
-    (as state dicts), where the run is, what it has seen, the random state, and what the run is (its settings, data
-    statistics, classes and crop). A run resumed from it continues bit for bit."""
+    """Everything a training checkpoint holds, and nothing else: the model, optimizer, learning-rate schedule and
+    gradient scaler (as state dicts), where the run is, what it has seen, the random state, and what the run is (its
+    settings, data statistics, classes and crop). A run resumed from it continues bit for bit."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
+    schedule: Schedule
     scaler: torch.amp.GradScaler
     config: dict[str, Any]
     stats: dict[str, Any]
@@ -42,13 +45,12 @@ class TrainState:
     step: int = 0  # optimizer steps done in that epoch
     global_step: int = 0
     best_acc: float = -1.0
-    decays: int = 0  # learning-rate decreases of the plateau rule so far
     history: list[dict[str, float]] = field(default_factory=list)
 
     def state_dict(self) -> dict[str, Any]:
         model = unwrap(self.model)
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in LIVE}
-        out.update({name: getattr(self, name).state_dict() for name in LIVE if name != "model"})
+        out.update(optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(), **self.schedule.state_dict())
         device = next(model.parameters()).device
         out.update(
             model=model.state_dict(),
@@ -59,14 +61,14 @@ class TrainState:
         return out
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        missing = [f.name for f in fields(self) if f.name not in saved] + (
-            ["rng_cpu"] if "rng_cpu" not in saved else []
-        )
+        needed = [*(f.name for f in fields(self) if f.name != "schedule"), *SCHEDULE, "rng_cpu"]
+        missing = [name for name in needed if name not in saved]
         if missing:
             raise ValueError(f"the checkpoint lacks {', '.join(missing)}: it was not written by this vggnet's trainer")
         unwrap(self.model).load_state_dict(saved["model"])
-        for name in LIVE[1:]:
-            getattr(self, name).load_state_dict(saved[name])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        self.schedule.load_state_dict({name: saved[name] for name in SCHEDULE})
         for f in fields(self):
             if f.name not in LIVE:
                 setattr(self, f.name, saved[f.name])

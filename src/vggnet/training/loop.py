@@ -1,11 +1,12 @@
-"""Training VGG the paper's way (Sect. 3.1): SGD with momentum, weight decay, dropout, and the plateau schedule; and
-fine-tuning from pretrained weights (new fc8, frozen layers, a lower rate for pretrained layers).
+"""Training VGG the paper's way (Sect. 3.1): SGD with momentum, weight decay, dropout, and the plateau schedule
+(:class:`~vggnet.training.schedule.Schedule`); and fine-tuning from pretrained weights (new fc8, frozen layers, a
+lower rate for pretrained layers).
 
 Read it top to bottom: :func:`train` sets a run up (:func:`~vggnet.training.setup.start`), calls
 :func:`train_one_epoch` and validates (:func:`~vggnet.training.validate.evaluate_split`) once per epoch, and ends
-every way a run can end in one :class:`RunResult`. Runs resume
-exactly: the data order and every augmentation are functions of (seed, epoch, position), and the checkpoint
-(:class:`~vggnet.training.checkpoint.TrainState`) holds everything else that changes.
+every way a run can end in one :class:`RunResult`. Runs resume exactly: the data order and every augmentation are
+functions of (seed, epoch, position), and the checkpoint (:class:`~vggnet.training.checkpoint.TrainState`) holds
+everything else that changes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..base.progress import enabled as shown
 from ..data.dataset import Batch
 from ..network.weights import save_weights
 from . import distributed as dist_utils
-from .checkpoint import TrainState, unwrap
+from .checkpoint import unwrap
 from .metrics import plot_curves, stuck_at_chance, write_csv
 from .settings import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
 from .setup import Run, start
@@ -168,7 +169,7 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> Totals | RunResu
         while left > 0:
             images = min(run.per_rank, left)
             left -= images
-            set_learning_rate(run)
+            state.schedule.before_step(state.global_step)
             train_step(run, batches, images, totals)
             state.step += 1
             state.global_step += 1
@@ -225,24 +226,6 @@ def train_step(run: Run, batches: Iterator[Batch], images: int, totals: Totals) 
     run.state.optimizer.zero_grad(set_to_none=True)
 
 
-def set_learning_rate(run: Run) -> None:
-    """The one-cycle schedule's rate for this step (linear warm-up, linear decay to zero), times each parameter
-    group's scale; the plateau rule instead changes rates at the end of an epoch, after its own warm-up."""
-    cfg = run.cfg
-    step, total = run.state.global_step, run.steps_per_epoch * cfg.epochs
-    warm = cfg.warmup_epochs * run.steps_per_epoch
-    if cfg.schedule != "onecycle":
-        if not warm or step > warm:
-            return  # the plateau rule's rates: the warm-up has handed them over at the full rate
-        lr = cfg.lr * min(1.0, 0.1 + 0.9 * step / warm)
-    elif step < warm:
-        lr = cfg.lr * (0.1 + 0.9 * step / warm)
-    else:
-        lr = cfg.lr * max(0.0, (total - step) / max(1.0, total - warm))
-    for group in run.state.optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
-
-
 def check_between_steps(
     run: Run, totals: Totals, progress: Progress, stop: StopRequest, out_of_steps: bool
 ) -> RunResult | None:
@@ -262,8 +245,7 @@ def check_between_steps(
             f"diverged (lower --lr?). The last good checkpoint is {kept}",
         )
     rate = totals.seen * run.ctx.world / (time.perf_counter() - totals.started)
-    lr = state.optimizer.param_groups[-1]["lr"]
-    progress.update(state.step, f"{rate:.0f} img/s, loss {running_loss:.4f}, lr {lr:.2g}")
+    progress.update(state.step, f"{rate:.0f} img/s, loss {running_loss:.4f}, lr {state.schedule.rate:.2g}")
     if not (stop_now or out_of_steps):
         return None
     save(run, last)
@@ -317,7 +299,7 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
     row = {
         "epoch": epoch + 1,
         "step": state.global_step,
-        "lr": state.optimizer.param_groups[-1]["lr"],
+        "lr": state.schedule.rate,
         "train_loss": loss / max(seen, 1),
         "train_top1_err": 1 - correct / max(seen, 1),
         "images_per_s": seen / seconds,
@@ -333,14 +315,7 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
         row.update(val_loss=val["loss"], val_top1_err=1 - val["top1"], val_top5_err=1 - val["top5"])
         improved = val["top1"] > state.best_acc
         state.best_acc = max(state.best_acc, val["top1"])
-        if cfg.schedule == "plateau" and counts_for_the_rule(run, epoch, val["top1"]):  # val_every is 1 for it
-            before = state.optimizer.param_groups[-1]["lr"]
-            state.plateau.step(val["top1"])
-            if state.decays == 0 and cfg.final_decay and epoch + 1 == cfg.epochs - cfg.final_decay:
-                force_decay(state)  # the run's budget ends before the plateau rule fired: finish at a tenth
-            if state.optimizer.param_groups[-1]["lr"] < before:
-                state.decays += 1
-                finished |= state.decays > cfg.max_decays  # the paper stopped after its third decrease
+        finished |= state.schedule.after_validation(epoch, val["top1"])  # the plateau rule; val_every is 1 for it
     state.history.append(row)
     state.epoch, state.step = epoch + 1, 0
     save(run, run.out / "last.pt")
@@ -350,22 +325,6 @@ def end_epoch(run: Run, epoch: int, totals: Totals) -> bool:
         if warning:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
     return finished
-
-
-def counts_for_the_rule(run: Run, epoch: int, top1: float) -> bool:
-    """Whether the plateau rule sees this epoch: not during the warm-up, nor (``hold_at_chance``) while the run's
-    validation error has not left chance (5 points below it), so that a run stuck there keeps its full rate."""
-    if epoch + 1 <= run.cfg.warmup_epochs:
-        return False
-    return not run.cfg.hold_at_chance or top1 > 1 / len(run.data.train.classes) + 0.05
-
-
-def force_decay(state: TrainState) -> None:
-    """Divide every rate by 10 as the plateau rule would, and restart its count of epochs without improvement."""
-    for group in state.optimizer.param_groups:
-        group["lr"] *= 0.1
-    state.plateau.num_bad_epochs = 0
-    state.plateau._last_lr = [group["lr"] for group in state.optimizer.param_groups]
 
 
 def report_epoch(run: Run, row: dict[str, float], improved: bool, skipped: int, finished: bool) -> None:

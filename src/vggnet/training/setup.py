@@ -1,5 +1,6 @@
 """Setting a training run up: its data opened, its model built (restored, shaped as pretrained weights say, or as
-the settings say; pre-initialised from net A; frozen), its optimizer, schedule and autocast, all gathered in one
+the settings say; pre-initialised from net A; frozen), its optimizer, learning-rate schedule
+(:class:`~vggnet.training.schedule.Schedule`) and autocast, all gathered in one
 :class:`Run` that the loop (:mod:`vggnet.training.loop`) works with, and said in a few lines."""
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from . import distributed as dist_utils
 from .checkpoint import TrainState, load_checkpoint, unwrap
 from .metrics import TensorBoard
 from .pretrained import LoadReport, load_pretrained
+from .schedule import Schedule
 from .settings import TrainConfig, load_recipe  # noqa: F401  (load_recipe: part of this module's API)
 
 
@@ -62,7 +64,7 @@ class Run:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(self.sampler.num_samples / self.per_rank)
+        return self.state.schedule.steps_per_epoch
 
     @property
     def out(self) -> Path:
@@ -103,12 +105,14 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
     micro, accumulate = split_batch(cfg, ctx.world)
     optimizer = make_optimizer(model, cfg, report, device)
     amp_dtype = autocast_mode(cfg.amp, device)
+    sampler = DistributedSampler(
+        range(len(data.train)), num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed
+    )
+    steps_per_epoch = math.ceil(sampler.num_samples / (micro * accumulate))
     state = TrainState(
         model,
         optimizer,
-        torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.1, patience=cfg.patience, threshold=1e-3
-        ),
+        Schedule(optimizer, cfg, steps_per_epoch, len(data.train.classes)),
         torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
         config=cfg.to_dict(),
         stats=data.stats,
@@ -126,9 +130,7 @@ def start(cfg: TrainConfig, ctx: dist_utils.Context, given: set[str] | None = No
         data=data,
         state=state,
         net=torch.compile(net) if cfg.compile else net,
-        sampler=DistributedSampler(
-            range(len(data.train)), num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed
-        ),
+        sampler=sampler,
         micro=micro,
         accumulate=accumulate,
         autocast=(lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext,
