@@ -42,8 +42,13 @@ def vggnet_cli(args: list[str], cwd: Path, stderr=subprocess.PIPE) -> subprocess
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run(
         [sys.executable, "-m", "vggnet", "stylize", *args],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_picture_and_its_intervals_are_written_with_no_bar_in_a_log(ws):
@@ -108,36 +113,39 @@ def test_missing_and_unreadable_images_are_one_sentence(ws):
         assert len(done.stderr.strip().splitlines()) == 1 and not (ws / "never.png").exists()
 
 
-I = ["{w}/content.png", "{w}/style.jpg"]
-BAD = [
-    (["{w}/content.png"], r"give a style image after .*content.png"),
-    ([], r"give the two images: vggnet stylize CONTENT STYLE"),
-    ([*I, "--steps", "0"], r"argument --steps: must be at least 1, got 0"),
-    ([*I, "--style-weight", "-1"], r"argument --style-weight: must not be negative, got -1"),
-    ([*I, "--tv-weight", "nan"], r"argument --tv-weight: must be a finite number, got nan"),
-    ([*I, "--lr", "0"], r"argument --lr: must be positive, got 0"),
-    ([*I, "--size", "ten"], r"argument --size: invalid int value: 'ten'"),
-    ([*I, "--optimizer", "sgd"], r"argument --optimizer: invalid choice: 'sgd'"),
-    ([*I, "--content-layers", "relu4_2:x"], r"--content-layers relu4_2:x: the weight after ':' must be a number"),
-    ([*I, "--style-layers", "relu1_1:-2"], r"--style-layers relu1_1:-2: give NAME or NAME:WEIGHT"),
-    ([*I, "--content-layers", "relu9_9"], r"relu9_9"),
-    ([*I, "--content-layers", "fc7"], r"fc7 is in the classifier head"),
-    ([*I, "--out", "{w}/picture.txt"], r"cannot write a picture as .*picture.txt: give a name ending in .png"),
-    ([*I, "--size", "20"], r"the content image is 20x15: these taps need at least 16 px a side"),
-    ([*I, "--save-network", "{w}/n.safetensors"], r"--save-network writes the network --normalize-network FOLDER"),
-    (["--normalize-network", "{w}/folder"], r"--normalize-network without images makes a network: give --save-net"),
-    (["--normalize-network", "{w}/folder", "--save-network", "{w}/n.pt"], r"--save-network must end in .safetensors"),
-    ([*I, "--normalize-network", "{w}/nowhere"], r"image folder .*nowhere does not exist"),
-    ([*I, "--weights", "{w}/notes.png"], r"notes.png"),
-]
+# each case: the arguments after "vggnet stylize --weights W --size 40 --steps 1" ({i}: the two images), "~", and
+# the message it must give
+BAD = """
+{w}/content.png ~ give a style image after .*content.png
+ ~ give the two images: vggnet stylize CONTENT STYLE
+{i} --steps 0 ~ argument --steps: must be at least 1, got 0
+{i} --style-weight -1 ~ argument --style-weight: must not be negative, got -1
+{i} --tv-weight nan ~ argument --tv-weight: must be a finite number, got nan
+{i} --lr 0 ~ argument --lr: must be positive, got 0
+{i} --size ten ~ argument --size: invalid int value: 'ten'
+{i} --optimizer sgd ~ argument --optimizer: invalid choice: 'sgd'
+{i} --content-layers relu4_2:x ~ --content-layers relu4_2:x: the weight after ':' must be a number
+{i} --style-layers relu1_1:-2 ~ --style-layers relu1_1:-2: give NAME or NAME:WEIGHT
+{i} --content-layers relu9_9 ~ unknown layer 'relu9_9'
+{i} --content-layers fc7 ~ fc7 is in the classifier head
+{i} --out {w}/picture.txt ~ cannot write a picture as .*picture.txt: give a name ending in .png
+{i} --size 20 ~ the content image is 20x15: these taps need at least 16 px a side
+{i} --save-network {w}/n.safetensors ~ --save-network writes the network --normalize-network FOLDER makes
+--normalize-network {w}/folder ~ --normalize-network without images makes a network: give --save-network
+--normalize-network {w}/folder --save-network {w}/n.pt ~ --save-network must end in .safetensors
+{i} --normalize-network {w}/nowhere ~ image folder .*nowhere does not exist
+{i} --weights {w}/notes.png ~ cannot read weights from .*notes.png
+"""
+CASES = [tuple(part.strip() for part in line.split(" ~ ")) for line in BAD.strip("\n").splitlines()]
 
 
-@pytest.mark.parametrize(("extra", "message"), BAD, ids=[f"{i:02d}" for i in range(len(BAD))])
+@pytest.mark.parametrize(("extra", "message"), CASES, ids=[f"{i:02d}" for i in range(len(CASES))])
 def test_bad_input_is_one_sentence_and_exit_2(ws, capsys, extra, message):
-    argv = ["stylize", "--weights", "{w}/vgg19.safetensors", "--size", "40", "--steps", "1", *extra]
-    argv += [] if "--out" in extra else ["--out", "{w}/bad/picture.png"]
+    extra = extra.replace("{i}", "{w}/content.png {w}/style.jpg").format(w=ws).split()
+    argv = ["stylize", "--weights", str(ws / "vgg19.safetensors"), "--size", "40", "--steps", "1", *extra]
+    argv += [] if "--out" in extra else ["--out", str(ws / "bad" / "picture.png")]
     try:
-        code = main([a.format(w=ws) for a in argv])
+        code = main(argv)
     except SystemExit as stop:  # argparse's own errors
         code = stop.code
     err = capsys.readouterr().err

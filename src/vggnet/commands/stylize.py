@@ -35,20 +35,20 @@ class StylizeSettings:
         "(--normalize-network FOLDER --save-network FILE, then --weights FILE)."
     )
 
+    out: str = setting("stylized.png", "the picture to write (.png, .jpg, .webp ...), atomically")
     content: str | None = setting(None, "the content image: the picture's layout (and its size)", positional=True)
     style: str | None = setting(None, "the style image (any size)", positional=True)
-    out: str = setting("stylized.png", "the picture to write (.png, .jpg, .webp ...), atomically")
-    weights: str = setting(
-        "torchvision",
-        "the loss network: 'torchvision' (its ImageNet weights for --arch, through torch's hub cache) or any file "
-        "vggnet loads: VGG_ILSVRC_19_layers.caffemodel, imagenet-vgg-verydeep-19.mat, Keras, ONNX, a vggnet file",
-        metavar="SOURCE",
-    )
     arch: str = setting("vgg19", "the architecture of weights that do not say theirs (torchvision's)")
     normalize: str = setting(
         "auto",
         "the input the weights expect where their file does not say it (caffe: BGR 0-255 minus the mean pixel)",
         choices=("auto", *NAMED_NORMALIZATIONS),
+    )
+    weights: str = setting(
+        "torchvision",
+        "the loss network: 'torchvision' (its ImageNet weights for --arch, through torch's hub cache) or any file "
+        "vggnet loads: VGG_ILSVRC_19_layers.caffemodel, imagenet-vgg-verydeep-19.mat, Keras, ONNX, a vggnet file",
+        metavar="SOURCE",
     )
     content_layers: list[str] = setting(
         list(GATYS_CONTENT), "content taps by Caffe name, each NAME or NAME:WEIGHT (weight 1)", metavar="LAYER"
@@ -197,26 +197,34 @@ def interval_path(out: str, step: int, steps: int) -> Path:
 def run_stylize(s: StylizeSettings) -> list[str]:
     """The command: the lines it prints (what it wrote)."""
     from ..base.devices import pick_device
-    from ..losses.stylize import NeuralStyle, read_picture, save_picture, stylize
+    from ..losses.stylize import NeuralStyle, read_picture
 
     s.check()
     content_layers = layer_spec(s.content_layers, "--content-layers", 1.0)
     style_layers = layer_spec(s.style_layers, "--style-layers", None)
+    images = None
     if s.content is not None:  # the images read before a network is loaded or downloaded
-        content = read_picture(s.content, s.size)
-        style = read_picture(s.style, max(1, round(s.size * s.style_scale)))
+        images = read_picture(s.content, s.size), read_picture(s.style, max(1, round(s.size * s.style_scale)))
     device = pick_device(s.device)
     model = load_network(s, [*content_layers, *style_layers])
     lines = []
     if s.normalize_network is not None:
         model, said = normalized_network(s, model)
         lines.append(said)
-    if s.content is None:
+    if images is None:
         return lines
+    weights = {"content_weight": s.content_weight, "style_weight": s.style_weight, "tv_weight": s.tv_weight}
     objective = NeuralStyle(
-        model, content_layers=content_layers, style_layers=style_layers, content_weight=s.content_weight,
-        style_weight=s.style_weight, tv_weight=s.tv_weight, pooling=s.pooling, losses=s.losses,
-    )  # fmt: skip
+        model, content_layers=content_layers, style_layers=style_layers, pooling=s.pooling, losses=s.losses, **weights
+    )
+    lines.append(transfer(s, *images, objective, device))
+    return lines
+
+
+def transfer(s: StylizeSettings, content: torch.Tensor, style: torch.Tensor, objective: Any, device: Any) -> str:
+    """The optimisation with its bar and the pictures at intervals; the picture written; a line saying so."""
+    from ..losses.stylize import save_picture, stylize
+
     bar, started = Bar(s.steps), time.monotonic()
 
     def each(step: Step) -> None:
@@ -224,17 +232,12 @@ def run_stylize(s: StylizeSettings) -> list[str]:
         if s.save_every and step.step % s.save_every == 0:
             save_picture(step.picture, interval_path(s.out, step.step, step.steps))
 
+    options = {"optimizer": s.optimizer, "steps": s.steps, "lr": s.lr, "init": s.init, "seed": s.seed}
     try:
-        picture = stylize(
-            content, style, objective, optimizer=s.optimizer, steps=s.steps, lr=s.lr, init=s.init, seed=s.seed,
-            device=device, callback=each,
-        )  # fmt: skip
+        picture = stylize(content, style, objective, device=device, callback=each, **options)
     finally:
         bar.close()
     path = save_picture(picture, s.out)
     terms = ", ".join(f"{k} {v:.4g}" for k, v in objective.terms.items())
     h, w = picture.shape[-2:]
-    lines.append(
-        f"wrote {path} ({w}x{h}, {s.steps} {s.optimizer} steps in {time.monotonic() - started:.1f} s; {terms})"
-    )
-    return lines
+    return f"wrote {path} ({w}x{h}, {s.steps} {s.optimizer} steps in {time.monotonic() - started:.1f} s; {terms})"

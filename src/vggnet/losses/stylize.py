@@ -62,14 +62,14 @@ class NeuralStyle(nn.Module):
     def __init__(
         self,
         model: VGG | Loaded | None = None,
-        arch: str = "vgg19",
-        weights: str | None = "torchvision",
         content_layers: Mapping[str, float] | Sequence[str] | None = None,
         style_layers: Mapping[str, float] | Sequence[str] | None = None,
         content_weight: float = 1.0,
         style_weight: float = 1e3,
         tv_weight: float = 0.0,
         *,
+        arch: str = "vgg19",
+        weights: str | None = "torchvision",
         pooling: str = "avg",
         losses: str = "gatys",
         normalization: Normalization | None = None,
@@ -130,7 +130,8 @@ class NeuralStyle(nn.Module):
             image = image.expand(-1, 3, -1, -1) if c == 1 else to_gray(image)
         if min(image.shape[-2:]) < self.min_size:
             raise ValueError(
-                f"the {what} image is {image.shape[-1]}x{image.shape[-2]}: these taps need at least {self.min_size} px a side"
+                f"the {what} image is {image.shape[-1]}x{image.shape[-2]}: these taps need at least "
+                f"{self.min_size} px a side"
             )
         return image
 
