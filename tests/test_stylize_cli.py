@@ -33,6 +33,7 @@ def ws(tmp_path_factory):
     (w / "style.jpg").write_bytes(png(64, 64, seed=2))
     (w / "notes.png").write_text("not an image")
     (w / "folder").mkdir()
+    (w / "folder.png").mkdir()
     for i in range(3):
         (w / "folder" / f"{i}.png").write_bytes(png(40, 40, seed=10 + i))
     return w
@@ -129,6 +130,7 @@ BAD = """
 {i} --content-layers relu9_9 ~ unknown layer 'relu9_9'
 {i} --content-layers fc7 ~ fc7 is in the classifier head
 {i} --out {w}/picture.txt ~ cannot write a picture as .*picture.txt: give a name ending in .png
+{i} --out {w}/folder.png ~ --out .*folder.png is a folder; give the picture's file name
 {i} --size 20 ~ the content image is 20x15: these taps need at least 16 px a side
 {i} --save-network {w}/n.safetensors ~ --save-network writes the network --normalize-network FOLDER makes
 --normalize-network {w}/folder ~ --normalize-network without images makes a network: give --save-network

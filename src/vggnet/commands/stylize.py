@@ -112,6 +112,8 @@ class StylizeSettings:
             raise ValueError("--normalize-network without images makes a network: give --save-network FILE to keep it")
         if self.content is not None:
             picture_format(self.out)
+            if os.path.isdir(self.out):
+                raise ValueError(f"--out {self.out} is a folder; give the picture's file name, e.g. picture.png")
 
 
 def layer_spec(specs: list[str], flag: str, default: float | None) -> dict[str, float]:
