@@ -29,6 +29,7 @@ from .convert import ConvertSettings
 from .info import InfoSettings
 from .predict import PredictSettings
 from .probe import ProbeSettings
+from .stylize import StylizeSettings
 
 
 @dataclass
@@ -312,6 +313,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from .stylize import run_stylize
+
+    print("\n".join(run_stylize(build(StylizeSettings, args))))
+    return 0
+
+
 def check_out_folder(out: str) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"--out {out} is a file; give a folder")
@@ -409,6 +417,12 @@ COMMANDS = (
         "a learner's view of an image going through a VGG, block by block (a page, or a folder)",
         cmd_inside,
         (ModelChoice, InsideSettings),
+    ),
+    Command(
+        "stylize",
+        "neural style transfer (Gatys et al.): CONTENT in STYLE's style, on any VGG-19 vggnet loads",
+        cmd_stylize,
+        (StylizeSettings,),
     ),
     Command(
         "bench",
