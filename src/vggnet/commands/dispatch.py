@@ -422,7 +422,7 @@ COMMANDS = (
         "stylize",
         "neural style transfer (Gatys et al.): CONTENT in STYLE's style, on any VGG-19 vggnet loads",
         cmd_stylize,
-        (StylizeSettings,),
+        (StylizeSettings, ProgressSettings),
     ),
     Command(
         "bench",

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..base.normalization import NAMED_NORMALIZATIONS
+from ..base.progress import Progress
 from ..base.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RUNTIME, Range, setting
 from ..losses.stylize import GATYS_CONTENT, INITS, LOSS_FORMS, OPTIMIZERS, Step
 
@@ -161,35 +162,6 @@ def normalized_network(s: StylizeSettings, loaded: Any) -> tuple[Any, str]:
     return net, said
 
 
-class Bar:
-    """The optimisation's progress: tqdm's bar where stderr is a terminal, a line every ``every`` s in a log."""
-
-    def __init__(self, total: int, every: float = 30.0) -> None:
-        self.total, self.every, self.last, self.bar = total, every, time.monotonic(), None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            try:
-                known = min(os.get_terminal_size(sys.stderr.fileno())) > 0
-            except OSError:
-                known = False
-            # a terminal that does not say its size (a bare pseudo-terminal) gets 80 x 24: tqdm would draw nothing
-            size = {"dynamic_ncols": True} if known else {"ncols": 80, "nrows": 24}
-            self.bar = tqdm(total=total, desc="stylize", unit="step", leave=False, file=sys.stderr, **size)
-
-    def update(self, n: int, status: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(status, refresh=False)
-            self.bar.update(n - self.bar.n)
-        elif time.monotonic() - self.last >= self.every:
-            self.last = time.monotonic()
-            print(f"stylize: step {n}/{self.total}, {status}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def interval_path(out: str, step: int, steps: int) -> Path:
     """``picture_0100.png`` beside ``picture.png``: the picture after ``step`` steps."""
     path = Path(out)
@@ -227,7 +199,7 @@ def transfer(s: StylizeSettings, content: torch.Tensor, style: torch.Tensor, obj
     """The optimisation with its bar and the pictures at intervals; the picture written; a line saying so."""
     from ..losses.stylize import save_picture, stylize
 
-    bar, started = Bar(s.steps), time.monotonic()
+    bar, started = Progress(s.steps, desc="stylize", unit="step"), time.monotonic()
 
     def each(step: Step) -> None:
         bar.update(step.step, f"loss {step.loss:.4g}")
