@@ -217,3 +217,14 @@ def test_main_sh_installs_the_base_package_and_the_extra_its_command_needs():
     text = main_sh.read_text()
     assert 'VGGNET_EXTRAS="${VGGNET_EXTRAS-}"' in text and "extras_for" in text  # none by default, then the command's
     assert 'VGGNET_EXTRAS="${VGGNET_EXTRAS-test}"' in test_sh.read_text()
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """`vggnet info vgg16 | head -1`: the reader closing the pipe is no error to print (exit 141, as for a command
+    killed by SIGPIPE), and nothing is said at exit either."""
+    command = [sys.executable, "-m", "vggnet", "info", "vgg16", "--size", "384"]
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before vggnet has imported torch: its first write finds no reader
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err

@@ -12,6 +12,7 @@ import difflib
 import os
 import platform
 import re
+import select
 import signal
 import sys
 from typing import Any, NoReturn
@@ -125,7 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # --no-progress and --log-every reach every loop; a failed download names the flag that gives the file
         with showing(getattr(args, "progress", True), getattr(args, "log_every", None)), supplied_as("--weights FILE"):
-            return args.func(args)
+            status = args.func(args)
+            sys.stdout.flush()  # within reach of the handlers below: a reader gone is said here, not at exit
+            return status
+    except BrokenPipeError as err:
+        if not _reader_left():
+            print(f"vggnet {args.command}: error: {_sentence(err)}", file=sys.stderr)
+            return 2
+        return 128 + signal.SIGPIPE  # `vggnet info vgg16 | head`: the reader had enough, as for any Unix tool
     except (ValueError, OSError) as err:  # bad input: a sentence, not a traceback
         print(f"vggnet {args.command}: error: {_sentence(err)}", file=sys.stderr)
         return 2
@@ -146,6 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         return _unexpected(args.command, err)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _reader_left() -> bool:
+    """Whether standard output is a pipe whose reader has gone (the pipe reports an error to poll); if so, it
+    becomes /dev/null, so that Python's last flush at exit does not fail again with a traceback of its own."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll (Windows), or stdout is no file
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return gone
 
 
 def _unexpected(command: str, err: Exception) -> int:

@@ -5,7 +5,7 @@ outcome into an exit status."""
 
 from __future__ import annotations
 
-from . import bench, convert, eval, export, features, info, inside, predict, probe, reproduce, serve, train
+from . import bench, convert, eval, export, features, info, inside, predict, probe, reproduce, serve, stylize, train
 from .command import Command
 
 COMMANDS: tuple[Command, ...] = (
@@ -20,5 +20,6 @@ COMMANDS: tuple[Command, ...] = (
     reproduce.COMMAND,
     serve.COMMAND,
     inside.COMMAND,
+    stylize.COMMAND,
     bench.COMMAND,
 )

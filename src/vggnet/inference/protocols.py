@@ -104,6 +104,8 @@ def evaluate(
     names = list(names or [display_name(m.source) for m in models])
     methods = sorted({part for p in protocols for part in p.split("+")})
     scales = sorted({q for s in scale_sets for q in s})
+    for model in models:  # classes that do not meet are a sentence of their own, before the work is announced
+        label_map(model, source, matching)
     say(
         f"eval: {len(models)} model{'s' * (len(models) > 1)}, {', '.join(LABELS[p] for p in protocols)} at Q = "
         f"{'; '.join(' '.join(map(str, qs)) for qs in scale_sets)}, on {source.size:,} images of {source.name}"

@@ -7,8 +7,9 @@ average or L2 pooling and optional checkpointing; :func:`load_trunk`), ``inputs.
 multichannel images, 2.5-D volumes, masks, patches), ``describe.py`` (:class:`Description`), ``metric.py``
 (:class:`TapMetric`, what every metric shares), ``style.py`` (Gram matrices, :class:`StyleLoss`, total variation),
 ``perceptual.py`` (:class:`PerceptualLoss` with SRGAN, ESRGAN, Real-ESRGAN and Gatys presets), ``lpips.py``
-(:class:`LPIPS` v0.1 and v0.0), ``dists.py`` (:class:`DISTS`) and ``gatys.py`` (Gatys et al.'s normalised
-network, :func:`normalize_filters`).
+(:class:`LPIPS` v0.1 and v0.0), ``dists.py`` (:class:`DISTS`), ``gatys.py`` (Gatys et al.'s normalised
+network, :func:`normalize_filters`) and ``stylize.py`` (neural style transfer: :class:`NeuralStyle`, the objective
+on one pass through the trunk, and ``stylize.stylize``, the optimisation ``vggnet stylize`` runs).
 """
 
 from .describe import Description
@@ -18,6 +19,7 @@ from .lpips import LPIPS, LPIPS_LAYERS, LPIPS_URL, lpips_layers
 from .metric import TapMetric
 from .perceptual import CRITERIA, PerceptualLoss
 from .style import GATYS_STYLE, GRAMS, StyleLoss, TotalVariation, gram, total_variation
+from .stylize import NeuralStyle
 from .taps import POOLINGS, FeatureTaps, L2Pool, layer_weights, load_trunk
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "LPIPS",
     "LPIPS_LAYERS",
     "LPIPS_URL",
+    "NeuralStyle",
     "POOLINGS",
     "PerceptualLoss",
     "StyleLoss",
