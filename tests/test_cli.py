@@ -131,6 +131,8 @@ CASES = [
     (["eval", "--weights", "{w}/weights/plain.pth"], r"does not say which architecture .* give --arch"),
     (["eval", "--weights", "{w}/weights/other.safetensors", "--arch", "vgg16"], r"do not fit vgg16"),
     (["eval", "--weights", "{w}/bad.jpg"], r"cannot read weights from .*bad.jpg"),
+    (["eval", "--weights", "{w}/weights"], r"weights is a folder; give a weights file$"),
+    (["predict", "--weights", "{w}/run", "{w}/bad.jpg"], r"run is a folder; give a weights file \(it holds .*run/mod"),
     (["eval", "--weights", "torchvision"], r"names torchvision's weights: say which with --arch"),
     (["eval", "--weights", "file:///nowhere/w.pth"], r"no such weights file: /nowhere/w.pth"),
     (["eval", "--weights", "{w}/weights/model.onnx"], r"cannot load ONNX model .*model.onnx"),

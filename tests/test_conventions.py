@@ -103,7 +103,7 @@ def test_predict_takes_a_folder_recursively_in_sorted_order_saying_what_it_left_
     expected = [f"photos/trip/{c}/{i}.png" for c in ("cat", "dog") for i in range(6)]
     assert [line.split(": ")[0] for line in lines] == expected  # one line per image
     assert all(line.count("%") == 2 and ("cat " in line and "dog " in line) for line in lines)
-    assert "1 file that are not images left out: photos/notes.txt (not an image: .txt)" in err
+    assert "1 file that is not an image left out: photos/notes.txt (not an image: .txt)" in err
     assert ".hidden" not in out + err
 
 

@@ -424,3 +424,12 @@ def test_eval_and_the_service_take_a_caffemodel(pb, tmp_path):
             answer = client.post("/predict", files={"file": ("x.png", file.read_bytes(), "image/png")})
             assert answer.status_code == 200, answer.text
             assert answer.json()["top"][0]["class"] == f"class {mirrored[i].item()}"
+
+
+def test_info_counts_parameters_not_bn_statistics_and_lists_few_classes_whole(tmp_path, capsys):
+    model = vggnet.build([8, "M", 16, "M"], batch_norm=True, num_classes=3, fc_width=16, pool_size=1)
+    path = vggnet.save_weights(model, tmp_path / "bn.safetensors", {"classes": '["red", "green", "blue"]'})
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"; {sum(p.numel() for p in model.parameters()):,} parameters;" in text  # running means are not counted
+    assert "classes: 3 named (red, green, blue)\n" in text

@@ -90,6 +90,16 @@ def test_resume_keeps_the_runs_settings_and_refuses_changes():
     assert {"epochs", "device", "max_steps", "out"} <= set(runtime) and "lr" not in runtime
 
 
+def test_a_resumed_run_keeps_its_own_runtime_settings_unless_they_are_typed_again():
+    saved = TrainConfig(epochs=4, workers=0, val_every=1, max_steps=7, out="runs/a").to_dict()
+    typed_nothing = TrainConfig(out="runs/a", resume=True).resumed_from(saved, given={"out", "resume"})
+    assert (typed_nothing.epochs, typed_nothing.workers, typed_nothing.resume) == (4, 0, True)
+    assert typed_nothing.max_steps is None  # a stop for the first invocation, not for the run
+    typed = TrainConfig(out="runs/b", resume=True, epochs=6, max_steps=9)
+    again = typed.resumed_from(saved, given={"out", "resume", "epochs", "max_steps"})
+    assert (again.epochs, again.max_steps, again.out, again.workers) == (6, 9, "runs/b", 0)
+
+
 def test_flags_override_the_recipe(tmp_path):
     code = main(
         [

@@ -96,7 +96,8 @@ def test_sigterm_mid_epoch_saves_and_resumes(tmp_path):
     assert "received SIGTERM" in output and "--resume" in output
     state = load_checkpoint(tmp_path / "b" / "last.pt")
     assert state["epoch"] == 0 and 0 < state["step"] < 64  # mid-epoch
-    resumed = run_python([*common, "--out", str(tmp_path / "b"), "--resume"])
+    # the command the run printed, as it is: the run's own settings (--epochs 2 among them) come from its checkpoint
+    resumed = run_python(["-m", "vggnet", "train", "--out", str(tmp_path / "b"), "--resume"])
     straight = run_python([*common, "--out", str(tmp_path / "a")])
     for p in (resumed, straight):
         out, _ = p.communicate(timeout=120)

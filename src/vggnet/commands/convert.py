@@ -67,7 +67,8 @@ def open_file(source: str, arch: str | None = None, normalize: str | None = None
 def report(found: WeightsFile, loaded: Loaded) -> str:
     """What the file holds and how vggnet reads it, in lines."""
     model = loaded.model
-    params = sum(v.numel() for k, v in found.state.items())
+    buffers = ("running_mean", "running_var", "num_batches_tracked")  # BN's statistics: state, not parameters
+    params = sum(v.numel() for k, v in found.state.items() if not k.endswith(buffers))
     pools = "rounded up (Caffe's)" if model.ceil_mode else "rounded down (torchvision's)"
     lines = [
         f"file: {found.source}",
@@ -94,7 +95,7 @@ def _classes(found: WeightsFile, loaded: Loaded) -> str:
         return "none (no classifier)"
     count = len(loaded.classes)
     if found.classes:
-        return f"{count:,} named ({', '.join(loaded.classes[:3])}, ...)"
+        return f"{count:,} named ({', '.join(loaded.classes[:3])}{', ...' * (count > 3)})"
     if _imagenet(found, loaded):
         return "1,000, ImageNet's (in the order torchvision, Caffe and Keras share)"
     return f"{count:,}, unnamed (class 0 ...; --classes FILE names them)"

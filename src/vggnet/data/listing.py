@@ -79,4 +79,5 @@ def images_named(items: Sequence[str]) -> tuple[list[str], list[str]]:
 def left_out_sentence(left_out: Sequence[str]) -> str:
     """``2 files that are not images left out: a/notes.txt (not an image: .txt), ...``"""
     shown = ", ".join(left_out[:SHOWN]) + (", ..." if len(left_out) > SHOWN else "")
-    return f"{len(left_out)} file{'s' * (len(left_out) != 1)} that are not images left out: {shown}"
+    many = len(left_out) != 1
+    return f"{len(left_out)} file{'s' * many} that {'are' if many else 'is'} not an image{'s' * many} left out: {shown}"

@@ -28,6 +28,7 @@ from ..data.device import DECODERS
 
 SCHEDULES = ("plateau", "onecycle")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+HERE_ON_RESUME = {"out", "resume", "max_steps"}  # runtime settings a resumed run never takes from its checkpoint
 FREEZE_HELP = "none (default), features (every convolution) or a layer name (conv4_3: it and all before it)"
 
 
@@ -40,7 +41,7 @@ class TrainConfig:
     # model
     arch: str | list[int | str | list[int]] = s(
         "vgg11",
-        "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1, a paper letter (default vgg11, net A), or a "
+        "architecture: vgg11 ... vgg19_bn, vgg11_lrn, vgg16_conv1, a paper letter (vgg11 is net A), or a "
         'configuration list in JSON, e.g. \'[64, "M", 128, "M"]\'',
     )
     batch_norm: bool | None = s(None, "batch normalisation after every convolution (default: as the name says)")
@@ -199,8 +200,11 @@ class TrainConfig:
 
     def resumed_from(self, saved: dict[str, Any], given: set[str] | None = None) -> TrainConfig:
         """The configuration of a run resumed from a checkpoint's ``saved`` settings: what it computes comes from the
-        checkpoint; only how it runs (the ``runtime`` settings) comes from here. A setting in ``given`` (default:
-        every setting that differs from its default) that would change the run is an error, not silently ignored."""
+        checkpoint; how it runs (the ``runtime`` settings) comes from here where ``given`` names it (default: every
+        setting that differs from its default), and otherwise from the run too, so that a run of ``--epochs 4``
+        resumed without flags still ends after 4. ``out`` and ``resume`` always come from here, and so does
+        ``max_steps``: a stop for this invocation, not the run's. A setting in ``given`` that would change what the
+        run computes is an error, not silently ignored."""
         cls = type(self)
         known = set(names(cls))
         restored = cls(**{k: v for k, v in saved.items() if k in known})
@@ -218,7 +222,7 @@ class TrainConfig:
                 "a resumed run keeps its own settings; these would change it: " + "; ".join(clashes) + ". Drop them, "
                 "or start a new run with another --out (--weights OUT/model.safetensors continues from its weights)"
             )
-        for name in runtime:
+        for name in runtime & (given | HERE_ON_RESUME):
             setattr(restored, name, getattr(self, name))
         return restored
 
