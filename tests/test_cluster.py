@@ -214,6 +214,16 @@ def test_predictions_of_a_collection_equal_the_local_command(cluster, collection
     assert rows[-1]["error"] and rows[-1]["top_classes"] is None
 
 
+def command_line(process) -> str:
+    """A process's command line, or "" for one that ended (or became a zombie) while the children were listed."""
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
+        return ""
+
+
 def test_a_node_that_dies_mid_run_loses_nothing(cluster, serial, tmp_path):  # last: the cluster loses a node
     import psutil
 
@@ -225,7 +235,7 @@ def test_a_node_that_dies_mid_run_loses_nothing(cluster, serial, tmp_path):  # l
     raylet = psutil.Process(worker.all_processes["raylet"][0].process.pid)
     deadline, running = time.monotonic() + 180, []
     while time.monotonic() < deadline and not running:  # a run in progress on the second node
-        running = [p for p in raylet.children(recursive=True) if "ray::run_task" in " ".join(p.cmdline())]
+        running = [p for p in raylet.children(recursive=True) if "ray::run_task" in command_line(p)]
         time.sleep(0.1)
     assert running, "no run ever started on the second node"
     raylet.kill()  # the node dies: its raylet, by PID
