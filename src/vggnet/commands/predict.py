@@ -179,7 +179,9 @@ def images_to_predict(s: PredictSettings) -> list[str]:
     if s.data:
         from ..cluster.collection import collection_rows
 
-        images += [row["path"] for row in collection_rows(s.data)]
+        here = os.getcwd()  # the collection's rows are absolute (as Ray needs them); shown as the user named them
+        paths = [row["path"] for row in collection_rows(s.data)]
+        images += [os.path.relpath(path) if path.startswith(here + os.sep) else path for path in paths]
     if left_out:
         print(f"note: {left_out_sentence(left_out)}", file=sys.stderr)
     if not images:
