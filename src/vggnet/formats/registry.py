@@ -130,8 +130,8 @@ def read_weights_file(path: str | os.PathLike) -> WeightsFile:
     ``ValueError`` in a sentence for a file that is missing, a model to run, or not what its suffix says."""
     path = Path(path)
     if path.is_dir():
-        inside = [name for name in ("model.safetensors", "best.safetensors") if (path / name).is_file()]
-        hint = f" (it holds {path / inside[0]})" if inside else ""
+        weights = path / "model.safetensors"  # what a training run's folder holds
+        hint = f" (it holds {weights})" if weights.is_file() else ""
         raise ValueError(f"{path} is a folder; give a weights file{hint}")
     if not path.is_file():
         raise ValueError(f"no such weights file: {path}")
